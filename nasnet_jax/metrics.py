@@ -1,0 +1,129 @@
+"""PSNR and SSIM under the scoring protocols deraining papers report.
+
+Reported numbers are comparable only under the same protocol (see
+``shared/design/evaluation.md``). Every function here takes two uint8 images of the same
+shape (H, W, 3) -- the prediction and the ground truth -- and returns a Python float.
+
+Protocols:
+  ``"y8"``: Y of MATLAB ``rgb2ycbcr`` (BT.601 studio range) rounded to uint8, PSNR with
+    peak 255, Wang et al. SSIM (Gaussian 11x11, sigma 1.5, K = (0.01, 0.03), L = 255,
+    'valid' filtering, mean of the map) computed with ``dm_pix.ssim``. The protocol of
+    Restormer/MPRNet/DRSformer's ``evaluate_PSNR_SSIM.m``.
+  ``"ydouble"``: the same Y on ``im2double`` images without rounding, PSNR with peak 1,
+    SSIM as above on Y*255 (PReNet/RCDNet ``statistic_*.m``).
+  ``"rgb"``: scikit-image PSNR on RGB and SSIM with its defaults averaged over channels
+    (the NASNet authors, SPANet).
+  ``"deraindrop"``: both images cropped to multiples of 4, full-range Y of OpenCV's
+    BGR->YCrCb (its fixed-point arithmetic), scikit-image PSNR/SSIM defaults.
+
+The "rgb" and "deraindrop" protocols are defined by scikit-image's implementation
+(uniform 7x7 window, sample covariance), so they call scikit-image itself rather than
+re-implementing it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import dm_pix
+import jax
+import jax.numpy as jnp
+import numpy as np
+from skimage import metrics as skmetrics
+
+PROTOCOLS = ("y8", "ydouble", "rgb", "deraindrop")
+
+# MATLAB rgb2ycbcr, Y row, for R, G, B in [0, 1]: Y = 16/255 + (Y_WEIGHTS . rgb) / 255.
+_MATLAB_Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
+# OpenCV cvtColor 8-bit RGB->Y: fixed point with 14 fractional bits (R, G, B order).
+_OPENCV_Y_WEIGHTS = np.array([4899, 9617, 1868], np.int64)
+
+
+def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  pred = np.asarray(pred)
+  gt = np.asarray(gt)
+  for name, a in (("pred", pred), ("gt", gt)):
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[-1] != 3:
+      raise ValueError(f"{name} must be a uint8 HxWx3 array, got {a.dtype} {a.shape}")
+  if pred.shape != gt.shape:
+    raise ValueError(f"pred and gt differ in size: {pred.shape} vs {gt.shape}")
+  return pred, gt
+
+
+def matlab_y(image: np.ndarray, rounded: bool = True) -> np.ndarray:
+  """Y of MATLAB's ``rgb2ycbcr`` for a uint8 (H, W, 3) RGB image.
+
+  Returns float64 (H, W): with ``rounded`` the uint8 result MATLAB gives for uint8 input
+  (values 16..235, as floats); otherwise the double result in [16/255, 235/255].
+  """
+  rgb = image.astype(np.float64) / 255.0
+  y = 16.0 / 255.0 + (rgb @ _MATLAB_Y_WEIGHTS) / 255.0
+  if rounded:
+    return np.round(y * 255.0)
+  return y
+
+
+def opencv_y(image: np.ndarray) -> np.ndarray:
+  """Full-range Y of OpenCV's ``cvtColor(BGR2YCrCb)`` on 8-bit input, as uint8 (H, W)."""
+  y = (image.astype(np.int64) @ _OPENCV_Y_WEIGHTS + (1 << 13)) >> 14
+  return y.astype(np.uint8)
+
+
+@functools.partial(jax.jit, static_argnames=("max_val",))
+def _wang_ssim(a: jax.Array, b: jax.Array, max_val: float) -> jax.Array:
+  return dm_pix.ssim(a, b, max_val=max_val, filter_size=11, filter_sigma=1.5, k1=0.01,
+                     k2=0.03)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
+  mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+  if mse == 0.0:
+    return math.inf
+  return 10.0 * math.log10(peak * peak / mse)
+
+
+def psnr(pred: np.ndarray, gt: np.ndarray, protocol: str = "y8") -> float:
+  """PSNR in dB of uint8 (H, W, 3) ``pred`` against ``gt`` under ``protocol``."""
+  pred, gt = _check_pair(pred, gt)
+  if protocol == "y8":
+    return _psnr(matlab_y(pred), matlab_y(gt), 255.0)
+  if protocol == "ydouble":
+    return _psnr(matlab_y(pred, rounded=False), matlab_y(gt, rounded=False), 1.0)
+  if protocol == "rgb":
+    return float(skmetrics.peak_signal_noise_ratio(gt, pred, data_range=255))
+  if protocol == "deraindrop":
+    p, g = _deraindrop_y(pred, gt)
+    return float(skmetrics.peak_signal_noise_ratio(g, p, data_range=255))
+  raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+
+
+def ssim(pred: np.ndarray, gt: np.ndarray, protocol: str = "y8") -> float:
+  """SSIM of uint8 (H, W, 3) ``pred`` against ``gt`` under ``protocol``."""
+  pred, gt = _check_pair(pred, gt)
+  if protocol in ("y8", "ydouble"):
+    if min(pred.shape[:2]) < 11:
+      raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {pred.shape}")
+    rounded = protocol == "y8"
+    yp = matlab_y(pred, rounded) * (1.0 if rounded else 255.0)
+    yg = matlab_y(gt, rounded) * (1.0 if rounded else 255.0)
+    return float(_wang_ssim(jnp.asarray(yp[..., None], jnp.float32),
+                            jnp.asarray(yg[..., None], jnp.float32), 255.0))
+  if protocol == "rgb":
+    return float(skmetrics.structural_similarity(gt, pred, channel_axis=-1,
+                                                 data_range=255))
+  if protocol == "deraindrop":
+    p, g = _deraindrop_y(pred, gt)
+    return float(skmetrics.structural_similarity(g, p, data_range=255))
+  raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+
+
+def _deraindrop_y(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  h = pred.shape[0] - pred.shape[0] % 4
+  w = pred.shape[1] - pred.shape[1] % 4
+  return opencv_y(pred[:h, :w]), opencv_y(gt[:h, :w])
+
+
+def to_uint8(image) -> np.ndarray:
+  """A float image in [0, 1] (any shape) -> uint8, clipped and rounded."""
+  return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
