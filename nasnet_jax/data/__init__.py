@@ -1,0 +1,11 @@
+"""Datasets (TFDS builders, registered on import) and the grain input pipeline."""
+
+from nasnet_jax.data import synthetic_rain
+from nasnet_jax.data.pipeline import (RandomCropFlipRotate, eval_examples, get_data_source,
+                                      train_dataset, train_iterator)
+from nasnet_jax.data.synthetic_rain import RAIN_TYPES, add_rain, add_rain_batch
+from nasnet_jax.data.synthetic_rain_builder import SyntheticRain
+
+__all__ = ["RAIN_TYPES", "RandomCropFlipRotate", "SyntheticRain", "add_rain",
+           "add_rain_batch", "eval_examples", "get_data_source", "synthetic_rain",
+           "train_dataset", "train_iterator"]

@@ -1,0 +1,168 @@
+"""Orbax checkpoints of a training run, and restoring a model from one.
+
+A run's checkpoints live in ``WORKDIR/checkpoints/<step>/`` (orbax ``CheckpointManager``),
+each with three items:
+
+* ``state``: the train state pytree (step, params, optimizer state, PRNG key);
+* ``data``: the input iterator's state (JSON), so a resumed run continues the same stream;
+* ``model``: the model config (JSON), so the network can be rebuilt without the config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any, Mapping
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+CHECKPOINT_SUBDIR = "checkpoints"
+QUARANTINE_SUBDIR = "checkpoints_unreadable"
+
+
+def make_manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
+  """The run's CheckpointManager in ``workdir/checkpoints`` keeping ``keep`` checkpoints."""
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                         enable_async_checkpointing=False,
+                                         cleanup_tmp_directories=True)
+  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, CHECKPOINT_SUBDIR)),
+                               options=options, item_names=("state", "data", "model"))
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any,
+         data_state: Mapping[str, Any], model_config: Mapping[str, Any]) -> None:
+  """Writes checkpoint ``step`` (atomically: orbax renames a finished temporary dir)."""
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=ocp.args.JsonSave(dict(data_state)),
+      model=ocp.args.JsonSave(dict(model_config))), force=True)
+  manager.wait_until_finished()
+
+
+def _quarantine(manager: ocp.CheckpointManager, step: int) -> str:
+  """Moves an unreadable checkpoint aside (kept, never deleted) and returns where."""
+  src = os.path.join(str(manager.directory), str(step))
+  dst_root = os.path.join(os.path.dirname(str(manager.directory)), QUARANTINE_SUBDIR)
+  os.makedirs(dst_root, exist_ok=True)
+  dst = os.path.join(dst_root, str(step))
+  if os.path.exists(dst):
+    shutil.rmtree(dst)
+  shutil.move(src, dst)
+  manager.reload()
+  return dst
+
+
+def model_config_mismatch(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+  """Fields of the architecture that differ, as "field: saved -> wanted" strings.
+
+  ``remat``, ``dtype`` and ``depthwise_impl`` change how the network is computed, not its
+  parameters, so they may differ between runs.
+  """
+  ignore = {"remat", "dtype", "depthwise_impl"}
+  keys = sorted((set(saved) | set(wanted)) - ignore)
+  return [f"{k}: {saved.get(k)!r} in checkpoint vs {wanted.get(k)!r} in config"
+          for k in keys if saved.get(k) != wanted.get(k)]
+
+
+def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any,
+                   model_config: Mapping[str, Any]):
+  """Restores the newest readable checkpoint.
+
+  Returns (step, state, data_state) or None when there is no checkpoint. An unreadable
+  (e.g. truncated) checkpoint is moved to ``checkpoints_unreadable/`` and the previous one
+  is tried, with a warning. A checkpoint of another architecture raises ValueError.
+  """
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      saved_model = manager.restore(step, args=ocp.args.Composite(
+          model=ocp.args.JsonRestore()))["model"]
+    except Exception as e:  # pylint: disable=broad-except
+      _warn_unreadable(manager, step, e)
+      continue
+    diff = model_config_mismatch(saved_model, model_config)
+    if diff:
+      raise ValueError(
+          f"{manager.directory} holds a checkpoint of another architecture ("
+          + "; ".join(diff) + "); use a new --workdir or the matching --config.model")
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+    except Exception as e:  # pylint: disable=broad-except
+      _warn_unreadable(manager, step, e)
+      continue
+    return step, restored["state"], restored["data"]
+  return None
+
+
+def _warn_unreadable(manager, step, error):
+  where = _quarantine(manager, step) if jax.process_index() == 0 else "(left in place)"
+  message = (f"WARNING: checkpoint {manager.directory}/{step} is unreadable "
+             f"({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}); "
+             f"moved it to {where} and falling back to the previous checkpoint")
+  logging.warning(message)
+  print(message, flush=True)
+
+
+def _resolve(path: str) -> tuple[str, int | None]:
+  """(checkpoints directory, step or None for latest) for a workdir, checkpoints dir or step dir."""
+  path = os.path.abspath(os.path.expanduser(path))
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"{path} does not exist: pass a training workdir, its "
+                            "checkpoints/ folder or one checkpoint step folder")
+  if os.path.isdir(os.path.join(path, CHECKPOINT_SUBDIR)):
+    return os.path.join(path, CHECKPOINT_SUBDIR), None
+  name = os.path.basename(path)
+  if name.isdigit() and os.path.isdir(os.path.join(path, "state")):
+    return os.path.dirname(path), int(name)
+  return path, None
+
+
+def restore(path: str):
+  """Restores ``(model, params)`` for inference from a checkpoint.
+
+  Args:
+    path: a training workdir (its latest checkpoint is used), its ``checkpoints/``
+      folder, or one step folder ``checkpoints/<step>``.
+
+  Returns:
+    (model, params): a Flax module built from the checkpoint's model config and its
+    parameters, ready for ``model.apply({"params": params}, images)`` or
+    ``nasnet_jax.derain(model, params, image)``.
+  """
+  from nasnet_jax.models import create_model  # pylint: disable=g-import-not-at-top
+  directory, step = _resolve(path)
+  manager = ocp.CheckpointManager(directory, item_names=("state", "data", "model"),
+                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  steps = sorted(manager.all_steps(), reverse=True)
+  if not steps:
+    raise FileNotFoundError(f"no checkpoint in {directory}: train first, or pass the "
+                            "folder that holds checkpoints/")
+  candidates = [step] if step is not None else steps
+  last_error = None
+  for s in candidates:
+    try:
+      restored = manager.restore(s, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(), model=ocp.args.JsonRestore()))
+    except Exception as e:  # pylint: disable=broad-except
+      last_error = e
+      print(f"WARNING: checkpoint {directory}/{s} is unreadable ({type(e).__name__}); "
+            "trying the previous one", flush=True)
+      continue
+    model_config = restored["model"]
+    return create_model(model_config), restored["state"]["params"]
+  raise ValueError(f"no readable checkpoint in {directory}: {last_error}")
+
+
+def read_model_config(path: str) -> dict[str, Any]:
+  """The model config stored with the latest (or given) checkpoint under ``path``."""
+  directory, step = _resolve(path)
+  manager = ocp.CheckpointManager(directory, item_names=("state", "data", "model"),
+                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"no checkpoint in {directory}")
+  return json.loads(json.dumps(manager.restore(step, args=ocp.args.Composite(
+      model=ocp.args.JsonRestore()))["model"]))

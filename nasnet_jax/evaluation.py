@@ -1,0 +1,191 @@
+"""Scoring deraining results: a model on a dataset split, or saved outputs in a folder.
+
+Both report, per protocol (see ``nasnet_jax.metrics``), the mean PSNR/SSIM of the output
+beside that of the rainy input, overall and per rain type where examples carry one, and
+write ``per_image.csv`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import math
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from nasnet_jax import images as image_io
+from nasnet_jax import inference, metrics
+
+
+def score_pair(pred: np.ndarray, gt: np.ndarray, protocols: Sequence[str],
+               prefix: str = "") -> dict[str, float]:
+  """{prefix + "psnr_<protocol>": ..., prefix + "ssim_<protocol>": ...} for uint8 images."""
+  row = {}
+  for p in protocols:
+    row[f"{prefix}psnr_{p}"] = metrics.psnr(pred, gt, p)
+    row[f"{prefix}ssim_{p}"] = metrics.ssim(pred, gt, p)
+  return row
+
+
+def evaluate_model(model, params, examples: Iterable[Mapping[str, Any]],
+                   protocols: Sequence[str] = ("y8",), output_dir: str | None = None,
+                   sharding=None, on_image=None) -> list[dict[str, Any]]:
+  """Derains each example and scores it.
+
+  Args:
+    model, params: the network.
+    examples: dicts with ``rainy`` and ``clean`` (uint8 HxWx3), ``id`` and optionally
+      ``rain_type``.
+    protocols: scoring protocols.
+    output_dir: if given, each derained image is written there as ``<id>.png``.
+    sharding: placement for the input (see ``inference.derain``).
+    on_image: optional callback ``(index, example, derained_uint8)``.
+
+  Returns:
+    One row per image: id, rain_type (if any), and input_/output psnr/ssim per protocol.
+  """
+  rows = []
+  for i, ex in enumerate(examples):
+    derained = inference.derain(model, params, ex["rainy"], sharding=sharding)
+    row = {"id": ex["id"]}
+    if "rain_type" in ex:
+      row["rain_type"] = ex["rain_type"]
+    row.update(score_pair(ex["rainy"], ex["clean"], protocols, prefix="input_"))
+    row.update(score_pair(derained, ex["clean"], protocols))
+    rows.append(row)
+    if output_dir:
+      image_io.write_png(os.path.join(output_dir, _safe_name(ex["id"]) + ".png"), derained)
+    if on_image is not None:
+      on_image(i, ex, derained)
+  return rows
+
+
+def _safe_name(example_id: str) -> str:
+  stem = os.path.splitext(example_id)[0]
+  return stem.replace(os.sep, "__").replace("/", "__")
+
+
+def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+  """Mean of every numeric column, over all rows and per ``rain_type``."""
+  groups = collections.OrderedDict([("all", list(rows))])
+  for row in rows:
+    if "rain_type" in row:
+      groups.setdefault(row["rain_type"], []).append(row)
+  summary = {}
+  for name, group in groups.items():
+    keys = [k for k in group[0] if isinstance(group[0][k], float)] if group else []
+    entry = {"count": len(group)}
+    for k in keys:
+      values = [r[k] for r in group if math.isfinite(r[k])]
+      entry[k] = float(np.mean(values)) if values else float("nan")
+    summary[name] = entry
+  return summary
+
+
+def format_table(summary: Mapping[str, Mapping[str, float]], protocols: Sequence[str]) -> str:
+  """A plain-text table: one line per group and protocol, input vs output."""
+  lines = [f"{'group':<10} {'n':>4} {'protocol':<10} {'input PSNR':>10} {'PSNR':>8} "
+           f"{'gain':>7} {'input SSIM':>10} {'SSIM':>7}"]
+  for group, entry in summary.items():
+    for p in protocols:
+      if f"psnr_{p}" not in entry:
+        continue
+      inp = entry.get(f"input_psnr_{p}")
+      out = entry[f"psnr_{p}"]
+      gain = f"{out - inp:+7.2f}" if inp is not None else f"{'':>7}"
+      inp_s = f"{inp:10.2f}" if inp is not None else f"{'-':>10}"
+      inp_ssim = entry.get(f"input_ssim_{p}")
+      inp_ssim_s = f"{inp_ssim:10.4f}" if inp_ssim is not None else f"{'-':>10}"
+      lines.append(f"{group:<10} {entry['count']:>4} {p:<10} {inp_s} {out:8.2f} {gain} "
+                   f"{inp_ssim_s} {entry[f'ssim_{p}']:7.4f}")
+  return "\n".join(lines)
+
+
+def write_report(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
+                 output_dir: str, extra: Mapping[str, Any] | None = None) -> None:
+  """Writes ``per_image.csv`` and ``summary.json`` into ``output_dir`` (atomically)."""
+  os.makedirs(output_dir, exist_ok=True)
+  if rows:
+    fields = list(rows[0].keys())
+    tmp = os.path.join(output_dir, "per_image.csv.tmp")
+    with open(tmp, "w", newline="") as f:
+      writer = csv.DictWriter(f, fieldnames=fields)
+      writer.writeheader()
+      writer.writerows(rows)
+    os.replace(tmp, os.path.join(output_dir, "per_image.csv"))
+  tmp = os.path.join(output_dir, "summary.json.tmp")
+  with open(tmp, "w") as f:
+    json.dump({**(extra or {}), "summary": summary}, f, indent=2)
+  os.replace(tmp, os.path.join(output_dir, "summary.json"))
+
+
+def _list_images(folder: str) -> tuple[dict[str, str], list[str]]:
+  """{relative path without extension: path} of image files, and the non-image files."""
+  found, others = {}, []
+  for root, _, files in os.walk(folder):
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      rel = os.path.relpath(path, folder)
+      if image_io.is_image_file(name):
+        key = os.path.splitext(rel)[0]
+        if key in found:
+          raise ValueError(f"{folder} holds two images named {key} "
+                           f"({os.path.basename(found[key])}, {name}); keep one")
+        found[key] = path
+      else:
+        others.append(rel)
+  return found, others
+
+
+def evaluate_folders(results_dir: str, target_dir: str,
+                     protocols: Sequence[str] = ("y8",),
+                     input_dir: str | None = None) -> list[dict[str, Any]]:
+  """Scores saved outputs in ``results_dir`` against ground truth in ``target_dir``.
+
+  Files are paired by their path relative to each folder, without the extension (so
+  ``a/1.png`` pairs with ``a/1.jpg``). Every result must have a target of the same size;
+  otherwise ValueError names the files. Non-image files are skipped with a note. With
+  ``input_dir`` (the rainy inputs, same names), the input's scores are reported too.
+  """
+  for name, folder in (("--results_dir", results_dir), ("--target_dir", target_dir),
+                       ("--input_dir", input_dir)):
+    if folder is not None and not os.path.isdir(folder):
+      raise FileNotFoundError(f"{name}={folder} is not a folder")
+  results, skipped = _list_images(results_dir)
+  targets, _ = _list_images(target_dir)
+  inputs = _list_images(input_dir)[0] if input_dir else {}
+  if skipped:
+    print(f"note: skipping {len(skipped)} non-image file(s) in {results_dir} "
+          f"(e.g. {skipped[0]})", flush=True)
+  if not results:
+    raise ValueError(f"--results_dir={results_dir} holds no images "
+                     f"({', '.join(image_io.IMAGE_EXTENSIONS)})")
+  unpaired = sorted(set(results) - set(targets))
+  if unpaired:
+    raise ValueError(f"{len(unpaired)} result(s) in {results_dir} have no image of the same "
+                     f"name in {target_dir} (e.g. {unpaired[0]}); pass the matching "
+                     "--target_dir or remove them")
+  missing_inputs = sorted(set(results) - set(inputs)) if input_dir else []
+  if missing_inputs:
+    raise ValueError(f"{len(missing_inputs)} result(s) have no input of the same name in "
+                     f"{input_dir} (e.g. {missing_inputs[0]})")
+  rows = []
+  for key in sorted(results):
+    pred = image_io.read_image(results[key])
+    gt = image_io.read_image(targets[key])
+    if pred.shape != gt.shape:
+      raise ValueError(f"{results[key]} is {pred.shape[1]}x{pred.shape[0]} but "
+                       f"{targets[key]} is {gt.shape[1]}x{gt.shape[0]}; results must keep "
+                       "the ground truth's size")
+    row = {"id": key}
+    if input_dir:
+      rainy = image_io.read_image(inputs[key])
+      if rainy.shape != gt.shape:
+        raise ValueError(f"{inputs[key]} and {targets[key]} differ in size")
+      row.update(score_pair(rainy, gt, protocols, prefix="input_"))
+    row.update(score_pair(pred, gt, protocols))
+    rows.append(row)
+  return rows

@@ -1,0 +1,309 @@
+"""Training: a jitted data-parallel train step and the loop around it.
+
+The step is a pure function ``train_step(state, batch) -> (state, metrics)`` jitted with
+``NamedSharding``s over a 1-D ``data`` mesh of every device (all hosts): parameters and
+optimizer state are replicated, the global batch is split along ``data``, and since the
+loss is the mean over the global batch XLA inserts the gradient all-reduce. The same code
+runs on one CPU, several GPUs/TPU cores, or several hosts started under
+``jax.distributed.initialize()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import signal
+import time
+from typing import Any, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax.training import train_state
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from nasnet_jax import checkpointing, evaluation, losses, metrics as metrics_lib
+from nasnet_jax import images as image_io
+from nasnet_jax.data import pipeline, synthetic_rain
+from nasnet_jax.metric_writers import MetricWriter
+from nasnet_jax.models import create_model
+
+
+class TrainState(train_state.TrainState):
+  """flax TrainState plus the run's base PRNG key (raw uint32[2])."""
+  rng: jax.Array
+
+
+class NonFiniteLossError(RuntimeError):
+  """The loss became NaN or inf."""
+
+
+def model_config_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  return json.loads(config.model.to_json())
+
+
+def make_optimizer(config: ml_collections.ConfigDict):
+  """RAdam with cosine decay from ``learning_rate`` to 0 over ``total_steps`` (+ warmup)."""
+  if config.warmup_steps:
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, config.learning_rate, config.warmup_steps, config.total_steps, end_value=0.0)
+  else:
+    schedule = optax.cosine_decay_schedule(config.learning_rate, config.total_steps,
+                                           alpha=0.0)
+  return optax.radam(schedule, b1=config.adam_b1, b2=config.adam_b2), schedule
+
+
+def create_train_state(config, model, rng: jax.Array) -> TrainState:
+  """Initialises parameters and optimizer state (on the default device)."""
+  tx, _ = make_optimizer(config)
+  init_rng, base_rng = jax.random.split(rng)
+  crop = config.data.crop_size
+  params = model.init(init_rng, jnp.zeros((1, crop, crop, 3), jnp.float32))["params"]
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx, rng=base_rng)
+
+
+def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
+               rain_fraction: float = 0.0, rain_type: str = "mixed"):
+  """One optimisation step on a global batch.
+
+  Args:
+    state: the train state (replicated).
+    batch: ``rainy`` and ``clean``, uint8 (N, H, W, 3), sharded over ``data``.
+    rain_fraction: static; this fraction of the batch (on average) gets its rainy input
+      replaced by freshly rendered synthetic rain over its clean image, keyed by
+      (state.rng, step) -- so it is reproducible and resumable.
+    rain_type: static; the synthetic rain type for those.
+
+  Returns:
+    (new_state, metrics) with scalar ``loss``, ``l1``, ``ssim``, ``grad_norm``.
+  """
+  rainy = batch["rainy"].astype(jnp.float32) / 255.0
+  clean = batch["clean"].astype(jnp.float32) / 255.0
+  if rain_fraction > 0.0:
+    step_key = jax.random.fold_in(state.rng, state.step)
+    k_pick, k_rain = jax.random.split(step_key)
+    fresh = synthetic_rain.add_rain_batch(k_rain, clean, rain_type)
+    pick = jax.random.uniform(k_pick, (rainy.shape[0], 1, 1, 1)) < rain_fraction
+    rainy = jnp.where(pick, fresh, rainy)
+
+  def loss_fn(params):
+    pred = state.apply_fn({"params": params}, rainy)
+    return losses.l1_ssim_loss(pred, clean)
+
+  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  new_state = state.apply_gradients(grads=grads)
+  return new_state, {"loss": loss, **aux, "grad_norm": optax.global_norm(grads)}
+
+
+def make_mesh() -> Mesh:
+  return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def check_batch_size(global_batch: int, num_devices: int) -> None:
+  if global_batch % num_devices:
+    raise ValueError(f"config.batch_size={global_batch} does not divide over {num_devices} "
+                     f"devices; use a multiple of {num_devices}")
+
+
+def jit_train_step(config, mesh: Mesh, state_sharding):
+  batch_sharding = NamedSharding(mesh, P("data"))
+  step = functools.partial(train_step, rain_fraction=float(config.data.synthetic_rain_fraction),
+                           rain_type=config.data.synthetic_rain_type)
+  return jax.jit(step, in_shardings=(state_sharding, batch_sharding),
+                 out_shardings=(state_sharding, NamedSharding(mesh, P())),
+                 donate_argnums=(0,)), batch_sharding
+
+
+class _StopRequest:
+  """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+
+  def __init__(self):
+    self.signal = None
+    self._previous = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:   # not the main thread: leave signals alone
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signal is not None:   # a second signal: give up immediately
+      raise KeyboardInterrupt
+    self.signal = signal.Signals(signum).name
+    print(f"\n{self.signal} received: saving a checkpoint and stopping", flush=True)
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    return False
+
+
+def _sample_strip(example, derained) -> np.ndarray:
+  """rainy | derained | clean side by side, uint8."""
+  return np.concatenate([example["rainy"], derained, example["clean"]], axis=1)
+
+
+def evaluate_during_training(config, model, params, eval_source, workdir, step,
+                             sharding) -> dict[str, float]:
+  """Scores the held-out split; writes sample strips; returns flat summary metrics."""
+  examples = pipeline.eval_examples(eval_source, config.eval.max_images or None)
+  strips = []
+
+  def keep_strip(i, ex, derained):
+    if i < config.eval.num_sample_images:
+      strips.append(_sample_strip(ex, derained))
+
+  rows = evaluation.evaluate_model(model, params, examples, tuple(config.eval.protocols),
+                                   sharding=sharding, on_image=keep_strip)
+  summary = evaluation.summarize(rows)
+  if strips and jax.process_index() == 0:
+    width = max(s.shape[1] for s in strips)
+    padded = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips]
+    image_io.write_png(os.path.join(workdir, "samples", f"step_{step:08d}.png"),
+                       np.concatenate(padded, axis=0))
+  flat = {}
+  for group, entry in summary.items():
+    for key, value in entry.items():
+      if key == "count":
+        continue
+      name = key.replace(f"_{config.eval.protocols[0]}", "") if group == "all" else None
+      flat[f"eval/{group}/{key}"] = value
+      if name in ("psnr", "ssim", "input_psnr", "input_ssim"):
+        flat[name] = value
+  return flat
+
+
+def _truncate_metrics(path: str, last_step: int) -> None:
+  """On resume, moves log lines past the restored step (they will be recomputed)."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  keep, dropped = [], []
+  for line in lines:
+    try:
+      (keep if json.loads(line).get("step", 0) <= last_step else dropped).append(line)
+    except json.JSONDecodeError:
+      dropped.append(line)   # a line cut by a kill
+  if dropped:
+    with open(path + ".superseded", "a") as f:
+      f.writelines(dropped)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(keep)
+    os.replace(tmp, path)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains (resuming from ``workdir/checkpoints`` if present), evaluates, checkpoints.
+
+  Returns the final train state. Raises ValueError for bad configuration and
+  NonFiniteLossError if the loss diverges (the last good checkpoint is kept).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  mesh = make_mesh()
+  check_batch_size(config.batch_size, jax.device_count())
+  model = create_model(config.model)
+  model_cfg = model_config_dict(config)
+
+  train_source = pipeline.get_data_source(config.data.name, config.data.train_split,
+                                          config.data.data_dir, config.data.manual_dir)
+  eval_source = pipeline.get_data_source(config.data.name, config.data.eval_split,
+                                         config.data.data_dir, config.data.manual_dir)
+  dataset = pipeline.train_dataset(
+      train_source, crop_size=config.data.crop_size, global_batch_size=config.batch_size,
+      seed=config.seed, flip=config.data.random_flip, rotate=config.data.random_rotate,
+      pad_small_images=config.data.pad_small_images)
+  data_iter = pipeline.train_iterator(dataset, num_threads=config.data.num_threads,
+                                      prefetch=config.data.prefetch)
+
+  replicated = NamedSharding(mesh, P())
+  state = jax.jit(functools.partial(create_train_state, config, model),
+                  out_shardings=replicated)(jax.random.PRNGKey(config.seed))
+  state_sharding = jax.tree.map(lambda _: replicated, state)
+  manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), state)
+  restored = checkpointing.restore_latest(manager, abstract, model_cfg)
+  start_step = 0
+  if restored is not None:
+    start_step, state, data_state = restored
+    data_iter.set_state(data_state)
+    print(f"Resumed from {manager.directory}/{start_step}", flush=True)
+  is_main = jax.process_index() == 0
+  if is_main:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+  _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start_step)
+  writer = MetricWriter(workdir, enabled=is_main, total_steps=config.total_steps)
+  step_fn, batch_sharding = jit_train_step(config, mesh, state_sharding)
+  _, schedule = make_optimizer(config)
+  num_params = sum(x.size for x in jax.tree.leaves(state.params))
+  if is_main:
+    print(f"Model {model_cfg.get('name', 'nasnet')}: {num_params:,} parameters; "
+          f"{jax.device_count()} device(s) ({jax.devices()[0].platform}); global batch "
+          f"{config.batch_size}, crop {config.data.crop_size}; steps {start_step} -> "
+          f"{config.total_steps}", flush=True)
+
+  def save(step):
+    if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state.params)):
+      raise NonFiniteLossError(f"parameters became NaN/inf before step {step}")
+    checkpointing.save(manager, step, state, data_iter.get_state(), model_cfg)
+
+  pending = []
+  last_log_time, last_log_step = time.time(), start_step
+  step = start_step
+  with _StopRequest() as stop:
+    while step < config.total_steps:
+      local = next(data_iter)
+      batch = {k: jax.make_array_from_process_local_data(batch_sharding, local[k])
+               for k in ("rainy", "clean")}
+      state, step_metrics = step_fn(state, batch)
+      step += 1
+      pending.append(step_metrics)
+      log_now = step % config.log_every_steps == 0 or step == config.total_steps
+      ckpt_now = (step % config.checkpoint_every_steps == 0 or step == config.total_steps
+                  or stop.signal is not None)
+      if log_now or ckpt_now:
+        fetched = jax.device_get(pending)
+        pending = []
+        losses_seen = [float(m["loss"]) for m in fetched]
+        if not all(math.isfinite(v) for v in losses_seen):
+          last = manager.latest_step()
+          raise NonFiniteLossError(
+              f"loss became NaN/inf by step {step}; the last good checkpoint "
+              f"({manager.directory}/{last}) is kept: lower --config.learning_rate or "
+              "check the data, then rerun to resume from it")
+        if log_now:
+          now = time.time()
+          done = step - last_log_step
+          mean = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+          mean["lr"] = float(schedule(step - 1))
+          mean["img_per_s"] = done * config.batch_size / max(now - last_log_time, 1e-9)
+          writer.write_train(step, mean, seconds_per_step=(now - last_log_time) / done)
+          last_log_time, last_log_step = now, step
+      if step % config.eval_every_steps == 0 or step == config.total_steps:
+        eval_metrics = evaluate_during_training(config, model, state.params, eval_source,
+                                                workdir, step, replicated)
+        writer.write_eval(step, eval_metrics)
+        last_log_time = time.time()
+      if ckpt_now:
+        save(step)
+      if stop.signal is not None:
+        print(f"Stopped at step {step} ({stop.signal}); checkpoint saved in "
+              f"{manager.directory}/{step}. Rerun the same command to resume.", flush=True)
+        break
+  writer.close()
+  manager.close()
+  return state

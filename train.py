@@ -1,0 +1,35 @@
+"""Trains a deraining network.
+
+  python train.py --config=configs/synthetic.py --workdir=/tmp/nasnet_demo
+  python train.py --config=configs/default.py --workdir=DIR --config.batch_size=8
+
+Re-running the same command resumes from the latest checkpoint in DIR/checkpoints.
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from nasnet_jax import train_lib
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if FLAGS["verbosity"].using_default_value:
+    logging.set_verbosity(logging.WARNING)   # orbax/TFDS INFO lines drown the progress
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    train_lib.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except (ValueError, FileNotFoundError, train_lib.NonFiniteLossError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)
