@@ -83,7 +83,7 @@ def streak_layer(key: jax.Array, shape: tuple[int, int], strength) -> jax.Array:
   """The streak layer S, (H, W) float >= 0 (white), for ``strength`` in [0, 1]."""
   h, w = shape
   k_angle, k_layers = jax.random.split(key)
-  strength = 0.3 + 0.62 * strength   # calibrated: ~28 dB (light) to ~14 dB (heavy)
+  strength = 0.3 + 0.62 * jnp.asarray(strength, jnp.float32)   # calibrated: ~28 dB (light) to ~14 dB (heavy)
   base_angle = jax.random.uniform(k_angle, (), minval=-0.4, maxval=0.4)
   # Heavier rain gets more layers in different directions (Rain100H-like).
   n_layers = 1 + (strength > 0.6).astype(jnp.int32) + (strength > 0.9).astype(jnp.int32)
@@ -117,6 +117,7 @@ def add_streaks(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
 def add_drops(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
   """Eq. 2, ``R = (1 - M) * B + D``; (H, W, 3) in [0, 1] -> (H, W, 3) in [0, 1]."""
   h, w = clean.shape[:2]
+  strength = jnp.asarray(strength, jnp.float32)
   max_drops = int(-(-_DROPS_PER_UNIT * h * w // (256 * 256))) + 1
   kn, kc, kr, ka, ks, kb = jax.random.split(key, 6)
   count = _lerp(24.0, _DROPS_PER_UNIT, strength) * (h * w) / (256 * 256)
@@ -157,6 +158,7 @@ def add_drops(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
 def add_mist(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
   """Eq. 3, ``R = B * t + A * (1 - t) + S``; (H, W, 3) in [0, 1] -> (H, W, 3) in [0, 1]."""
   h, w = clean.shape[:2]
+  strength = jnp.asarray(strength, jnp.float32)
   kd, kb, ka, kt, ks, kg = jax.random.split(key, 6)
   # Depth: farther towards the top, plus smooth random variation.
   ramp = jnp.linspace(1.0, 0.0, h, dtype=jnp.float32)[:, None] * jnp.ones((1, w))

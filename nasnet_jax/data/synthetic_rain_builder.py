@@ -77,6 +77,7 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
   train_photos = TRAIN_PHOTOS
   test_photos = TEST_PHOTOS
   train_size = TRAIN_SIZE
+  test_size = None          # None: test photos at their own size
   test_strengths = TEST_STRENGTHS
   BUILDER_CONFIGS = [
       SyntheticRainConfig(name=t, description=f"{t} rain", rain_type=t)
@@ -112,6 +113,8 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
       photo = load_photo(name)
       if split == "train":
         photo = _square(photo, self.train_size)
+      elif self.test_size:
+        photo = _square(photo, self.test_size)
       clean = jnp.asarray(photo, jnp.float32) / 255.0
       photo_key = jax.random.fold_in(split_key, p)
       if split == "train":

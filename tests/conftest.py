@@ -1,0 +1,80 @@
+"""Shared fixtures: a tiny synthetic-rain dataset built once per test session."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nasnet_jax.data import synthetic_rain_builder
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class TinyRain(synthetic_rain_builder.SyntheticRain):
+  """synthetic_rain at toy size: 2 train photos (48x48, 3 renders), 1 test photo (40x40)."""
+  BUILDER_CONFIGS = [synthetic_rain_builder.SyntheticRainConfig(
+      name=t, rain_type=t, renders_per_image=3) for t in ("streak", "mixed")]
+  train_photos = ("astronaut.png", "coffee.png")
+  test_photos = ("chelsea.png",)
+  train_size = 48
+  test_size = 40
+  test_strengths = (0.3, 0.9)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+  """A TFDS data_dir holding tiny_rain/mixed (train 6 examples, test 6)."""
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  builder = TinyRain(config="mixed", data_dir=data_dir, file_format="array_record")
+  builder.download_and_prepare()
+  return data_dir
+
+
+def tiny_config(data_dir, **overrides):
+  """configs/default.py shrunk to a model and data that train in seconds."""
+  from configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.model.stages, config.model.blocks, config.model.features = 1, 1, 8
+  config.data.name = "tiny_rain/mixed"
+  config.data.data_dir = data_dir
+  config.data.crop_size = 24
+  config.data.num_threads = 1
+  config.batch_size = 4
+  config.total_steps = 6
+  config.learning_rate = 1e-3
+  config.log_every_steps = 2
+  config.eval_every_steps = 6
+  config.checkpoint_every_steps = 3
+  config.eval.protocols = ("y8",)
+  config.eval.num_sample_images = 2
+  for key, value in overrides.items():
+    target = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      target = target[p]
+    target[leaf] = value
+  return config
+
+
+def config_flags_for(data_dir, **overrides):
+  """The same tiny config as command-line flags for train.py / evaluate.py."""
+  values = {
+      "model.stages": 1, "model.blocks": 1, "model.features": 8,
+      "data.name": "tiny_rain/mixed", "data.data_dir": data_dir, "data.crop_size": 24,
+      "data.num_threads": 1, "batch_size": 4, "total_steps": 6, "learning_rate": 1e-3,
+      "log_every_steps": 2, "eval_every_steps": 6, "checkpoint_every_steps": 3,
+      "eval.num_sample_images": 2}
+  values.update(overrides)
+  return ["--config=configs/default.py"] + [f"--config.{k}={v}" for k, v in values.items()]
+
+
+def run_script(args, env=None, timeout=600, check=True):
+  """Runs ``python <args>`` in the repository root; returns the CompletedProcess."""
+  full_env = dict(os.environ)
+  full_env.update(env or {})
+  proc = subprocess.run([sys.executable] + list(args), cwd=ROOT, env=full_env,
+                        capture_output=True, text=True, timeout=timeout)
+  if check and proc.returncode != 0:
+    raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+  return proc

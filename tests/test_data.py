@@ -1,0 +1,154 @@
+"""Synthetic rain, the synthetic_rain builder and the grain input pipeline."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from nasnet_jax import metrics
+from nasnet_jax.data import pipeline, synthetic_rain
+from tests.conftest import TinyRain
+
+
+@pytest.fixture(scope="module")
+def photo():
+  from nasnet_jax.data.synthetic_rain_builder import load_photo, _square
+  return jnp.asarray(_square(load_photo("chelsea.png"), 96), jnp.float32) / 255.0
+
+
+@pytest.mark.parametrize("rain_type", synthetic_rain.RAIN_TYPES)
+def test_rain_is_deterministic_in_range_and_grows_with_strength(photo, rain_type):
+  render = jax.jit(synthetic_rain.add_rain, static_argnames="rain_type")
+  a = render(jax.random.key(0), photo, rain_type, 0.5)
+  b = render(jax.random.key(0), photo, rain_type, 0.5)
+  c = render(jax.random.key(1), photo, rain_type, 0.5)
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, c)
+  assert a.shape == photo.shape and float(a.min()) >= 0 and float(a.max()) <= 1
+  clean8 = metrics.to_uint8(photo)
+  psnrs = [np.mean([metrics.psnr(metrics.to_uint8(render(jax.random.key(k), photo,
+                                                          rain_type, s)), clean8)
+                    for k in range(3)]) for s in (0.0, 0.5, 1.0)]
+  assert psnrs[0] > psnrs[1] > psnrs[2], psnrs
+  assert psnrs[0] < 40   # even light rain is visible
+
+
+def test_rain_models_follow_their_equations(photo):
+  key = jax.random.key(4)
+  streaks = synthetic_rain.add_streaks(key, photo, 0.5)
+  assert bool(jnp.all(streaks >= photo - 1e-6))             # R = B + S, S >= 0
+  drops = synthetic_rain.add_drops(key, photo, 0.5)
+  changed = jnp.any(jnp.abs(drops - photo) > 1e-3, axis=-1)
+  assert 0.02 < float(changed.mean()) < 0.9                 # drops cover part of it
+  # Mist with zero strength still veils a little; full strength much more.
+  light = synthetic_rain.add_mist(key, photo, 0.0)
+  heavy = synthetic_rain.add_mist(key, photo, 1.0)
+  assert float(jnp.std(heavy)) < float(jnp.std(light)) < float(jnp.std(photo)) + 1e-3
+
+
+def test_batch_rendering_and_mixed_types(photo):
+  clean = jnp.stack([photo] * 6)
+  rainy = synthetic_rain.add_rain_batch(jax.random.key(0), clean, "mixed")
+  assert rainy.shape == clean.shape
+  per_image = [np.asarray(r) for r in rainy]
+  assert len({r.tobytes() for r in per_image}) == 6
+  with pytest.raises(ValueError, match="rain_type"):
+    synthetic_rain.add_rain(jax.random.key(0), photo, "snow")
+
+
+def test_builder_splits_counts_and_features(tiny_data_dir):
+  train = pipeline.get_data_source("tiny_rain/mixed", "train", tiny_data_dir)
+  test = pipeline.get_data_source("tiny_rain/mixed", "test", tiny_data_dir)
+  assert len(train) == 2 * 3 and len(test) == 1 * 3 * 2
+  examples = list(pipeline.eval_examples(test))
+  assert {e["rain_type"] for e in examples} == set(synthetic_rain.RAIN_TYPES)
+  for e in examples:
+    assert e["rainy"].shape == e["clean"].shape == (40, 40, 3)
+    assert e["rainy"].dtype == np.uint8 and e["id"].startswith("chelsea/")
+    assert not np.array_equal(e["rainy"], e["clean"])
+  train_ids = {pipeline.as_text(train[i]["id"]).split("/")[0] for i in range(len(train))}
+  assert train_ids == {"astronaut", "coffee"}   # different photos from test
+
+
+def test_builder_is_deterministic(tiny_data_dir, tmp_path):
+  again = TinyRain(config="mixed", data_dir=str(tmp_path), file_format="array_record")
+  again.download_and_prepare()
+  a = tfds.data_source("tiny_rain/mixed", split="test", data_dir=tiny_data_dir)
+  b = again.as_data_source(split="test")
+  by_id = lambda src: {pipeline.as_text(src[i]["id"]): src[i]["rainy"] for i in range(len(src))}
+  da, db = by_id(a), by_id(b)
+  assert da.keys() == db.keys()
+  for k in da:
+    np.testing.assert_array_equal(da[k], db[k])
+
+
+def _coordinate_source(n=5, h=30, w=37):
+  """rainy encodes (row, col, index); clean = 255 - rainy: alignment is checkable."""
+  out = []
+  for i in range(n):
+    yy, xx = np.mgrid[0:h, 0:w]
+    rainy = np.stack([yy, xx, np.full_like(yy, i)], -1).astype(np.uint8)
+    out.append({"rainy": rainy, "clean": 255 - rainy, "id": f"img{i}"})
+  return out
+
+
+def test_crops_stay_aligned_and_cover_flips_and_rotations():
+  ds = pipeline.train_dataset(_coordinate_source(), crop_size=16, global_batch_size=4,
+                              seed=0, process_index=0, process_count=1)
+  orientations = set()
+  for i in range(20):
+    batch = ds[i]
+    assert batch["rainy"].shape == (4, 16, 16, 3)
+    np.testing.assert_array_equal(batch["clean"], 255 - batch["rainy"])
+    for crop in batch["rainy"].astype(int):
+      # Neighbouring pixels differ by one row or column: a true crop, maybe flipped/rotated.
+      dy = crop[1, 0, :2] - crop[0, 0, :2]
+      dx = crop[0, 1, :2] - crop[0, 0, :2]
+      assert sorted(map(abs, dy)) == [0, 1] and sorted(map(abs, dx)) == [0, 1]
+      orientations.add((tuple(dy), tuple(dx)))
+  assert len(orientations) == 8   # 4 rotations x flip
+
+
+def test_pipeline_is_deterministic_and_resumes_exactly():
+  make = lambda seed: pipeline.train_iterator(pipeline.train_dataset(
+      _coordinate_source(), crop_size=8, global_batch_size=2, seed=seed,
+      process_index=0, process_count=1))
+  a, b = make(0), make(0)
+  first = [next(a) for _ in range(4)]
+  for x in first:
+    np.testing.assert_array_equal(x["rainy"], next(b)["rainy"])
+  state = a.get_state()
+  expected = [next(a)["rainy"] for _ in range(3)]
+  resumed = make(0)
+  resumed.set_state(state)
+  for e in expected:
+    np.testing.assert_array_equal(e, next(resumed)["rainy"])
+  other = make(1)
+  assert any(not np.array_equal(x["rainy"], next(other)["rainy"]) for x in first)
+
+
+def test_hosts_get_disjoint_shares():
+  src = _coordinate_source(n=8)
+  shares = [pipeline.train_dataset(src, crop_size=8, global_batch_size=4, seed=0,
+                                   process_index=p, process_count=2) for p in range(2)]
+  ids = [set(int(v) for v in s[0]["rainy"][:, 0, 0, 2]) for s in shares]
+  assert shares[0][0]["rainy"].shape[0] == 2 and not ids[0] & ids[1]
+
+
+def test_crop_larger_than_image_is_a_clear_error_unless_padding():
+  ds = pipeline.train_dataset(_coordinate_source(h=10, w=12), crop_size=16,
+                              global_batch_size=2, seed=0, process_index=0, process_count=1)
+  with pytest.raises(ValueError, match=r"config.data.crop_size=16 is larger than example "
+                                       r"img\d \(10x12\)"):
+    ds[0]
+  padded = pipeline.train_dataset(_coordinate_source(h=10, w=12), crop_size=16,
+                                  global_batch_size=2, seed=0, pad_small_images=True,
+                                  process_index=0, process_count=1)[0]
+  assert padded["rainy"].shape == (2, 16, 16, 3)
+  np.testing.assert_array_equal(padded["clean"], 255 - padded["rainy"])
+
+
+def test_unknown_dataset_is_a_clear_error(tmp_path):
+  with pytest.raises(ValueError, match="config.data.name='no_such_rain'"):
+    pipeline.get_data_source("no_such_rain", "train", str(tmp_path))
