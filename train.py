@@ -20,7 +20,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if FLAGS["verbosity"].using_default_value:
+  if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)   # orbax/TFDS INFO lines drown the progress
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")

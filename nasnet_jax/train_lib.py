@@ -272,9 +272,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       state, step_metrics = step_fn(state, batch)
       step += 1
       pending.append(step_metrics)
+      stopping = stop.signal   # read once: a signal arriving later counts from next step
       log_now = step % config.log_every_steps == 0 or step == config.total_steps
       ckpt_now = (step % config.checkpoint_every_steps == 0 or step == config.total_steps
-                  or stop.signal is not None)
+                  or stopping is not None)
       if log_now or ckpt_now:
         fetched = jax.device_get(pending)
         pending = []
@@ -293,15 +294,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           mean["img_per_s"] = done * config.batch_size / max(now - last_log_time, 1e-9)
           writer.write_train(step, mean, seconds_per_step=(now - last_log_time) / done)
           last_log_time, last_log_step = now, step
-      if step % config.eval_every_steps == 0 or step == config.total_steps:
+      if (step % config.eval_every_steps == 0 or step == config.total_steps) and not stopping:
         eval_metrics = evaluate_during_training(config, model, state.params, eval_source,
                                                 workdir, step, replicated)
         writer.write_eval(step, eval_metrics)
         last_log_time = time.time()
       if ckpt_now:
         save(step)
-      if stop.signal is not None:
-        print(f"Stopped at step {step} ({stop.signal}); checkpoint saved in "
+      if stopping is not None:
+        print(f"Stopped at step {step} ({stopping}); checkpoint saved in "
               f"{manager.directory}/{step}. Rerun the same command to resume.", flush=True)
         break
   writer.close()

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 RAIN_TYPES = ("streak", "drop", "mist")
 _STREAK_RADIUS = 15      # streak kernels are (2r+1)^2: streaks up to ~30 px long
 _MAX_STREAK_LAYERS = 3
-_DROPS_PER_UNIT = 70.0   # drops per 256x256 area at full strength
+_DROPS_PER_UNIT = 300.0   # drops per 256x256 area at full strength
 
 
 def _lerp(a, b, t):
@@ -118,41 +118,63 @@ def add_drops(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
   """Eq. 2, ``R = (1 - M) * B + D``; (H, W, 3) in [0, 1] -> (H, W, 3) in [0, 1]."""
   h, w = clean.shape[:2]
   strength = jnp.asarray(strength, jnp.float32)
-  max_drops = int(-(-_DROPS_PER_UNIT * h * w // (256 * 256))) + 1
-  kn, kc, kr, ka, ks, kb = jax.random.split(key, 6)
-  count = _lerp(24.0, _DROPS_PER_UNIT, strength) * (h * w) / (256 * 256)
-  active = jnp.arange(max_drops) < jnp.maximum(1.0, jnp.round(count))
+  area = (h * w) / (256 * 256)
+  chunk = 32
+  max_drops = chunk * int(-(-(_DROPS_PER_UNIT * area + 1) // chunk))
+  kc, kr, ka, ks, kb = jax.random.split(key, 5)
+  count = jnp.maximum(1.0, jnp.round(_lerp(_DROPS_PER_UNIT / 3, _DROPS_PER_UNIT, strength)
+                                     * area))
+  active = jnp.arange(max_drops) < count
   centres = jax.random.uniform(kc, (max_drops, 2)) * jnp.array([h, w], jnp.float32)
-  radius = _lerp(12.0, 26.0, strength) * jax.random.uniform(kr, (max_drops,), minval=0.5,
-                                                           maxval=1.0)
+  radius = _lerp(6.0, 12.0, strength) * jax.random.uniform(kr, (max_drops,), minval=0.5,
+                                                          maxval=1.0)
   aspect = jax.random.uniform(ka, (max_drops,), minval=0.75, maxval=1.3)
   ry, rx = radius * aspect, radius / aspect
   yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
                         indexing="ij")
-  dy = (yy[None] - centres[:, 0, None, None]) / ry[:, None, None]
-  dx = (xx[None] - centres[:, 1, None, None]) / rx[:, None, None]
-  dist = jnp.sqrt(dy ** 2 + dx ** 2)                       # (D, H, W), 1 on the rim
-  softness = 1.5 / jnp.maximum(radius, 1.0)[:, None, None]  # ~1.5 px soft edge
-  masks = jnp.where(active[:, None, None], jnp.clip((1.0 - dist) / softness, 0.0, 1.0), 0.0)
-  nearest = jnp.argmax(masks, axis=0)                      # drop owning each pixel
-  mask = jnp.max(masks, axis=0)
+
+  def drop_masks(cy, cx, ry, rx, r, on):
+    dist = jnp.sqrt(((yy - cy[:, None, None]) / ry[:, None, None]) ** 2 +
+                    ((xx - cx[:, None, None]) / rx[:, None, None]) ** 2)   # 1 on the rim
+    softness = 1.5 / jnp.maximum(r, 1.0)[:, None, None]                    # ~1.5 px edge
+    return jnp.where(on[:, None, None], jnp.clip((1.0 - dist) / softness, 0.0, 1.0), 0.0)
+
+  index = jnp.arange(max_drops, dtype=jnp.float32)
+  chunks = tuple(a.reshape(-1, chunk) for a in
+                 (centres[:, 0], centres[:, 1], ry, rx, radius, index, active))
+  # Chunks of drops bound the memory to (chunk, H, W) whatever the drop count.
+  (mask, nearest), _ = jax.lax.scan(
+      functools.partial(_drop_scan_step, drop_masks=drop_masks),
+      (jnp.zeros((h, w)), jnp.zeros((h, w), jnp.int32)), chunks)
   # A drop is a small lens: it shows an inverted, shrunken, blurred view of the scene
   # around it.
-  scale = jax.random.uniform(ks, (), minval=0.4, maxval=0.8)
+  scale = jax.random.uniform(ks, (), minval=0.6, maxval=1.0)
   cy, cx = centres[nearest, 0], centres[nearest, 1]
   sy = cy - (yy - cy) * scale
   sx = cx - (xx - cx) * scale
-  blurred = _gaussian_blur(clean, sigma=1.0 + 2.0 * strength, radius=5)
+  blurred = _gaussian_blur(clean, sigma=1.0 + 1.5 * strength, radius=4)
   refracted = jnp.stack([
       jax.scipy.ndimage.map_coordinates(blurred[..., c], [sy, sx], order=1, mode="nearest")
       for c in range(3)], axis=-1)
   # Brighter centre, darker rim.
-  rim = jnp.take_along_axis(dist, nearest[None], axis=0)[0]
+  rim = jnp.sqrt(((yy - cy) / ry[nearest]) ** 2 + ((xx - cx) / rx[nearest]) ** 2)
   shade = 1.08 - 0.25 * jnp.clip(rim, 0.0, 1.0) ** 4
-  brighten = jax.random.uniform(kb, (), minval=0.02, maxval=0.08)
+  brighten = jax.random.uniform(kb, (), minval=0.04, maxval=0.12)
   drop_look = jnp.clip(refracted * shade[..., None] + brighten, 0.0, 1.0)
   m = mask[..., None]
   return jnp.clip((1.0 - m) * clean + m * drop_look, 0.0, 1.0)
+
+
+def _drop_scan_step(carry, xs, drop_masks):
+  """One chunk of drops: keeps, per pixel, the strongest mask so far and its drop."""
+  best, owner = carry
+  cy, cx, ry, rx, r, index, on = xs
+  masks = drop_masks(cy, cx, ry, rx, r, on)
+  m = jnp.max(masks, axis=0)
+  k = jnp.argmax(masks, axis=0)
+  better = m > best
+  drop = index.astype(jnp.int32)[k]
+  return (jnp.where(better, m, best), jnp.where(better, drop, owner)), None
 
 
 def add_mist(key: jax.Array, clean: jax.Array, strength) -> jax.Array:

@@ -1,0 +1,106 @@
+"""Scoring saved outputs against ground truth folders, and reading odd image files."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nasnet_jax import evaluation, images, metrics
+from tests.conftest import run_script
+
+
+def save(path, array, mode=None):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(array, mode=mode).save(path)
+
+
+@pytest.fixture
+def folders(tmp_path):
+  rng = np.random.default_rng(0)
+  results, targets, inputs = (str(tmp_path / n) for n in ("results", "targets", "inputs"))
+  pairs = {}
+  for name in ("a", "b", "sub/c"):
+    gt = rng.integers(0, 256, (24, 30, 3), dtype=np.uint8)
+    pred = np.clip(gt.astype(int) + rng.integers(-10, 10, gt.shape), 0, 255).astype(np.uint8)
+    rainy = np.clip(gt.astype(int) + 60, 0, 255).astype(np.uint8)
+    save(os.path.join(targets, name + ".png"), gt)
+    save(os.path.join(results, name + ".png"), pred)
+    save(os.path.join(inputs, name + ".png"), rainy)
+    pairs[name] = (pred, gt, rainy)
+  return results, targets, inputs, pairs
+
+
+def test_folders_are_paired_by_name_and_scored(folders):
+  results, targets, inputs, pairs = folders
+  rows = evaluation.evaluate_folders(results, targets, ("y8", "rgb"), input_dir=inputs)
+  assert [r["id"] for r in rows] == ["a", "b", os.path.join("sub", "c")]
+  for row in rows:
+    pred, gt, rainy = pairs[row["id"].replace(os.sep, "/")]
+    assert row["psnr_y8"] == pytest.approx(metrics.psnr(pred, gt, "y8"))
+    assert row["ssim_rgb"] == pytest.approx(metrics.ssim(pred, gt, "rgb"))
+    assert row["input_psnr_rgb"] == pytest.approx(metrics.psnr(rainy, gt, "rgb"))
+
+
+def test_unpaired_results_are_a_clear_error(folders):
+  results, targets, _, pairs = folders
+  save(os.path.join(results, "extra.png"), pairs["a"][0])
+  with pytest.raises(ValueError, match=r"1 result\(s\) in .*results have no image of the "
+                                       r"same name in .*targets \(e.g. extra\)"):
+    evaluation.evaluate_folders(results, targets)
+
+
+def test_size_mismatch_is_a_clear_error(folders):
+  results, targets, _, _ = folders
+  save(os.path.join(results, "a.png"), np.zeros((20, 30, 3), np.uint8))
+  with pytest.raises(ValueError, match=r"a.png is 30x20 but .*a.png is 30x24"):
+    evaluation.evaluate_folders(results, targets)
+
+
+def test_non_image_files_are_skipped_and_broken_images_named(folders, capsys):
+  results, targets, _, _ = folders
+  with open(os.path.join(results, "notes.txt"), "w") as f:
+    f.write("not an image")
+  assert len(evaluation.evaluate_folders(results, targets)) == 3
+  assert "skipping 1 non-image file(s)" in capsys.readouterr().out
+  with open(os.path.join(results, "b.png"), "wb") as f:
+    f.write(b"garbage that is not a png")
+  with pytest.raises(images.ImageReadError, match=r"b.png: not a readable image"):
+    evaluation.evaluate_folders(results, targets)
+
+
+def test_grayscale_rgba_16bit_and_palette_images_are_converted(tmp_path):
+  rgb = np.random.default_rng(1).integers(0, 256, (8, 9, 3), dtype=np.uint8)
+  gray = rgb[..., 0]
+  save(str(tmp_path / "gray.png"), gray)
+  np.testing.assert_array_equal(images.read_image(str(tmp_path / "gray.png")),
+                                np.repeat(gray[..., None], 3, -1))
+  rgba = np.concatenate([rgb, np.full((8, 9, 1), 7, np.uint8)], -1)
+  save(str(tmp_path / "rgba.png"), rgba)
+  np.testing.assert_array_equal(images.read_image(str(tmp_path / "rgba.png")), rgb)
+  gray16 = gray.astype(np.uint16) * 257
+  Image.fromarray(gray16).save(tmp_path / "gray16.png")
+  np.testing.assert_array_equal(images.read_image(str(tmp_path / "gray16.png")),
+                                np.repeat(gray[..., None], 3, -1))
+  # 16-bit RGB (48-bit PNGs decode to uint16 HxWx3).
+  np.testing.assert_array_equal(images.to_rgb_uint8(rgb.astype(np.uint16) * 257), rgb)
+  Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")
+  assert images.read_image(str(tmp_path / "palette.png")).shape == (8, 9, 3)
+
+
+def test_evaluate_cli_on_folders(folders, tmp_path):
+  results, targets, inputs, _ = folders
+  out = tmp_path / "scores"
+  proc = run_script(["evaluate.py", f"--results_dir={results}", f"--target_dir={targets}",
+                     f"--input_dir={inputs}", f"--output_dir={out}", "--protocols=y8,ydouble"])
+  assert "ydouble" in proc.stdout and "input PSNR" in proc.stdout
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["summary"]["all"]["count"] == 3 and summary["protocols"] == ["y8", "ydouble"]
+  save(os.path.join(results, "zzz.png"), np.zeros((24, 30, 3), np.uint8))
+  bad = run_script(["evaluate.py", f"--results_dir={results}", f"--target_dir={targets}",
+                    f"--output_dir={out}"], check=False)
+  assert bad.returncode == 1
+  assert bad.stderr.strip().splitlines()[-1].startswith("error: 1 result(s)")
+  # The earlier report is still there, untouched.
+  assert json.loads((out / "summary.json").read_text()) == summary

@@ -1,0 +1,254 @@
+"""The train step, data parallelism, checkpoints, resume, and the whole loop end to end."""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nasnet_jax
+from nasnet_jax import images, train_lib
+from nasnet_jax.models import create_model
+from tests.conftest import ROOT, config_flags_for, run_script, tiny_config
+
+
+def read_metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+def train_losses(workdir):
+  return {m["step"]: m["loss"] for m in read_metrics(workdir) if "loss" in m}
+
+
+def test_one_step_lowers_the_loss():
+  config = tiny_config(None)
+  model = create_model(config.model)
+  state = train_lib.create_train_state(config, model, jax.random.PRNGKey(0))
+  rng = np.random.default_rng(0)
+  clean = rng.integers(0, 256, (4, 24, 24, 3), dtype=np.uint8)
+  rainy = np.clip(clean.astype(int) + (rng.uniform(size=clean.shape) < 0.1) * 120, 0,
+                  255).astype(np.uint8)
+  batch = {"rainy": jnp.asarray(rainy), "clean": jnp.asarray(clean)}
+  step = jax.jit(train_lib.train_step)
+  new_state, first = step(state, batch)
+  _, second = step(new_state, batch)
+  assert int(new_state.step) == 1
+  assert float(second["loss"]) < float(first["loss"])
+  assert set(first) == {"loss", "l1", "ssim", "grad_norm"}
+
+
+DEVICE_SCRIPT = textwrap.dedent("""
+    import sys, jax, jax.numpy as jnp, numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    from nasnet_jax import images, train_lib
+    from nasnet_jax.models import create_model
+    from tests.conftest import tiny_config
+    config = tiny_config(None, **{"data.synthetic_rain_fraction": 0.5})
+    mesh = train_lib.make_mesh()
+    replicated = NamedSharding(mesh, P())
+    model = create_model(config.model)
+    state = jax.jit(lambda k: train_lib.create_train_state(config, model, k),
+                    out_shardings=replicated)(jax.random.PRNGKey(0))
+    step, batch_sharding = train_lib.jit_train_step(
+        config, mesh, jax.tree.map(lambda _: replicated, state))
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+      local = {k: rng.integers(0, 256, (4, 24, 24, 3), dtype=np.uint8) for k in ("rainy", "clean")}
+      batch = {k: jax.make_array_from_process_local_data(batch_sharding, v) for k, v in local.items()}
+      state, metrics = step(state, batch)
+    flat = np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(state.params))])
+    np.save(sys.argv[1], flat)
+    print("devices", jax.device_count(), "loss", float(metrics["loss"]))
+""")
+
+
+def test_one_and_four_devices_give_the_same_update(tmp_path):
+  outputs = {}
+  for n in (1, 4):
+    out = tmp_path / f"params_{n}.npy"
+    proc = run_script(["-c", DEVICE_SCRIPT, str(out)],
+                      env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}",
+                           "JAX_PLATFORMS": "cpu"})
+    assert f"devices {n}" in proc.stdout
+    outputs[n] = np.load(out)
+  np.testing.assert_allclose(outputs[1], outputs[4], rtol=1e-4, atol=1e-6)
+
+
+def test_batch_not_divisible_by_devices_is_a_clear_error(tiny_data_dir, tmp_path):
+  proc = run_script(["train.py", f"--workdir={tmp_path}"] +
+                    config_flags_for(tiny_data_dir, batch_size=6),
+                    env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
+                    check=False)
+  assert proc.returncode == 1
+  assert "config.batch_size=6 does not divide over 4 devices" in proc.stderr
+
+
+def test_unknown_config_field_is_an_error(tiny_data_dir, tmp_path):
+  proc = run_script(["train.py", f"--workdir={tmp_path}",
+                     "--config=configs/default.py", "--config.data.crop_sise=64"],
+                    check=False)
+  assert proc.returncode != 0
+  assert "crop_sise" in proc.stderr
+  assert not os.path.exists(os.path.join(tmp_path, "checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data_dir, tmp_path_factory):
+  """One uninterrupted tiny run: 6 steps, checkpoints at 3 and 6, eval at 6."""
+  workdir = str(tmp_path_factory.mktemp("run"))
+  config = tiny_config(tiny_data_dir, **{"data.synthetic_rain_fraction": 0.5})
+  state = train_lib.train_and_evaluate(config, workdir)
+  return workdir, config, state
+
+
+def test_end_to_end_run_writes_everything(trained):
+  workdir, _, state = trained
+  assert int(state.step) == 6
+  metrics = read_metrics(workdir)
+  assert [m["step"] for m in metrics if "loss" in m] == [2, 4, 6]
+  evals = [m for m in metrics if "psnr" in m]
+  assert len(evals) == 1 and evals[0]["step"] == 6 and "ssim" in evals[0]
+  assert "eval/streak/psnr_y8" in evals[0] and "input_psnr" in evals[0]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
+  assert glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))
+  strip = images.read_image(os.path.join(workdir, "samples", "step_00000006.png"))
+  assert strip.shape == (2 * 40, 3 * 40, 3)   # 2 images: rainy | derained | clean
+
+
+def test_resume_continues_exactly(trained, tmp_path):
+  workdir, config, state = trained
+  copy = str(tmp_path / "resumed")
+  shutil.copytree(workdir, copy)
+  shutil.rmtree(os.path.join(copy, "checkpoints", "6"))   # as if killed after step 3
+  resumed = train_lib.train_and_evaluate(config, copy)
+  for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(resumed.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  assert train_losses(copy) == pytest.approx(train_losses(workdir), rel=1e-6)
+  # Log lines past the restored step were moved aside, not duplicated or lost.
+  assert [m["step"] for m in read_metrics(copy) if "loss" in m] == [2, 4, 6]
+  assert os.path.exists(os.path.join(copy, "metrics.jsonl.superseded"))
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(trained, tmp_path, capsys):
+  workdir, config, state = trained
+  copy = str(tmp_path / "truncated")
+  shutil.copytree(workdir, copy)
+  for path in glob.glob(os.path.join(copy, "checkpoints", "6", "state", "**", "*"),
+                        recursive=True):
+    if os.path.isfile(path):
+      with open(path, "r+b") as f:
+        f.truncate(max(0, os.path.getsize(path) // 3))
+  resumed = train_lib.train_and_evaluate(config, copy)
+  out = capsys.readouterr().out
+  assert "checkpoint" in out and "unreadable" in out and "falling back" in out
+  assert os.path.isdir(os.path.join(copy, "checkpoints_unreadable", "6"))   # kept
+  assert int(resumed.step) == 6
+  for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(resumed.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_checkpoint_of_another_architecture_is_refused(trained, tmp_path):
+  workdir, config, _ = trained
+  copy = str(tmp_path / "other")
+  shutil.copytree(workdir, copy)
+  other = tiny_config(config.data.data_dir, **{"model.features": 12})
+  with pytest.raises(ValueError, match=r"another architecture \(features: 8 in checkpoint "
+                                       r"vs 12 in config\); use a new --workdir"):
+    train_lib.train_and_evaluate(other, copy)
+  assert sorted(os.listdir(os.path.join(copy, "checkpoints"))) == ["3", "6"]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data_dir, tmp_path):
+  config = tiny_config(tiny_data_dir, learning_rate=1e12, total_steps=12,
+                       checkpoint_every_steps=1, log_every_steps=1)
+  with pytest.raises(train_lib.NonFiniteLossError, match="NaN/inf"):
+    train_lib.train_and_evaluate(config, str(tmp_path))
+  steps = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints"))
+  assert steps and steps[-1] < 12
+  model, params = nasnet_jax.restore(str(tmp_path))
+  assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(params))
+
+
+def test_killed_process_resumes_on_the_same_loss_curve(tiny_data_dir, tmp_path):
+  flags = config_flags_for(tiny_data_dir, total_steps=24, checkpoint_every_steps=4,
+                           log_every_steps=2, eval_every_steps=1000)
+  straight = tmp_path / "straight"
+  run_script(["train.py", f"--workdir={straight}"] + flags)
+  killed = tmp_path / "killed"
+  proc = subprocess.Popen([sys.executable, "train.py", f"--workdir={killed}"] + flags,
+                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    done = [d for d in glob.glob(str(killed / "checkpoints" / "*")) if
+            os.path.basename(d).isdigit()]
+    if any(int(os.path.basename(d)) >= 8 for d in done):
+      break
+    time.sleep(0.05)
+  if proc.poll() is not None:
+    pytest.skip("the run finished before it could be killed")
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  run_script(["train.py", f"--workdir={killed}"] + flags)
+  assert train_losses(killed) == pytest.approx(train_losses(straight), rel=1e-5)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tiny_data_dir, tmp_path):
+  flags = config_flags_for(tiny_data_dir, total_steps=100000, checkpoint_every_steps=100000,
+                           log_every_steps=1, eval_every_steps=100000)
+  proc = subprocess.Popen([sys.executable, "train.py", f"--workdir={tmp_path}"] + flags,
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+  deadline = time.time() + 300
+  while time.time() < deadline:
+    if os.path.exists(tmp_path / "metrics.jsonl") and os.path.getsize(tmp_path / "metrics.jsonl"):
+      break
+    time.sleep(0.1)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  assert "SIGTERM received" in out and "Stopped at step" in out
+  steps = [int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit()]
+  assert len(steps) == 1 and steps[0] >= 1, (os.listdir(tmp_path / "checkpoints"), out[-3000:])
+
+
+def test_evaluate_cli_scores_the_latest_checkpoint(trained, tmp_path):
+  workdir, config, _ = trained
+  out_dir = tmp_path / "scores"
+  proc = run_script(["evaluate.py", f"--workdir={workdir}", f"--output_dir={out_dir}",
+                     "--save_images", "--protocols=y8,rgb"] +
+                    config_flags_for(config.data.data_dir))
+  assert "input PSNR" in proc.stdout and "streak" in proc.stdout
+  summary = json.loads((out_dir / "summary.json").read_text())["summary"]
+  assert summary["all"]["count"] == 6
+  assert {"psnr_y8", "input_psnr_y8", "ssim_rgb", "input_ssim_rgb"} <= set(summary["all"])
+  assert len(list((out_dir / "images").glob("*.png"))) == 6
+  assert (out_dir / "per_image.csv").read_text().count("\n") == 7
+
+
+def test_library_restore_and_derain(trained):
+  workdir, _, state = trained
+  model, params = nasnet_jax.restore(workdir)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  image = np.random.default_rng(0).integers(0, 256, (37, 51, 3), dtype=np.uint8)
+  out = nasnet_jax.derain(model, params, image)
+  assert out.shape == image.shape and out.dtype == np.uint8
+  # Same as applying the network directly (NASNet has no padding dependence inside).
+  direct = np.asarray(model.apply({"params": params}, image[None] / 255.0))[0]
+  np.testing.assert_allclose(out[:20, :30] / 255.0, np.clip(direct, 0, 1)[:20, :30],
+                             atol=1 / 255 + 1e-6)
+  as_float = nasnet_jax.derain(model, params, image.astype(np.float32) / 255.0)
+  assert as_float.dtype == np.float32 and as_float.shape == image.shape
+  # A single step folder works too.
+  model2, _ = nasnet_jax.restore(os.path.join(workdir, "checkpoints", "3"))
+  assert model2 == model
