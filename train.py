@@ -4,6 +4,7 @@
   python train.py --config=configs/default.py --workdir=DIR --config.batch_size=8
 
 Re-running the same command resumes from the latest checkpoint in DIR/checkpoints.
+On several hosts, start the same command on each with --distributed.
 """
 
 import sys
@@ -16,6 +17,8 @@ from nasnet_jax import train_lib
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host "
+                  "runs: one process per host, coordinator from the environment).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -24,6 +27,9 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)   # orbax/TFDS INFO lines drown the progress
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if FLAGS.distributed:
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.distributed.initialize()
   try:
     train_lib.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (ValueError, FileNotFoundError, train_lib.NonFiniteLossError) as e:

@@ -14,14 +14,15 @@ def get_config():
   config.model.blocks = 4
   config.model.features = 32
   config.data.name = "synthetic_rain/mixed"
-  config.data.crop_size = 64
+  config.data.crop_size = 96
   config.data.synthetic_rain_fraction = 1.0
-  config.batch_size = 8
-  config.total_steps = 900
-  config.learning_rate = 1e-3
+  config.batch_size = 4
+  config.total_steps = 620
+  config.learning_rate = 2e-3
   config.warmup_steps = 50
   config.log_every_steps = 50
-  config.eval_every_steps = 900
-  config.checkpoint_every_steps = 300
+  config.eval_every_steps = 620
+  config.checkpoint_every_steps = 310
   config.eval.protocols = ("y8",)
+  config.eval.max_images = 12   # a quick look during training; evaluate.py scores all
   return config

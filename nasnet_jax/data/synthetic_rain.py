@@ -148,11 +148,11 @@ def add_drops(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
       (jnp.zeros((h, w)), jnp.zeros((h, w), jnp.int32)), chunks)
   # A drop is a small lens: it shows an inverted, shrunken, blurred view of the scene
   # around it.
-  scale = jax.random.uniform(ks, (), minval=0.6, maxval=1.0)
+  scale = jax.random.uniform(ks, (), minval=0.3, maxval=0.6)
   cy, cx = centres[nearest, 0], centres[nearest, 1]
   sy = cy - (yy - cy) * scale
   sx = cx - (xx - cx) * scale
-  blurred = _gaussian_blur(clean, sigma=1.0 + 1.5 * strength, radius=4)
+  blurred = _gaussian_blur(clean, sigma=2.0 + 2.0 * strength, radius=8)   # out of focus
   refracted = jnp.stack([
       jax.scipy.ndimage.map_coordinates(blurred[..., c], [sy, sx], order=1, mode="nearest")
       for c in range(3)], axis=-1)

@@ -31,10 +31,10 @@ from nasnet_jax.data import synthetic_rain
 
 # Files inside scikit-image's wheel (``skimage/data``), read directly so that nothing is
 # ever fetched.
-TRAIN_PHOTOS = ("astronaut.png", "coffee.png", "motorcycle_left.png",
+TRAIN_PHOTOS = ("astronaut.png", "rocket.jpg", "motorcycle_left.png",
                 "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "camera.png", "grass.png",
                 "gravel.png", "brick.png")
-TEST_PHOTOS = ("chelsea.png", "rocket.jpg")
+TEST_PHOTOS = ("chelsea.png", "coffee.png")
 TRAIN_SIZE = 384
 TEST_STRENGTHS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
