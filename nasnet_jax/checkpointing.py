@@ -10,7 +10,6 @@ each with three items:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from typing import Any, Mapping
@@ -154,15 +153,3 @@ def restore(path: str):
     model_config = restored["model"]
     return create_model(model_config), restored["state"]["params"]
   raise ValueError(f"no readable checkpoint in {directory}: {last_error}")
-
-
-def read_model_config(path: str) -> dict[str, Any]:
-  """The model config stored with the latest (or given) checkpoint under ``path``."""
-  directory, step = _resolve(path)
-  manager = ocp.CheckpointManager(directory, item_names=("state", "data", "model"),
-                                  options=ocp.CheckpointManagerOptions(read_only=True))
-  step = manager.latest_step() if step is None else step
-  if step is None:
-    raise FileNotFoundError(f"no checkpoint in {directory}")
-  return json.loads(json.dumps(manager.restore(step, args=ocp.args.Composite(
-      model=ocp.args.JsonRestore()))["model"]))

@@ -10,7 +10,6 @@ runs on one CPU, several GPUs/TPU cores, or several hosts started under
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -19,17 +18,15 @@ import signal
 import time
 from typing import Any, Mapping
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import logging
 from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from nasnet_jax import checkpointing, evaluation, losses, metrics as metrics_lib
+from nasnet_jax import checkpointing, evaluation, losses
 from nasnet_jax import images as image_io
 from nasnet_jax.data import pipeline, synthetic_rain
 from nasnet_jax.metric_writers import MetricWriter
@@ -172,15 +169,11 @@ def evaluate_during_training(config, model, params, eval_source, workdir, step,
     padded = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips]
     image_io.write_png(os.path.join(workdir, "samples", f"step_{step:08d}.png"),
                        np.concatenate(padded, axis=0))
-  flat = {}
-  for group, entry in summary.items():
-    for key, value in entry.items():
-      if key == "count":
-        continue
-      name = key.replace(f"_{config.eval.protocols[0]}", "") if group == "all" else None
-      flat[f"eval/{group}/{key}"] = value
-      if name in ("psnr", "ssim", "input_psnr", "input_ssim"):
-        flat[name] = value
+  flat = {f"eval/{group}/{key}": value for group, entry in summary.items()
+          for key, value in entry.items() if key != "count"}
+  headline = config.eval.protocols[0]   # plain "psnr"/"ssim" use the first protocol
+  for name in ("psnr", "ssim", "input_psnr", "input_ssim"):
+    flat[name] = summary["all"][f"{name}_{headline}"]
   return flat
 
 
@@ -245,7 +238,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   if is_main:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
-  _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start_step)
+    _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start_step)
   writer = MetricWriter(workdir, enabled=is_main, total_steps=config.total_steps)
   step_fn, batch_sharding = jit_train_step(config, mesh, state_sharding)
   _, schedule = make_optimizer(config)

@@ -17,7 +17,6 @@ import grain
 import jax
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import logging
 
 # Importing registers the builders with TFDS.
 from nasnet_jax.data import synthetic_rain_builder  # noqa: F401
