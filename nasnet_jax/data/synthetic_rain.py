@@ -2,16 +2,18 @@
 
 * ``"streak"``: ``R = B + S`` -- oriented, motion-blurred streaks (random density, length,
   angle, width and brightness; up to three layers of different direction when heavy).
-* ``"drop"``:   ``R = (1 - M) * B + D`` -- round/elliptic droplets with a soft mask ``M``;
-  inside a drop ``D = M * refract(blur(B))``: a blurred, inverted and slightly brightened
-  view of the background around the drop, as a water lens gives.
+* ``"drop"``:   ``R = (1 - M) * B + D`` -- round/elliptic lens droplets with a soft,
+  semi-transparent mask ``M`` (opacity 0.5-0.9: drops on a lens are out of focus); inside a
+  drop ``D = M * refract(blur(B))``: a blurred, inverted, shrunken and slightly brightened
+  view of the scene around it, as a water lens gives.
 * ``"mist"``:   ``R = B * t + A * (1 - t) + S`` -- transmission ``t = exp(-beta * d)`` over
   a smooth random depth ``d`` (farther towards the top), airlight ``A``, plus light streaks.
 
 Every function is pure and jittable for a fixed image shape, deterministic given its PRNG
 key, and works on one image (H, W, 3) float in [0, 1]; use ``jax.vmap`` for batches
 (``add_rain_batch`` does). ``strength`` in [0, 1] runs from light rain (input Y-PSNR
-around 27-30 dB, like Rain100L) to heavy rain (around 13-16 dB, like Rain100H); left as
+around 28-31 dB on scikit-image's photos, like Rain100L) to heavy rain (around 13-14 dB for
+streaks and mist, 21 dB for drops, like Rain100H); left as
 None it is drawn uniformly from the key.
 """
 
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 RAIN_TYPES = ("streak", "drop", "mist")
 _STREAK_RADIUS = 15      # streak kernels are (2r+1)^2: streaks up to ~30 px long
 _MAX_STREAK_LAYERS = 3
-_DROPS_PER_UNIT = 300.0   # drops per 256x256 area at full strength
+_DROPS_PER_UNIT = 400.0   # drops per 256x256 area at full strength
 
 
 def _lerp(a, b, t):
@@ -83,7 +85,7 @@ def streak_layer(key: jax.Array, shape: tuple[int, int], strength) -> jax.Array:
   """The streak layer S, (H, W) float >= 0 (white), for ``strength`` in [0, 1]."""
   h, w = shape
   k_angle, k_layers = jax.random.split(key)
-  strength = 0.3 + 0.62 * jnp.asarray(strength, jnp.float32)   # calibrated: ~28 dB (light) to ~14 dB (heavy)
+  strength = 0.3 + 0.62 * jnp.asarray(strength, jnp.float32)  # calibrated: ~28 to ~13 dB
   base_angle = jax.random.uniform(k_angle, (), minval=-0.4, maxval=0.4)
   # Heavier rain gets more layers in different directions (Rain100H-like).
   n_layers = 1 + (strength > 0.6).astype(jnp.int32) + (strength > 0.9).astype(jnp.int32)
@@ -121,27 +123,30 @@ def add_drops(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
   area = (h * w) / (256 * 256)
   chunk = 32
   max_drops = chunk * int(-(-(_DROPS_PER_UNIT * area + 1) // chunk))
-  kc, kr, ka, ks, kb = jax.random.split(key, 5)
+  kc, kr, ka, ks, kb, ko = jax.random.split(key, 6)
   count = jnp.maximum(1.0, jnp.round(_lerp(_DROPS_PER_UNIT / 3, _DROPS_PER_UNIT, strength)
                                      * area))
   active = jnp.arange(max_drops) < count
   centres = jax.random.uniform(kc, (max_drops, 2)) * jnp.array([h, w], jnp.float32)
-  radius = _lerp(6.0, 12.0, strength) * jax.random.uniform(kr, (max_drops,), minval=0.5,
+  radius = _lerp(8.0, 15.0, strength) * jax.random.uniform(kr, (max_drops,), minval=0.5,
                                                           maxval=1.0)
   aspect = jax.random.uniform(ka, (max_drops,), minval=0.75, maxval=1.3)
   ry, rx = radius * aspect, radius / aspect
+  # Drops on a lens are out of focus: semi-transparent, the scene shows through.
+  opacity = jax.random.uniform(ko, (max_drops,), minval=0.5, maxval=0.9)
   yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
                         indexing="ij")
 
-  def drop_masks(cy, cx, ry, rx, r, on):
+  def drop_masks(cy, cx, ry, rx, r, alpha, on):
     dist = jnp.sqrt(((yy - cy[:, None, None]) / ry[:, None, None]) ** 2 +
                     ((xx - cx[:, None, None]) / rx[:, None, None]) ** 2)   # 1 on the rim
-    softness = 1.5 / jnp.maximum(r, 1.0)[:, None, None]                    # ~1.5 px edge
-    return jnp.where(on[:, None, None], jnp.clip((1.0 - dist) / softness, 0.0, 1.0), 0.0)
+    softness = 2.5 / jnp.maximum(r, 1.0)[:, None, None]                    # ~2.5 px edge
+    mask = alpha[:, None, None] * jnp.clip((1.0 - dist) / softness, 0.0, 1.0)
+    return jnp.where(on[:, None, None], mask, 0.0)
 
   index = jnp.arange(max_drops, dtype=jnp.float32)
   chunks = tuple(a.reshape(-1, chunk) for a in
-                 (centres[:, 0], centres[:, 1], ry, rx, radius, index, active))
+                 (centres[:, 0], centres[:, 1], ry, rx, radius, opacity, index, active))
   # Chunks of drops bound the memory to (chunk, H, W) whatever the drop count.
   (mask, nearest), _ = jax.lax.scan(
       functools.partial(_drop_scan_step, drop_masks=drop_masks),
@@ -168,8 +173,8 @@ def add_drops(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
 def _drop_scan_step(carry, xs, drop_masks):
   """One chunk of drops: keeps, per pixel, the strongest mask so far and its drop."""
   best, owner = carry
-  cy, cx, ry, rx, r, index, on = xs
-  masks = drop_masks(cy, cx, ry, rx, r, on)
+  cy, cx, ry, rx, r, alpha, index, on = xs
+  masks = drop_masks(cy, cx, ry, rx, r, alpha, on)
   m = jnp.max(masks, axis=0)
   k = jnp.argmax(masks, axis=0)
   better = m > best

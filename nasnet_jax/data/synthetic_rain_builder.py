@@ -7,7 +7,7 @@ from different photos:
 * train: each photo is centre-cropped to a square and resized to 384x384, then rendered
   ``renders_per_image`` times with random strength.
 * test: whole photos at their own size, each rendered at a fixed ladder of strengths from
-  light (input Y-PSNR ~28 dB, like Rain100L) to heavy (~13-18 dB, like Rain100H).
+  light (input Y-PSNR ~28-31 dB, like Rain100L) to heavy (~13-21 dB, like Rain100H).
 
 Configs: ``streak``, ``drop``, ``mist`` and ``mixed`` (each example one of the three).
 Features: ``rainy`` and ``clean`` (uint8 HxWx3), ``id`` (text), ``rain_type`` (text) and
