@@ -133,8 +133,14 @@ def restore(path: str):
   """
   from nasnet_jax.models import create_model  # pylint: disable=g-import-not-at-top
   directory, step = _resolve(path)
-  manager = ocp.CheckpointManager(directory, item_names=("state", "data", "model"),
-                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  manager = ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(read_only=True),
+      item_handlers={"state": ocp.StandardCheckpointHandler(),
+                     "data": ocp.JsonCheckpointHandler(),
+                     "model": ocp.JsonCheckpointHandler()})
+  # Restore onto this process's first device whatever topology the run was saved from
+  # (e.g. trained over 2 or 8 devices): a target built from the saved shapes and dtypes.
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   steps = sorted(manager.all_steps(), reverse=True)
   if not steps:
     raise FileNotFoundError(f"no checkpoint in {directory}: train first, or pass the "
@@ -143,8 +149,11 @@ def restore(path: str):
   last_error = None
   for s in candidates:
     try:
+      saved = manager.item_metadata(s)["state"]
+      target = jax.tree.map(
+          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
       restored = manager.restore(s, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(), model=ocp.args.JsonRestore()))
+          state=ocp.args.StandardRestore(target), model=ocp.args.JsonRestore()))
     except Exception as e:  # pylint: disable=broad-except
       last_error = e
       print(f"WARNING: checkpoint {directory}/{s} is unreadable ({type(e).__name__}); "

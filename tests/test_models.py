@@ -42,6 +42,25 @@ def test_variant_parameter_counts(kwargs):
   assert count(NASNet(**kwargs)) == expected
 
 
+def test_initialisation_is_pytorch_default():
+  """Weights and biases uniform in +-1/sqrt(fan_in), as torch.nn.Conv2d starts."""
+  params = NASNet(stages=1, blocks=2, features=32).init(
+      jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]
+  fan_ins = {"input_conv": 27, "conv1": 288, "conv2": 576, "depthwise": 9,
+             "pointwise": 32, "tail_conv": 288, "fusion_conv1x1": 32, "post_conv2": 288}
+  seen = set()
+  for path, x in jax.tree_util.tree_flatten_with_path(params)[0]:
+    layer = path[-2].key
+    if layer not in fan_ins:
+      continue
+    seen.add(layer)
+    bound = fan_ins[layer] ** -0.5
+    assert float(jnp.max(jnp.abs(x))) <= bound, (path, bound)
+    if x.size >= 200:   # a uniform fills its range: std bound / sqrt(3)
+      np.testing.assert_allclose(float(jnp.std(x)), bound / 3 ** 0.5, rtol=0.15)
+  assert seen == set(fan_ins)
+
+
 # ---- numpy reference -----------------------------------------------------------------
 
 def np_conv(x, kernel, bias, groups=1):
