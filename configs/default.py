@@ -35,9 +35,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.random_rotate = True
   config.data.pad_small_images = False
   # Fraction of each batch whose rainy input is re-rendered on device with fresh
-  # synthetic rain over its clean image (0 disables), and the rain type used.
+  # synthetic rain over its clean image (0 disables), the rain type used, and for "mixed"
+  # the relative odds of (streak, drop, mist).
   config.data.synthetic_rain_fraction = 0.0
   config.data.synthetic_rain_type = "mixed"
+  config.data.synthetic_rain_weights = (1.0, 1.0, 1.0)
   config.data.num_threads = 2
   config.data.prefetch = 4
 
@@ -48,6 +50,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.adam_b1 = 0.9
   config.adam_b2 = 0.999
 
+  # Periods in steps; 0 disables the periodic action (the last step still logs,
+  # evaluates and checkpoints).
   config.log_every_steps = 100
   config.eval_every_steps = 5_000
   config.checkpoint_every_steps = 5_000

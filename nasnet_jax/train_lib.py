@@ -67,7 +67,8 @@ def create_train_state(config, model, rng: jax.Array) -> TrainState:
 
 
 def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
-               rain_fraction: float = 0.0, rain_type: str = "mixed"):
+               rain_fraction: float = 0.0, rain_type: str = "mixed",
+               rain_weights: tuple[float, ...] | None = None):
   """One optimisation step on a global batch.
 
   Args:
@@ -77,6 +78,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
       replaced by freshly rendered synthetic rain over its clean image, keyed by
       (state.rng, step) -- so it is reproducible and resumable.
     rain_type: static; the synthetic rain type for those.
+    rain_weights: static; for "mixed", the odds of (streak, drop, mist); None: uniform.
 
   Returns:
     (new_state, metrics) with scalar ``loss``, ``l1``, ``ssim``, ``grad_norm``.
@@ -86,7 +88,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
   if rain_fraction > 0.0:
     step_key = jax.random.fold_in(state.rng, state.step)
     k_pick, k_rain = jax.random.split(step_key)
-    fresh = synthetic_rain.add_rain_batch(k_rain, clean, rain_type)
+    fresh = synthetic_rain.add_rain_batch(k_rain, clean, rain_type, weights=rain_weights)
     pick = jax.random.uniform(k_pick, (rainy.shape[0], 1, 1, 1)) < rain_fraction
     rainy = jnp.where(pick, fresh, rainy)
 
@@ -109,10 +111,23 @@ def check_batch_size(global_batch: int, num_devices: int) -> None:
                      f"devices; use a multiple of {num_devices}")
 
 
+def synthetic_rain_weights(config) -> tuple[float, ...] | None:
+  """``config.data.synthetic_rain_weights`` checked, as a static tuple (None: uniform)."""
+  weights = config.data.get("synthetic_rain_weights")
+  if not weights:
+    return None
+  try:
+    synthetic_rain.normalized_weights(weights)
+  except ValueError as e:
+    raise ValueError(f"config.data.synthetic_rain_weights: {e}") from None
+  return tuple(float(w) for w in weights)
+
+
 def jit_train_step(config, mesh: Mesh, state_sharding):
   batch_sharding = NamedSharding(mesh, P("data"))
   step = functools.partial(train_step, rain_fraction=float(config.data.synthetic_rain_fraction),
-                           rain_type=config.data.synthetic_rain_type)
+                           rain_type=config.data.synthetic_rain_type,
+                           rain_weights=synthetic_rain_weights(config))
   return jax.jit(step, in_shardings=(state_sharding, batch_sharding),
                  out_shardings=(state_sharding, NamedSharding(mesh, P())),
                  donate_argnums=(0,)), batch_sharding
@@ -198,6 +213,11 @@ def _truncate_metrics(path: str, last_step: int) -> None:
     os.replace(tmp, path)
 
 
+def _every(step: int, period: int) -> bool:
+  """True every ``period`` steps; a period of 0 (or less) never."""
+  return period > 0 and step % period == 0
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (resuming from ``workdir/checkpoints`` if present), evaluates, checkpoints.
 
@@ -207,6 +227,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   os.makedirs(workdir, exist_ok=True)
   mesh = make_mesh()
   check_batch_size(config.batch_size, jax.device_count())
+  synthetic_rain_weights(config)
   model = create_model(config.model)
   model_cfg = model_config_dict(config)
 
@@ -266,8 +287,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       step += 1
       pending.append(step_metrics)
       stopping = stop.signal   # read once: a signal arriving later counts from next step
-      log_now = step % config.log_every_steps == 0 or step == config.total_steps
-      ckpt_now = (step % config.checkpoint_every_steps == 0 or step == config.total_steps
+      log_now = _every(step, config.log_every_steps) or step == config.total_steps
+      ckpt_now = (_every(step, config.checkpoint_every_steps) or step == config.total_steps
                   or stopping is not None)
       if log_now or ckpt_now:
         fetched = jax.device_get(pending)
@@ -287,7 +308,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           mean["img_per_s"] = done * config.batch_size / max(now - last_log_time, 1e-9)
           writer.write_train(step, mean, seconds_per_step=(now - last_log_time) / done)
           last_log_time, last_log_step = now, step
-      if (step % config.eval_every_steps == 0 or step == config.total_steps) and not stopping:
+      if (_every(step, config.eval_every_steps) or step == config.total_steps) and not stopping:
         eval_metrics = evaluate_during_training(config, model, state.params, eval_source,
                                                 workdir, step, replicated)
         writer.write_eval(step, eval_metrics)

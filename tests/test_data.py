@@ -57,6 +57,18 @@ def test_batch_rendering_and_mixed_types(photo):
     synthetic_rain.add_rain(jax.random.key(0), photo, "snow")
 
 
+def test_mixed_rain_weights_pick_the_types(photo):
+  key = jax.random.key(7)
+  for i, rain_type in enumerate(synthetic_rain.RAIN_TYPES):
+    weights = tuple(1.0 if j == i else 0.0 for j in range(3))
+    np.testing.assert_allclose(
+        synthetic_rain.add_rain(key, photo, "mixed", weights=weights),
+        synthetic_rain.add_rain(key, photo, rain_type), atol=1e-5)
+  for bad in [(1.0, 1.0), (1.0, -1.0, 1.0), (0.0, 0.0, 0.0)]:
+    with pytest.raises(ValueError, match="rain weights"):
+      synthetic_rain.add_rain(key, photo, "mixed", weights=bad)
+
+
 def test_builder_splits_counts_and_features(tiny_data_dir):
   train = pipeline.get_data_source("tiny_rain/mixed", "train", tiny_data_dir)
   test = pipeline.get_data_source("tiny_rain/mixed", "test", tiny_data_dir)

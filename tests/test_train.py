@@ -85,12 +85,19 @@ def test_one_and_four_devices_give_the_same_update(tmp_path):
 
 
 def test_batch_not_divisible_by_devices_is_a_clear_error(tiny_data_dir, tmp_path):
-  proc = run_script(["train.py", f"--workdir={tmp_path}"] +
-                    config_flags_for(tiny_data_dir, batch_size=6),
-                    env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
-                    check=False)
+  proc = run_script(["train.py", f"--workdir={tmp_path}", "--cpu_devices=4"] +
+                    config_flags_for(tiny_data_dir, batch_size=6), check=False)
   assert proc.returncode == 1
   assert "config.batch_size=6 does not divide over 4 devices" in proc.stderr
+
+
+def test_bad_synthetic_rain_weights_are_a_clear_error(tiny_data_dir, tmp_path):
+  proc = run_script(["train.py", f"--workdir={tmp_path}"] +
+                    config_flags_for(tiny_data_dir) +
+                    ["--config.data.synthetic_rain_weights=(1.0, 1.0)"], check=False)
+  assert proc.returncode == 1
+  assert "config.data.synthetic_rain_weights" in proc.stderr
+  assert not os.path.exists(os.path.join(tmp_path, "checkpoints"))
 
 
 def test_unknown_config_field_is_an_error(tiny_data_dir, tmp_path):
@@ -252,3 +259,18 @@ def test_library_restore_and_derain(trained):
   # A single step folder works too.
   model2, _ = nasnet_jax.restore(os.path.join(workdir, "checkpoints", "3"))
   assert model2 == model
+
+
+def test_checkpoints_move_between_device_counts(tiny_data_dir, tmp_path):
+  """Trained over 2 CPU devices, resumed on 1, restored for inference on 1."""
+  workdir = str(tmp_path / "run")
+  proc = run_script(["train.py", f"--workdir={workdir}", "--cpu_devices=2"] +
+                    config_flags_for(tiny_data_dir, total_steps=4, eval_every_steps=0))
+  assert "2 device(s)" in proc.stdout
+  proc = run_script(["train.py", f"--workdir={workdir}"] +
+                    config_flags_for(tiny_data_dir, total_steps=6, eval_every_steps=0))
+  assert "Resumed from" in proc.stdout and "1 device(s)" in proc.stdout
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints")))[-1] == "6"
+  model, params = nasnet_jax.restore(os.path.join(workdir, "checkpoints", "4"))
+  out = nasnet_jax.derain(model, params, np.zeros((20, 20, 3), np.uint8))
+  assert out.shape == (20, 20, 3)
