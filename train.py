@@ -9,6 +9,7 @@ On several hosts, start the same command on each with --distributed.
 
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -30,7 +31,6 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)   # orbax/TFDS INFO lines drown the progress
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  import jax  # pylint: disable=g-import-not-at-top
   if FLAGS.cpu_devices < 0:
     raise app.UsageError(f"--cpu_devices must be >= 0, got {FLAGS.cpu_devices}")
   if FLAGS.cpu_devices:

@@ -156,13 +156,18 @@ def _uniform_bias_init(fan_in: int):
   return init
 
 
-def _conv(features: int, kernel_size: tuple[int, int], in_features: int,
-          **kwargs) -> nn.Conv:
-  """``nn.Conv`` with PyTorch's default initialisation for ``in_features`` inputs."""
-  groups = kwargs.get("feature_group_count", 1)
-  fan_in = (in_features // groups) * kernel_size[0] * kernel_size[1]
-  return nn.Conv(features, kernel_size, kernel_init=_KERNEL_INIT,
-                 bias_init=_uniform_bias_init(fan_in), **kwargs)
+def _conv(features: int, kernel_size: tuple[int, int], **kwargs):
+  """``nn.Conv`` with PyTorch's default initialisation, its fan-in read from the input.
+
+  Returns ``apply(x)``, which creates the convolution (inside the calling module's
+  ``nn.compact`` method, under ``kwargs["name"]``) and applies it to ``x``.
+  """
+  def apply(x: jax.Array) -> jax.Array:
+    groups = kwargs.get("feature_group_count", 1)
+    fan_in = (x.shape[-1] // groups) * kernel_size[0] * kernel_size[1]
+    return nn.Conv(features, kernel_size, kernel_init=_KERNEL_INIT,
+                   bias_init=_uniform_bias_init(fan_in), **kwargs)(x)
+  return apply
 
 
 class NeuronAttention(nn.Module):
@@ -186,13 +191,13 @@ class NeuronAttention(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """x: (N, H, W, C) features -> (N, H, W, C) gated features."""
     channels = x.shape[-1]
-    a = _conv(channels, (self.kernel_size, self.kernel_size), channels,
-                feature_group_count=channels, dtype=self.dtype,
-                param_dtype=self.param_dtype,
-                conv_general_dilated=_depthwise_conv_fn(self.depthwise_impl),
-                name="depthwise")(x)
+    a = _conv(channels, (self.kernel_size, self.kernel_size),
+              feature_group_count=channels, dtype=self.dtype,
+              param_dtype=self.param_dtype,
+              conv_general_dilated=_depthwise_conv_fn(self.depthwise_impl),
+              name="depthwise")(x)
     a = nn.relu(a)
-    a = _conv(channels, (1, 1), channels, dtype=self.dtype, param_dtype=self.param_dtype,
+    a = _conv(channels, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
               name="pointwise")(a)
     return nn.sigmoid(a) * x
 
@@ -214,9 +219,9 @@ class SqueezeExcitation(nn.Module):
     channels = x.shape[-1]
     hidden = max(1, channels // self.reduction)
     s = jnp.mean(x, axis=(1, 2), keepdims=True)
-    s = nn.relu(_conv(hidden, (1, 1), channels, dtype=self.dtype,
+    s = nn.relu(_conv(hidden, (1, 1), dtype=self.dtype,
                       param_dtype=self.param_dtype, name="squeeze")(s))
-    s = _conv(channels, (1, 1), hidden, dtype=self.dtype, param_dtype=self.param_dtype,
+    s = _conv(channels, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
               name="excite")(s)
     return nn.sigmoid(s) * x
 
@@ -249,8 +254,8 @@ class Block(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     conv = functools.partial(_conv, self.features, (3, 3), dtype=self.dtype,
                              param_dtype=self.param_dtype)
-    o1 = nn.relu(conv(x.shape[-1], name="conv1")(x))
-    o2 = conv(x.shape[-1] + self.features, name="conv2")(jnp.concatenate([x, o1], axis=-1))
+    o1 = nn.relu(conv(name="conv1")(x))
+    o2 = conv(name="conv2")(jnp.concatenate([x, o1], axis=-1))
     gate = _attention(self.attention, "attention", self.depthwise_impl, self.dtype,
                       self.param_dtype)
     return gate(o2) + x
@@ -277,7 +282,7 @@ class Stage(nn.Module):
     for j in range(self.blocks):
       h = block_cls(self.features, self.attention, self.depthwise_impl, self.dtype,
                     self.param_dtype, name=f"block_{j}")(h)
-    h = _conv(self.features, (3, 3), self.features, dtype=self.dtype,
+    h = _conv(self.features, (3, 3), dtype=self.dtype,
               param_dtype=self.param_dtype, name="tail_conv")(h)
     return h + x
 
@@ -335,21 +340,20 @@ class NASNet(nn.Module):
       x = (x - mean) / std
     conv = functools.partial(_conv, self.features, dtype=self.dtype,
                              param_dtype=self.param_dtype)
-    h = conv((3, 3), 3, name="input_conv")(x)
+    h = conv((3, 3), name="input_conv")(x)
     outputs = []
     for i in range(self.stages):
       h = Stage(self.blocks, self.features, self.attention, self.depthwise_impl,
                 self.remat, self.dtype, self.param_dtype, name=f"stage_{i}")(h)
       outputs.append(h)
     if self.fuse_stages:
-      f = conv((3, 3), self.features * self.stages,
-               name="fusion_conv3x3")(jnp.concatenate(outputs, axis=-1))
-      f = conv((1, 1), self.features, name="fusion_conv1x1")(f)
+      f = conv((3, 3), name="fusion_conv3x3")(jnp.concatenate(outputs, axis=-1))
+      f = conv((1, 1), name="fusion_conv1x1")(f)
     else:
       f = outputs[-1]
     f = _attention(self.attention, "fusion_attention", self.depthwise_impl, self.dtype,
                    self.param_dtype)(f)
-    y = conv((3, 3), self.features, name="post_conv1")(f)
-    y = _conv(3, (3, 3), self.features, dtype=self.dtype, param_dtype=self.param_dtype,
+    y = conv((3, 3), name="post_conv1")(f)
+    y = _conv(3, (3, 3), dtype=self.dtype, param_dtype=self.param_dtype,
               name="post_conv2")(y)
     return y.astype(jnp.float32) + x
