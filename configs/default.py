@@ -33,7 +33,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.crop_size = 240
   config.data.random_flip = True
   config.data.random_rotate = True
-  config.data.pad_small_images = False
+  config.data.pad_small_images = True   # reflect-pad images smaller than the crop (warns once)
+  # Train on several datasets at once: entries (name, weight[, manual_dir[, split]]),
+  # e.g. (("rain100h", 1.0, "/data/rain100"), ("raindrop", 1.0, "/data/raindrop")).
+  # Empty: train on data.name alone. Evaluation always uses data.name / data.eval_split.
+  config.data.mixture = ()
   # Fraction of each batch whose rainy input is re-rendered on device with fresh
   # synthetic rain over its clean image (0 disables), the rain type used, and for "mixed"
   # the relative odds of (streak, drop, mist).
@@ -41,7 +45,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic_rain_type = "mixed"
   config.data.synthetic_rain_weights = (1.0, 1.0, 1.0)
   config.data.num_threads = 2
-  config.data.prefetch = 4
+  config.data.prefetch = 4          # host batches read ahead by grain's threads
+  config.data.device_prefetch = 2   # batches already on the devices ahead of the step
 
   config.batch_size = 2          # global, over all devices and hosts
   config.total_steps = 300_000

@@ -10,6 +10,7 @@ runs on one CPU, several GPUs/TPU cores, or several hosts started under
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -123,6 +124,40 @@ def synthetic_rain_weights(config) -> tuple[float, ...] | None:
   return tuple(float(w) for w in weights)
 
 
+@dataclasses.dataclass(frozen=True)
+class MixtureEntry:
+  name: str
+  weight: float
+  manual_dir: str | None
+  split: str
+
+
+def mixture_entries(config) -> list[MixtureEntry]:
+  """``config.data.mixture`` checked: entries ``(name, weight[, manual_dir[, split]])``.
+
+  An empty mixture trains on ``config.data.name`` alone. A missing manual_dir is
+  ``config.data.manual_dir``; a missing split is ``config.data.train_split``.
+  """
+  entries = []
+  for i, entry in enumerate(config.data.get("mixture") or ()):
+    if isinstance(entry, str) or not 2 <= len(entry) <= 4:
+      raise ValueError(f"config.data.mixture[{i}]={entry!r}: expected (name, weight"
+                       "[, manual_dir[, split]]), e.g. ('rain100h', 1.0, '/data/rain100h')")
+    name, weight, *rest = entry
+    try:
+      weight = float(weight)
+    except (TypeError, ValueError):
+      weight = -1.0
+    if not weight >= 0:
+      raise ValueError(f"config.data.mixture[{i}]: weight {entry[1]!r} must be a number >= 0")
+    manual_dir = rest[0] if rest and rest[0] else config.data.manual_dir
+    split = rest[1] if len(rest) > 1 and rest[1] else config.data.train_split
+    entries.append(MixtureEntry(str(name), weight, manual_dir, split))
+  if entries and not sum(e.weight for e in entries) > 0:
+    raise ValueError("config.data.mixture: the weights sum to 0; give one a positive weight")
+  return entries
+
+
 def jit_train_step(config, mesh: Mesh, state_sharding):
   batch_sharding = NamedSharding(mesh, P("data"))
   step = functools.partial(train_step, rain_fraction=float(config.data.synthetic_rain_fraction),
@@ -228,11 +263,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   mesh = make_mesh()
   check_batch_size(config.batch_size, jax.device_count())
   synthetic_rain_weights(config)
+  mixture_entries(config)
   model = create_model(config.model)
   model_cfg = model_config_dict(config)
 
-  train_source = pipeline.get_data_source(config.data.name, config.data.train_split,
-                                          config.data.data_dir, config.data.manual_dir)
+  mixture = mixture_entries(config)
+  if mixture:
+    train_source = pipeline.Mixture(
+        [pipeline.get_data_source(e.name, e.split, config.data.data_dir, e.manual_dir)
+         for e in mixture], [e.weight for e in mixture])
+  else:
+    train_source = pipeline.get_data_source(config.data.name, config.data.train_split,
+                                            config.data.data_dir, config.data.manual_dir)
   eval_source = pipeline.get_data_source(config.data.name, config.data.eval_split,
                                          config.data.data_dir, config.data.manual_dir)
   dataset = pipeline.train_dataset(
@@ -262,6 +304,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start_step)
   writer = MetricWriter(workdir, enabled=is_main, total_steps=config.total_steps)
   step_fn, batch_sharding = jit_train_step(config, mesh, state_sharding)
+  batches = pipeline.DevicePrefetcher(
+      data_iter, lambda local: {k: jax.make_array_from_process_local_data(
+          batch_sharding, local[k]) for k in ("rainy", "clean")},
+      size=config.data.device_prefetch)
+  data_state = data_iter.get_state()
   _, schedule = make_optimizer(config)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   if is_main:
@@ -273,16 +320,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   def save(step):
     if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state.params)):
       raise NonFiniteLossError(f"parameters became NaN/inf before step {step}")
-    checkpointing.save(manager, step, state, data_iter.get_state(), model_cfg)
+    checkpointing.save(manager, step, state, data_state, model_cfg)
 
   pending = []
   last_log_time, last_log_step = time.time(), start_step
   step = start_step
   with _StopRequest() as stop:
     while step < config.total_steps:
-      local = next(data_iter)
-      batch = {k: jax.make_array_from_process_local_data(batch_sharding, local[k])
-               for k in ("rainy", "clean")}
+      batch, data_state = next(batches)
       state, step_metrics = step_fn(state, batch)
       step += 1
       pending.append(step_metrics)

@@ -1,5 +1,7 @@
 """Synthetic rain, the synthetic_rain builder and the grain input pipeline."""
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -159,6 +161,54 @@ def test_crop_larger_than_image_is_a_clear_error_unless_padding():
                                   process_index=0, process_count=1)[0]
   assert padded["rainy"].shape == (2, 16, 16, 3)
   np.testing.assert_array_equal(padded["clean"], 255 - padded["rainy"])
+
+
+def test_small_images_are_padded_with_one_warning(caplog):
+  ds = pipeline.train_dataset(_coordinate_source(h=10, w=12), crop_size=16,
+                              global_batch_size=2, seed=0, pad_small_images=True,
+                              process_index=0, process_count=1)
+  with caplog.at_level(logging.WARNING):
+    for i in range(3):
+      ds[i]
+  warnings = [r.getMessage() for r in caplog.records if "reflect-padding" in r.getMessage()]
+  assert len(warnings) == 1
+  assert "config.data.crop_size=16" in warnings[0] and "pad_small_images=False" in warnings[0]
+
+
+def test_mixture_draws_by_weight_and_resumes():
+  a = _coordinate_source(n=4)
+  b = [dict(e, rainy=e["rainy"] // 2 + 128, clean=255 - (e["rainy"] // 2 + 128),
+            id="b" + e["id"]) for e in _coordinate_source(n=4)]
+  make = lambda: pipeline.train_iterator(pipeline.train_dataset(
+      pipeline.Mixture([a, b], [1.0, 3.0]), crop_size=8, global_batch_size=4, seed=0,
+      process_index=0, process_count=1))
+  it = make()
+  batches = [next(it) for _ in range(50)]
+  from_b = np.mean([(x["rainy"][:, 0, 0, 0] >= 128).mean() for x in batches])
+  assert 0.65 < from_b < 0.85   # odds 3:1
+  for x in batches:
+    np.testing.assert_array_equal(x["clean"], 255 - x["rainy"])
+  state = it.get_state()
+  expected = next(it)["rainy"]
+  resumed = make()
+  resumed.set_state(state)
+  np.testing.assert_array_equal(next(resumed)["rainy"], expected)
+  with pytest.raises(ValueError, match="mixture weights"):
+    pipeline.Mixture([a, b], [1.0, -1.0])
+
+
+def test_device_prefetch_returns_the_state_after_each_batch():
+  it = pipeline.train_iterator(pipeline.train_dataset(
+      _coordinate_source(), crop_size=8, global_batch_size=2, seed=0,
+      process_index=0, process_count=1))
+  reference = pipeline.train_iterator(pipeline.train_dataset(
+      _coordinate_source(), crop_size=8, global_batch_size=2, seed=0,
+      process_index=0, process_count=1))
+  prefetcher = pipeline.DevicePrefetcher(it, lambda b: jax.device_put(b["rainy"]), size=3)
+  for _ in range(4):
+    batch, state = next(prefetcher)
+    np.testing.assert_array_equal(np.asarray(batch), next(reference)["rainy"])
+    assert state == reference.get_state()
 
 
 def test_unknown_dataset_is_a_clear_error(tmp_path):

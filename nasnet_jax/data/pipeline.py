@@ -10,31 +10,52 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-from typing import Any, Iterator
+import threading
+from typing import Any, Iterator, Sequence
 
 import grain
 import jax
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 # Importing registers the builders with TFDS.
+from nasnet_jax.data import benchmarks  # noqa: F401
 from nasnet_jax.data import synthetic_rain_builder  # noqa: F401
+
+
+def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
+  """The TFDS builder for ``name`` ("rain100h", "mpid/drop", "paired_folders/rain13k"...).
+
+  ``paired_folders/<label>`` takes any label: each label is its own build.
+  """
+  base, _, label = name.partition("/")
+  try:
+    if base == "paired_folders":
+      config = benchmarks.PairedFoldersConfig(name=label or "default")
+      return tfds.builder(base, config=config, data_dir=data_dir,
+                          file_format="array_record")
+    return tfds.builder(name, data_dir=data_dir, file_format="array_record")
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise ValueError(f"config.data.name={name!r} is not a registered dataset; use one of "
+                     f"{', '.join(('synthetic_rain/mixed',) + benchmarks.BUILDERS)}") from e
+  except ValueError as e:   # e.g. an unknown config such as "mpid/fog"
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise ValueError(f"config.data.name={name!r}: {first}") from e
 
 
 def get_data_source(name: str, split: str, data_dir: str | None = None,
                     manual_dir: str | None = None):
   """A random-access source over ``split`` of TFDS dataset ``name`` (e.g. "synthetic_rain/mixed").
 
-  Builds the dataset into ``data_dir`` (array_record format) on first use; with several
-  hosts, host 0 builds and the others wait. Examples are dicts of numpy arrays with at
-  least ``rainy``, ``clean`` (uint8 HxWx3) and ``id``.
+  Builds the dataset into ``data_dir`` (array_record format) on first use, reading the
+  extracted archive from ``manual_dir`` for the public benchmarks; with several hosts,
+  host 0 builds and the others wait. Examples are dicts of numpy arrays with at least
+  ``rainy``, ``clean`` (uint8 HxWx3) and ``id``.
   """
-  try:
-    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
-  except tfds.core.registered.DatasetNotFoundError as e:
-    raise ValueError(f"config.data.name={name!r} is not a registered dataset; "
-                     "use e.g. 'synthetic_rain/mixed'") from e
+  builder = get_builder(name, data_dir)
   if not builder.is_prepared():
     if jax.process_index() == 0:
       download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
@@ -58,13 +79,15 @@ class RandomCropFlipRotate(grain.transforms.RandomMap):
   """The same random crop, horizontal flip and rot90 for ``rainy`` and ``clean``.
 
   Input: a dict with uint8 ``rainy`` and ``clean`` of equal (H, W, 3). Output: a dict with
-  the two (crop_size, crop_size, 3) uint8 crops. Images smaller than the crop are an
-  error unless ``pad_small_images``, which reflect-pads them.
+  the two (crop_size, crop_size, 3) uint8 crops. Images smaller than the crop are
+  reflect-padded to it if ``pad_small_images`` (said once, as a warning), else an error.
   """
   crop_size: int
   flip: bool = True
   rotate: bool = True
   pad_small_images: bool = False
+  _warned: threading.Event = dataclasses.field(default_factory=threading.Event,
+                                               compare=False, repr=False)
 
   def random_map(self, element, rng: np.random.Generator):
     rainy, clean = element["rainy"], element["clean"]
@@ -80,6 +103,12 @@ class RandomCropFlipRotate(grain.transforms.RandomMap):
             f"config.data.crop_size={c} is larger than example {name} ({h}x{w}); "
             f"use --config.data.crop_size<={min(h, w)} or "
             "--config.data.pad_small_images=True")
+      if not self._warned.is_set():
+        self._warned.set()
+        logging.warning(
+            "example %s (%dx%d) is smaller than config.data.crop_size=%d: reflect-padding "
+            "it and any other small image (--config.data.pad_small_images=False makes "
+            "this an error)", name, h, w, c)
       pads = ((0, max(0, c - h)), (0, max(0, c - w)), (0, 0))
       rainy, clean = np.pad(rainy, pads, "reflect"), np.pad(clean, pads, "reflect")
       h, w = rainy.shape[:2]
@@ -95,23 +124,51 @@ class RandomCropFlipRotate(grain.transforms.RandomMap):
     return {"rainy": np.ascontiguousarray(rainy), "clean": np.ascontiguousarray(clean)}
 
 
+@dataclasses.dataclass(frozen=True)
+class Mixture:
+  """Several random-access sources drawn with relative ``weights`` (default equal)."""
+  sources: Sequence[Any]
+  weights: Sequence[float] | None = None
+
+  def __post_init__(self):
+    if not self.sources:
+      raise ValueError("a mixture needs at least one source")
+    w = self.weights
+    if w is not None and (len(w) != len(self.sources) or any(not x >= 0 for x in w)
+                          or not sum(w) > 0):
+      raise ValueError(f"mixture weights {list(w)} must be {len(self.sources)} numbers "
+                       ">= 0 with a positive sum")
+
+
 def train_dataset(source, *, crop_size: int, global_batch_size: int, seed: int,
                   flip: bool = True, rotate: bool = True, pad_small_images: bool = False,
                   process_index: int | None = None,
                   process_count: int | None = None) -> grain.MapDataset:
   """An endless MapDataset of this host's training batches.
 
-  Element i is a dict with ``rainy`` and ``clean`` uint8 arrays of shape
-  (global_batch_size // process_count, crop_size, crop_size, 3).
+  ``source`` is a random-access source (``len`` and ``[i]``) or a ``Mixture`` of them,
+  each globally shuffled with its own seed and repeated. Element i is a dict with
+  ``rainy`` and ``clean`` uint8 arrays of shape
+  (global_batch_size // process_count, crop_size, crop_size, 3), a pure function of
+  (seed, i).
   """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   if global_batch_size % process_count:
     raise ValueError(f"config.batch_size={global_batch_size} does not divide over "
                      f"{process_count} hosts")
-  if len(source) == 0:
-    raise ValueError("the training split is empty")
-  ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
+  mixture = source if isinstance(source, Mixture) else Mixture([source])
+  parts = []
+  for i, src in enumerate(mixture.sources):
+    if len(src) == 0:
+      raise ValueError("the training split is empty" if len(mixture.sources) == 1 else
+                       f"the training split of mixture entry {i} is empty")
+    parts.append(grain.MapDataset.source(src).seed(seed + 7919 * i).shuffle().repeat())
+  if len(parts) == 1:
+    ds = parts[0]
+  else:
+    weights = [float(w) for w in mixture.weights] if mixture.weights else None
+    ds = grain.MapDataset.mix(parts, weights).seed(seed)
   ds = ds.random_map(RandomCropFlipRotate(crop_size, flip, rotate, pad_small_images))
   ds = ds[process_index::process_count]
   return ds.batch(global_batch_size // process_count, drop_remainder=True)
@@ -122,6 +179,28 @@ def train_iterator(dataset: grain.MapDataset, num_threads: int = 2,
   """A checkpointable iterator (``get_state``/``set_state``) with threaded prefetch."""
   options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
   return iter(dataset.to_iter_dataset(options))
+
+
+class DevicePrefetcher:
+  """Keeps ``size`` batches already placed on the devices ahead of the train step.
+
+  ``next()`` returns ``(device_batch, data_state)``: ``data_state`` is the host
+  iterator's state right after that batch, the one to checkpoint once the step that
+  consumed it is done (the prefetched batches are simply produced again on resume).
+  """
+
+  def __init__(self, iterator: grain.DatasetIterator, put, size: int = 2):
+    self._iterator, self._put, self._size = iterator, put, max(1, size)
+    self._queue = collections.deque()
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    while len(self._queue) < self._size:
+      local = next(self._iterator)
+      self._queue.append((self._put(local), self._iterator.get_state()))
+    return self._queue.popleft()
 
 
 def eval_examples(source, max_examples: int | None = None) -> Iterator[dict[str, Any]]:

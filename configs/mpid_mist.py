@@ -1,0 +1,17 @@
+"""MPID mist subset, as the NASNet authors reorganised it (MPID/mist/{train,test}/{data,gt}).
+
+  python train.py --config=configs/mpid_mist.py --workdir=DIR --config.data.manual_dir=/data/MPID
+
+Scored in RGB as the NASNet authors report MPID, Y beside it.
+"""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.data.name = "mpid/mist"
+  config.data.eval_split = "test"
+  config.model.input_normalization = "mpid_mist"   # the authors' input mean/std for this set
+  config.eval.protocols = ("rgb", "y8")
+  return config

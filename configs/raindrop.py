@@ -1,0 +1,19 @@
+"""Raindrop (DeRaindrop, Qian et al.): raindrops on the lens, tested on test_a.
+
+  python train.py --config=configs/raindrop.py --workdir=DIR --config.data.manual_dir=/data/raindrop
+  python evaluate.py --config=configs/raindrop.py --workdir=DIR --config.data.eval_split=test_b
+
+Raindrop papers score with the DeRaindrop protocol (crop to a multiple of 4, full-range
+OpenCV Y, skimage SSIM): "deraindrop" first, RGB beside it. The authors published no
+input statistics for this set, so the input is not normalised.
+"""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.data.name = "raindrop"
+  config.data.eval_split = "test_a"
+  config.eval.protocols = ("deraindrop", "rgb")
+  return config
