@@ -24,12 +24,12 @@ def get_config():
   # Odds of (streak, drop, mist): drops are the hardest to learn, streaks the easiest.
   config.data.synthetic_rain_weights = (0.7, 2.0, 1.3)
   config.batch_size = 4
-  config.total_steps = 1800
+  config.total_steps = 1700
   config.learning_rate = 2e-3
   config.warmup_steps = 50
   config.log_every_steps = 100
-  config.eval_every_steps = 1800
-  config.checkpoint_every_steps = 900
+  config.eval_every_steps = 1700
+  config.checkpoint_every_steps = 850
   config.eval.protocols = ("y8",)
   config.eval.max_images = 6    # a quick look during training; evaluate.py scores all
   return config
