@@ -1,0 +1,127 @@
+"""Input pipeline vs train step: batches per second, side by side in one run.
+
+  python benchmarks/input_pipeline.py [--pairs=60] [--repeats=5]
+
+Builds a Rain100H-shaped dataset (481x321 PNG pairs made from scikit-image's photos, in
+PReNet's layout) with the ``rain100h`` builder, then measures
+
+* the grain pipeline alone (read, decode, crop/flip/rot90, batch), with the thread count
+  the configs use, for the paper's batch 2 x 240^2 and the demo net's batch 4 at 96^2 and
+  64^2;
+* the jitted train step for the same shapes: NASNet default (3x18x64) for the paper's
+  setting and the demo net (1x4x32) for the demo's;
+
+and prints the medians over ``--repeats`` timings (the step compiled once) and the ratio
+pipeline / step, which must be at least 3. Results go in benchmarks/RESULTS.md with the
+machine they ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from configs import default  # noqa: E402
+from nasnet_jax import train_lib  # noqa: E402
+from nasnet_jax.data import pipeline, synthetic_rain_builder  # noqa: E402
+from nasnet_jax.models import create_model  # noqa: E402
+
+PHOTOS = synthetic_rain_builder.TRAIN_PHOTOS + synthetic_rain_builder.TEST_PHOTOS
+
+
+def write_fake_rain100h(root: str, pairs: int) -> None:
+  folder = os.path.join(root, "train", "RainTrainH")
+  os.makedirs(folder, exist_ok=True)
+  rng = np.random.default_rng(0)
+  for n in range(1, pairs + 1):
+    photo = synthetic_rain_builder.load_photo(PHOTOS[n % len(PHOTOS)])
+    h, w = photo.shape[:2]
+    top, left = rng.integers(0, max(1, h - 321)), rng.integers(0, max(1, w - 481))
+    clean = np.asarray(Image.fromarray(photo[top:top + 321, left:left + 481]).resize((481, 321)))
+    rainy = np.clip(clean.astype(int) + (rng.random(clean.shape[:2]) < 0.02)[..., None] * 120,
+                    0, 255).astype(np.uint8)
+    Image.fromarray(clean).save(os.path.join(folder, f"norain-{n}.png"))
+    Image.fromarray(rainy).save(os.path.join(folder, f"rain-{n}.png"))
+
+
+def time_pipeline(source, batch: int, crop: int, threads: int, batches: int) -> float:
+  """Seconds per batch of a fresh iterator, after 5 warm-up batches."""
+  ds = pipeline.train_dataset(source, crop_size=crop, global_batch_size=batch, seed=0,
+                              process_index=0, process_count=1)
+  it = pipeline.train_iterator(ds, num_threads=threads, prefetch=4)
+  for _ in range(5):
+    next(it)
+  start = time.perf_counter()
+  for _ in range(batches):
+    next(it)
+  return (time.perf_counter() - start) / batches
+
+
+def time_train_step(model_overrides: dict, batch: int, crop: int, repeats: int) -> list[float]:
+  """Seconds per jitted train step on a constant batch, ``repeats`` times (compiled first)."""
+  config = default.get_config()
+  for k, v in model_overrides.items():
+    config.model[k] = v
+  config.batch_size, config.data.crop_size = batch, crop
+  mesh = train_lib.make_mesh()
+  model = create_model(config.model)
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  state = jax.jit(lambda r: train_lib.create_train_state(config, model, r),
+                  out_shardings=replicated)(jax.random.PRNGKey(0))
+  state_sharding = jax.tree.map(lambda _: replicated, state)
+  step, batch_sharding = train_lib.jit_train_step(config, mesh, state_sharding)
+  rng = np.random.default_rng(0)
+  data = {k: jax.device_put(rng.integers(0, 255, (batch, crop, crop, 3), np.uint8),
+                            batch_sharding) for k in ("rainy", "clean")}
+  state, metrics = step(state, data)   # compiles
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    state, metrics = step(state, data)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - start)
+  return times
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--pairs", type=int, default=60)
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--threads", type=int, default=default.get_config().data.num_threads)
+  args = parser.parse_args()
+  with tempfile.TemporaryDirectory() as tmp:
+    write_fake_rain100h(os.path.join(tmp, "manual"), args.pairs)
+    source = pipeline.get_data_source("rain100h", "train", os.path.join(tmp, "tfds"),
+                                      os.path.join(tmp, "manual"))
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"jax {jax.__version__} on {jax.devices()[0].platform}; {len(source)} pairs of "
+          f"481x321; grain threads {args.threads}; medians of {args.repeats}")
+    settings = (("paper: NASNet 3x18x64, batch 2, crop 240", {}, 2, 240),
+                ("demo: NASNet 1x4x32, batch 4, crop 96",
+                 {"stages": 1, "blocks": 4, "features": 32}, 4, 96),
+                ("demo: NASNet 1x4x32, batch 4, crop 64",
+                 {"stages": 1, "blocks": 4, "features": 32}, 4, 64))
+    print(f"{'setting':<44} {'pipeline batch/s':>16} {'step batch/s':>13} {'ratio':>7}",
+          flush=True)
+    for name, model, batch, crop in settings:
+      pipe = statistics.median(time_pipeline(source, batch, crop, args.threads, 40)
+                               for _ in range(args.repeats))
+      train = statistics.median(time_train_step(model, batch, crop, args.repeats))
+      print(f"{name:<44} {1 / pipe:16.1f} {1 / train:13.3g} {train / pipe:7.1f}",
+            flush=True)
+
+
+if __name__ == "__main__":
+  main()
