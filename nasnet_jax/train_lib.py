@@ -262,12 +262,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   os.makedirs(workdir, exist_ok=True)
   mesh = make_mesh()
   check_batch_size(config.batch_size, jax.device_count())
-  synthetic_rain_weights(config)
-  mixture_entries(config)
+  synthetic_rain_weights(config)   # config errors before any dataset is built
+  mixture = mixture_entries(config)
   model = create_model(config.model)
   model_cfg = model_config_dict(config)
 
-  mixture = mixture_entries(config)
   if mixture:
     train_source = pipeline.Mixture(
         [pipeline.get_data_source(e.name, e.split, config.data.data_dir, e.manual_dir)

@@ -165,16 +165,26 @@ def test_paired_folder_labels_are_separate_builds(tmp_path):
   assert len(first) == 2 and len(second) == 1
 
 
-CONFIGS = sorted(os.path.relpath(p, ROOT) for p in
-                 glob.glob(os.path.join(ROOT, "configs", "*.py")) +
-                 glob.glob(os.path.join(ROOT, "configs", "ablations", "*.py"))
-                 if not p.endswith("__init__.py"))
+def _config_variants():
+  """(path, argument) for every config file; files with VARIANTS take each one after ':'."""
+  out = []
+  for p in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")) +
+                  glob.glob(os.path.join(ROOT, "configs", "ablations", "*.py"))):
+    if p.endswith("__init__.py"):
+      continue
+    path = os.path.relpath(p, ROOT)
+    module = importlib.import_module(path[:-3].replace(os.sep, "."))
+    out.extend((path, v) for v in getattr(module, "VARIANTS", (None,)))
+  return out
 
 
-@pytest.mark.parametrize("path", CONFIGS)
-def test_every_config_names_a_dataset_a_split_and_protocols(path, tmp_path):
+CONFIGS = _config_variants()
+
+
+@pytest.mark.parametrize("path, variant", CONFIGS)
+def test_every_config_names_a_dataset_a_split_and_protocols(path, variant, tmp_path):
   module = importlib.import_module(path[:-3].replace(os.sep, "."))
-  config = module.get_config()
+  config = module.get_config() if variant is None else module.get_config(variant)
   builder = pipeline.get_builder(config.data.name, str(tmp_path))
   assert builder.name in benchmarks.BUILDERS + ("synthetic_rain",)
   from nasnet_jax import metrics   # pylint: disable=g-import-not-at-top
@@ -187,6 +197,24 @@ def test_every_config_names_a_dataset_a_split_and_protocols(path, tmp_path):
   elif "synthetic" not in path and "default" not in path:
     assert (config.batch_size, config.data.crop_size, config.total_steps) == (2, 240, 300_000)
     assert config.learning_rate == 2e-4
+
+
+def test_ablation_variants_are_picked_after_a_colon():
+  proc = run_script(["-c", "import sys; from absl import app; "
+                     "from ml_collections import config_flags; "
+                     "F = config_flags.DEFINE_config_file('config'); "
+                     "app.run(lambda _: print(F.value.model.attention, F.value.model.stages, "
+                     "F.value.learning_rate))",
+                     "--config=configs/ablations/spa_data.py:senet"])
+  assert proc.stdout.split() == ["se", "3", "0.0001"]
+  proc = run_script(["-c", "from absl import app; from ml_collections import config_flags; "
+                     "F = config_flags.DEFINE_config_file('config'); "
+                     "app.run(lambda _: print(F.value.model.stages))",
+                     "--config=configs/ablations/stages.py:2"])
+  assert proc.stdout.split() == ["2"]
+  proc = run_script(["train.py", "--config=configs/ablations/spa_data.py:fog",
+                     "--workdir=/tmp/unused"], check=False)
+  assert proc.returncode != 0 and "spa_data.py:fog: unknown ablation" in proc.stderr
 
 
 def _tiny_flags(manual_dir, data_dir, **extra):

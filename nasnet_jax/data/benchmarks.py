@@ -124,7 +124,6 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
       message = (f"{self.name} {split}: skipped {len(skipped)} of {total} inputs; reasons "
                  f"in {os.path.join(final, SKIPPED_REPORT)}")
       logging.warning(message)
-      print(f"warning: {message}", flush=True)
 
 
 def skipped_report(builder: tfds.core.DatasetBuilder) -> list[tuple[str, str, str]]:
@@ -287,13 +286,8 @@ rainy_image/ with ground_truth/. Pass the top folder as manual_dir.
 """
   ROOT_DESCRIPTION = "folder with input/ and target/ subfolders"
 
-  def _manual_root(self, dl_manager) -> str:
-    manual_dir = getattr(dl_manager, "_manual_dir", None)
-    return layouts.check_manual_dir(os.fspath(manual_dir) if manual_dir else None,
-                                    self.name)
-
   def _is_root(self, folder):
-    return True
+    return True   # splits are whatever folder pairs lie below manual_dir
 
   def _listings(self, root):
     return layouts.paired_folder_listings(root, self.builder_config.folder_pairs)
