@@ -54,7 +54,20 @@ def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
 def read_image(path: str) -> np.ndarray:
   """Reads ``path`` as uint8 (H, W, 3) RGB; raises ImageReadError naming the file."""
   try:
-    return to_rgb_uint8(iio.imread(path))
+    with open(path, "rb") as f:
+      data = f.read()
+  except OSError as e:
+    raise ImageReadError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from e
+  return decode_image(data, path)
+
+
+def decode_image(data: bytes, path: str) -> np.ndarray:
+  """Decodes the encoded image ``data`` (the bytes of ``path``) as uint8 (H, W, 3) RGB.
+
+  ``path`` names the file in the error and gives the format hint by its extension.
+  """
+  try:
+    return to_rgb_uint8(iio.imread(data, extension=os.path.splitext(path)[1].lower() or None))
   except Exception as e:  # pylint: disable=broad-except
     raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}); remove or replace it"

@@ -20,9 +20,11 @@ paired_folders     any label; input/target folders            one per folder pai
 A rainy image without its clean partner, a listed file that is missing or is a directory,
 a size mismatch or an unreadable file is skipped, counted in a warning and written with
 its reason to ``skipped.txt`` beside the built dataset. 16-bit, grayscale, RGBA and JPEG
-inputs are stored as uint8 RGB (PNG). Building is deterministic (examples keyed by id);
-a build that is killed leaves only TFDS's ``incomplete.*`` folder and starts over when
-run again.
+inputs are stored as uint8 RGB (PNG). Building is deterministic (examples keyed by id)
+and resumable: the pairs are checked and converted first, in chunks saved under the TFDS
+download dir (``nasnet_jax.data.conversion``), so a killed build run again redoes only
+the chunks that were in flight (and TFDS's own writing, which is a copy); TFDS's
+``incomplete.*`` folder that a kill leaves behind does no harm.
 """
 
 from __future__ import annotations
@@ -30,14 +32,13 @@ from __future__ import annotations
 import abc
 import dataclasses
 import os
+import shutil
 
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
-from PIL import Image
 
-from nasnet_jax import images as image_io
-from nasnet_jax.data import layouts
+from nasnet_jax.data import conversion, layouts
 
 SKIPPED_REPORT = "skipped.txt"
 
@@ -74,13 +75,30 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
 
   def download_and_prepare(self, *args, **kwargs):
     self._final_data_dir = self.data_dir   # during the build, data_dir is a temporary one
-    return super().download_and_prepare(*args, **kwargs)
+    self._conversion_dir = None
+    result = super().download_and_prepare(*args, **kwargs)
+    if self._conversion_dir:   # built: the converted chunks are no longer needed
+      shutil.rmtree(self._conversion_dir, ignore_errors=True)
+      folder = self._conversion_dir
+      for _ in range(3):       # <config>, <name>, nasnet_jax_conversion, if now empty
+        folder = os.path.dirname(folder)
+        try:
+          os.rmdir(folder)
+        except OSError:
+          break
+    return result
 
   def _manual_root(self, dl_manager) -> str:
     manual_dir = getattr(dl_manager, "_manual_dir", None)
     manual_dir = layouts.check_manual_dir(os.fspath(manual_dir) if manual_dir else None,
                                           self.name)
     return layouts.find_root(manual_dir, self._is_root, self.name, self.ROOT_DESCRIPTION)
+
+  def conversion_dir(self, dl_manager) -> str:
+    """Where the converted chunks of this build are kept until it has finished."""
+    config = self.builder_config.name if self.builder_config else "default"
+    return os.path.join(os.fspath(dl_manager.download_dir), "nasnet_jax_conversion",
+                        self.name, config, str(self.version))
 
   def _split_generators(self, dl_manager):
     root = self._manual_root(dl_manager)
@@ -89,26 +107,19 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
       raise layouts.LayoutError(f"{self.name}: {root} holds no split of the dataset; "
                                 f"expected {self.ROOT_DESCRIPTION}")
     self._skipped: dict[str, list[tuple[str, str]]] = {}
-    logging.info("%s: reading %s", self.name, root)
+    self._conversion_dir = self.conversion_dir(dl_manager)
+    logging.info("%s: reading %s, converted chunks in %s", self.name, root,
+                 self._conversion_dir)
     return {split: self._generate_examples(split, listing)
             for split, listing in sorted(listings.items())}
 
   def _generate_examples(self, split: str, listing: layouts.Listing):
     skipped = list(listing.skipped)
-    for pair in listing.pairs:
-      try:
-        rainy = image_io.read_image(pair.rainy)
-        clean = image_io.read_image(pair.clean)
-      except image_io.ImageReadError as e:
-        skipped.append((pair.id, str(e)))
+    for example in conversion.converted_pairs(listing.pairs, split, self._conversion_dir):
+      if "skipped" in example:
+        skipped.append((example["id"], example["skipped"]))
         continue
-      if rainy.shape != clean.shape:
-        skipped.append((pair.id, f"size {rainy.shape[1]}x{rainy.shape[0]} differs from its "
-                        f"clean partner's {clean.shape[1]}x{clean.shape[0]} "
-                        f"({os.path.basename(pair.clean)})"))
-        continue
-      yield pair.id, {"rainy": Image.fromarray(rainy), "clean": Image.fromarray(clean),
-                      "id": pair.id}
+      yield example["id"], example
     self._report_skipped(split, skipped, len(listing.pairs) + len(listing.skipped))
 
   def _report_skipped(self, split: str, skipped, total: int) -> None:
