@@ -5,6 +5,9 @@
   # saved outputs against ground truth, paired by file name (no model needed)
   python evaluate.py --results_dir=R --target_dir=T [--input_dir=RAINY]
 
+Inference options come from the config: --config.eval.ensemble=True (x8 self-ensemble),
+--config.eval.tile=512 [--config.eval.overlap=N], --config.eval.dtype=bfloat16.
+
 Prints a table (input vs output, per protocol and rain type) and writes per_image.csv and
 summary.json to --output_dir (default DIR/eval_<split> or R_scores).
 """
@@ -67,10 +70,13 @@ def run():
                                       config.data.manual_dir)
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, f"eval_{split}")
     examples = pipeline.eval_examples(source, FLAGS.max_images or None)
+    options = evaluation.inference_options(config.eval)
     rows = evaluation.evaluate_model(
         model, params, examples, protocols,
-        output_dir=os.path.join(output_dir, "images") if FLAGS.save_images else None)
-    extra = {"workdir": FLAGS.workdir, "dataset": config.data.name, "split": split}
+        output_dir=os.path.join(output_dir, "images") if FLAGS.save_images else None,
+        options=options)
+    extra = {"workdir": FLAGS.workdir, "dataset": config.data.name, "split": split,
+             "inference": options}
   summary = evaluation.summarize(rows)
   evaluation.write_report(rows, summary, output_dir, {**extra, "protocols": protocols})
   print(evaluation.format_table(summary, protocols))

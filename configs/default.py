@@ -66,4 +66,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.protocols = ("y8", "rgb")  # the first is the headline number
   config.eval.max_images = 0             # 0: the whole split
   config.eval.num_sample_images = 4      # rainy | derained | clean strips per eval
+  # Inference (nasnet_jax.inference): 0 runs whole images; else tiles of this core size
+  # with `overlap` pixels of context (-1: the receptive-field radius, exact tiling).
+  config.eval.tile = 0
+  config.eval.overlap = -1
+  config.eval.ensemble = False           # x8 flips/rotations, averaged
+  config.eval.dtype = "float32"          # or "bfloat16"
   return config

@@ -30,9 +30,19 @@ def score_pair(pred: np.ndarray, gt: np.ndarray, protocols: Sequence[str],
   return row
 
 
+def inference_options(eval_config: Mapping[str, Any]) -> dict[str, Any]:
+  """``Derainer`` options from a ``config.eval`` (tile, overlap, ensemble, dtype)."""
+  tile = int(eval_config.get("tile", 0) or 0)
+  overlap = int(eval_config.get("overlap", -1))
+  return {"tile": tile or None, "overlap": None if overlap < 0 else overlap,
+          "ensemble": bool(eval_config.get("ensemble", False)),
+          "dtype": eval_config.get("dtype", None) or None}
+
+
 def evaluate_model(model, params, examples: Iterable[Mapping[str, Any]],
                    protocols: Sequence[str] = ("y8",), output_dir: str | None = None,
-                   sharding=None, on_image=None) -> list[dict[str, Any]]:
+                   sharding=None, on_image=None,
+                   options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
   """Derains each example and scores it.
 
   Args:
@@ -41,15 +51,18 @@ def evaluate_model(model, params, examples: Iterable[Mapping[str, Any]],
       ``rain_type``.
     protocols: scoring protocols.
     output_dir: if given, each derained image is written there as ``<id>.png``.
-    sharding: placement for the input (see ``inference.derain``).
+    sharding: placement for the input (see ``inference.Derainer``).
     on_image: optional callback ``(index, example, derained_uint8)``.
+    options: ``inference.Derainer`` options (tile, overlap, ensemble, dtype); see
+      ``inference_options``. Whole images at the network's dtype by default.
 
   Returns:
     One row per image: id, rain_type (if any), and input_/output psnr/ssim per protocol.
   """
   rows = []
+  derainer = inference.Derainer(model, params, sharding=sharding, **(options or {}))
   for i, ex in enumerate(examples):
-    derained = inference.derain(model, params, ex["rainy"], sharding=sharding)
+    derained = derainer(ex["rainy"])
     row = {"id": ex["id"]}
     if "rain_type" in ex:
       row["rain_type"] = ex["rain_type"]

@@ -1,59 +1,211 @@
-"""Whole-image inference for images of any size."""
+"""Inference on images of any size: shape buckets, tiles, the x8 self-ensemble, bfloat16.
+
+    derainer = Derainer(model, params, tile=512, ensemble=True)
+    derained = derainer(rainy)          # (H, W, 3) or (N, H, W, 3), uint8/uint16/float
+
+**Whole image.** The input is zero-padded at the bottom and right to a shape bucket (see
+``bucket_size``: at most 1/8 larger, so a folder of photos of many sizes compiles a few
+shapes, not one per size) and the network gets a mask of the image pixels. NASNet zeroes
+its activations outside the mask, so the output equals running it on the unpadded image
+exactly as the authors' PyTorch code does (``"same"`` zero padding at the image border),
+which keeps scores comparable with the papers.
+
+**Tiles** (``tile``: the core size in pixels; ``overlap``: extra context on each side).
+Each tile is run with its overlap and masked like a padded image, so a tile at the image
+border sees the border as the whole-image run does. NASNet has no global pooling: an
+output pixel depends on the input within ``model.receptive_field_radius`` pixels (170 for
+the paper's default), so with ``overlap`` at least that radius each tile's core equals the
+whole-image output (float rounding aside) and the cores are pasted. With a smaller overlap
+(or a network that is not local) neighbouring tiles are cross-faded linearly over the
+``2 * overlap`` pixels around their shared edge. ``overlap`` defaults to the radius.
+
+**Self-ensemble** (``ensemble=True``): the mean over the 8 flips x rotations by 90 degrees,
+each undone before averaging (8x the compute).
+
+**bfloat16** (``dtype="bfloat16"``): the network computes in bfloat16 with float32
+parameters; the output is float32.
+"""
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def bucket_size(n: int, min_multiple: int = 16) -> int:
+  """``n`` rounded up to a multiple of max(min_multiple, 2**floor(log2 n) / 8).
+
+  Sizes 256-511 round to multiples of 32, 2048-4095 to multiples of 256: eight buckets
+  per octave, each at most 12.5% larger than what it holds.
+  """
+  if n < 1:
+    raise ValueError(f"image sides must be >= 1 pixel, got {n}")
+  step = max(min_multiple, (1 << (n.bit_length() - 1)) // 8)
+  return -(-n // step) * step
+
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def _apply(model: nn.Module, params, images: jax.Array) -> jax.Array:
-  return jnp.clip(model.apply({"params": params}, images), 0.0, 1.0)
+def _apply(model: nn.Module, params, images: jax.Array, valid: jax.Array) -> jax.Array:
+  return model.apply({"params": params}, images, valid)
 
 
-def pad_to_multiple(images: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
-  """Reflect-pads (N, H, W, C) at the bottom/right to multiples of ``multiple``.
-
-  Returns the padded array and the original (H, W). Padding to a bucket keeps the number
-  of compiled shapes small (one per bucket, not one per image size).
-  """
-  h, w = images.shape[1:3]
-  ph, pw = (-h) % multiple, (-w) % multiple
-  if ph or pw:
-    mode = "reflect" if (ph < h and pw < w) else "symmetric"
-    images = np.pad(images, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
-  return images, (h, w)
+def _to_float(array: np.ndarray) -> np.ndarray:
+  if array.dtype == np.uint8:
+    return array.astype(np.float32) / 255.0
+  if array.dtype == np.uint16:
+    return array.astype(np.float32) / 65535.0
+  return array.astype(np.float32)
 
 
-def derain(model: nn.Module, params, image, pad_multiple: int = 16, sharding=None):
-  """Derains one image (H, W, 3) or a batch (N, H, W, 3) of any height and width.
+def _from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+  array = np.clip(array, 0.0, 1.0)
+  if dtype == np.uint8:
+    return np.round(array * 255.0).astype(np.uint8)
+  if dtype == np.uint16:
+    return np.round(array * 65535.0).astype(np.uint16)
+  return array.astype(np.float32)
+
+
+def _ramp(start: int, stop: int, core_start: int, core_stop: int, size: int,
+          overlap: int) -> np.ndarray:
+  """1-D cross-fade weights over the window [start, stop) of a tile with core
+  [core_start, core_stop): linear over 2*overlap pixels around each inner core edge."""
+  pos = np.arange(start, stop, dtype=np.float32) + 0.5
+  w = np.ones(stop - start, np.float32)
+  if overlap > 0 and core_start > 0:
+    w = np.minimum(w, np.clip((pos - (core_start - overlap)) / (2 * overlap), 0, 1))
+  if overlap > 0 and core_stop < size:
+    w = np.minimum(w, np.clip(((core_stop + overlap) - pos) / (2 * overlap), 0, 1))
+  return w
+
+
+class Derainer:
+  """A network and its parameters, ready to derain images of any size.
 
   Args:
-    model: a deraining network (e.g. from ``nasnet_jax.restore``).
+    model: a deraining network taking ``(images, valid)`` (e.g. ``NASNet``).
     params: its parameters.
-    image: uint8 in [0, 255] or float in [0, 1], RGB.
-    pad_multiple: the input is reflect-padded to multiples of this and cropped back.
-    sharding: optional ``jax.sharding.Sharding`` to place the input with (used by the
-      trainer to match its replicated parameters).
-
-  Returns:
-    The derained image(s), same shape as ``image``: uint8 for uint8 input, else float32
-    in [0, 1].
+    tile: core size of a tile in pixels; None runs the whole image at once.
+    overlap: context each tile gets on every side; None: the network's receptive-field
+      radius (exact tiling), or 32 for a network that is not local.
+    ensemble: average the 8 flip/rot90 versions.
+    dtype: "float32" or "bfloat16" computation (None keeps the model's).
+    sharding: optional placement for the input batch (the trainer passes its replicated
+      sharding).
+    tile_batch: tiles run together in one call.
   """
-  array = np.asarray(image)
-  is_uint8 = array.dtype == np.uint8
-  if array.ndim not in (3, 4) or array.shape[-1] != 3:
-    raise ValueError(f"derain expects an RGB image (H, W, 3) or batch (N, H, W, 3), "
-                     f"got shape {array.shape}")
-  batch = array[None] if array.ndim == 3 else array
-  batch = batch.astype(np.float32) / 255.0 if is_uint8 else batch.astype(np.float32)
-  padded, (h, w) = pad_to_multiple(batch, pad_multiple)
-  x = jax.device_put(padded, sharding) if sharding is not None else jnp.asarray(padded)
-  out = np.asarray(_apply(model, params, x))[:, :h, :w]
-  if is_uint8:
-    out = np.round(out * 255.0).astype(np.uint8)
-  return out[0] if array.ndim == 3 else out
+
+  def __init__(self, model: nn.Module, params: Any, *, tile: int | None = None,
+               overlap: int | None = None, ensemble: bool = False,
+               dtype: str | None = None, sharding=None, tile_batch: int = 1):
+    if dtype is not None:
+      if dtype not in _DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not supported; use one of {sorted(_DTYPES)}")
+      model = model.clone(dtype=_DTYPES[dtype])
+    if tile is not None and tile < 1:
+      raise ValueError(f"tile={tile} must be a positive number of pixels (or None)")
+    self.radius = getattr(model, "receptive_field_radius", None)
+    if overlap is None:
+      overlap = self.radius if self.radius is not None else 32
+    if overlap < 0:
+      raise ValueError(f"overlap={overlap} must be >= 0")
+    if tile_batch < 1:
+      raise ValueError(f"tile_batch={tile_batch} must be >= 1")
+    self.model, self.params = model, params
+    self.tile, self.overlap, self.ensemble = tile, overlap, ensemble
+    self.sharding, self.tile_batch = sharding, tile_batch
+
+  @property
+  def tiles_are_exact(self) -> bool:
+    """Whether tiled output equals whole-image output (overlap >= receptive field)."""
+    return self.radius is not None and self.overlap >= self.radius
+
+  def __call__(self, image) -> np.ndarray:
+    """(H, W, 3) or (N, H, W, 3) RGB, uint8, uint16 or float in [0, 1] -> the derained
+    image(s), same shape and dtype (float output as float32 in [0, 1])."""
+    array = np.asarray(image)
+    if array.ndim not in (3, 4) or array.shape[-1] != 3:
+      raise ValueError(f"expected an RGB image (H, W, 3) or batch (N, H, W, 3), got shape "
+                       f"{array.shape}")
+    batch = _to_float(array[None] if array.ndim == 3 else array)
+    if self.ensemble:
+      out = np.zeros_like(batch)
+      for k in range(4):
+        for flip in (False, True):
+          x = batch[:, :, ::-1] if flip else batch
+          y = np.rot90(self._forward(np.rot90(x, k, axes=(1, 2))), -k, axes=(1, 2))
+          out += y[:, :, ::-1] if flip else y
+      out /= 8.0
+    else:
+      out = self._forward(batch)
+    out = _from_float(out, array.dtype)
+    return out[0] if array.ndim == 3 else out
+
+  def _run(self, images: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    if self.sharding is not None:
+      images, valid = jax.device_put((images, valid), self.sharding)
+    return np.asarray(_apply(self.model, self.params, images, valid))
+
+  def _forward(self, batch: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) float32 -> (N, H, W, 3) float32, not clipped."""
+    n, h, w, _ = batch.shape
+    if self.tile is None or (h <= self.tile and w <= self.tile):
+      return self._whole(batch)
+    return np.stack([self._tiled(image) for image in batch])
+
+  def _whole(self, batch: np.ndarray) -> np.ndarray:
+    n, h, w, c = batch.shape
+    bh, bw = bucket_size(h), bucket_size(w)
+    padded = np.zeros((n, bh, bw, c), np.float32)
+    padded[:, :h, :w] = batch
+    valid = np.zeros((n, bh, bw, 1), np.float32)
+    valid[:, :h, :w] = 1.0
+    return self._run(padded, valid)[:, :h, :w]
+
+  def _tiled(self, image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (H, W, 3) from tiles of one buffer shape, run tile_batch at a time."""
+    h, w, c = image.shape
+    t, o = self.tile, self.overlap
+    buf_h, buf_w = min(t + 2 * o, bucket_size(h)), min(t + 2 * o, bucket_size(w))
+    windows = []
+    for y0 in range(0, h, t):
+      for x0 in range(0, w, t):
+        core = (y0, min(y0 + t, h), x0, min(x0 + t, w))
+        win = (max(y0 - o, 0), min(y0 + t + o, h), max(x0 - o, 0), min(x0 + t + o, w))
+        windows.append((core, win))
+    exact = self.tiles_are_exact
+    out = np.zeros((h, w, c), np.float32)
+    weight = None if exact else np.zeros((h, w, 1), np.float32)
+    for first in range(0, len(windows), self.tile_batch):
+      group = windows[first:first + self.tile_batch]
+      tiles = np.zeros((self.tile_batch, buf_h, buf_w, c), np.float32)
+      valid = np.zeros((self.tile_batch, buf_h, buf_w, 1), np.float32)
+      for i, (_, (wy0, wy1, wx0, wx1)) in enumerate(group):
+        tiles[i, :wy1 - wy0, :wx1 - wx0] = image[wy0:wy1, wx0:wx1]
+        valid[i, :wy1 - wy0, :wx1 - wx0] = 1.0
+      results = self._run(tiles, valid)
+      for result, ((cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1)) in zip(results, group):
+        if exact:
+          out[cy0:cy1, cx0:cx1] = result[cy0 - wy0:cy1 - wy0, cx0 - wx0:cx1 - wx0]
+        else:
+          wgt = (_ramp(wy0, wy1, cy0, cy1, h, o)[:, None] *
+                 _ramp(wx0, wx1, cx0, cx1, w, o)[None, :])[..., None]
+          out[wy0:wy1, wx0:wx1] += wgt * result[:wy1 - wy0, :wx1 - wx0]
+          weight[wy0:wy1, wx0:wx1] += wgt
+    return out if exact else out / np.maximum(weight, 1e-12)
+
+
+def derain(model: nn.Module, params: Any, image, **options) -> np.ndarray:
+  """Derains one image (H, W, 3) or a batch (N, H, W, 3) of any height and width.
+
+  ``image`` is RGB, uint8, uint16 or float in [0, 1]; the result has its shape and dtype.
+  ``options`` are ``Derainer``'s: tile, overlap, ensemble, dtype, sharding, tile_batch.
+  """
+  return Derainer(model, params, **options)(image)

@@ -212,7 +212,8 @@ def evaluate_during_training(config, model, params, eval_source, workdir, step,
       strips.append(_sample_strip(ex, derained))
 
   rows = evaluation.evaluate_model(model, params, examples, tuple(config.eval.protocols),
-                                   sharding=sharding, on_image=keep_strip)
+                                   sharding=sharding, on_image=keep_strip,
+                                   options=evaluation.inference_options(config.eval))
   summary = evaluation.summarize(rows)
   if strips and jax.process_index() == 0:
     width = max(s.shape[1] for s in strips)

@@ -240,6 +240,18 @@ def test_evaluate_cli_scores_the_latest_checkpoint(trained, tmp_path):
   assert {"psnr_y8", "input_psnr_y8", "ssim_rgb", "input_ssim_rgb"} <= set(summary["all"])
   assert len(list((out_dir / "images").glob("*.png"))) == 6
   assert (out_dir / "per_image.csv").read_text().count("\n") == 7
+  # The same with exact tiles, and with the x8 ensemble.
+  report = {}
+  for name, flags in (("tiled", ["--config.eval.tile=16"]),
+                      ("ensemble", ["--config.eval.ensemble=True"])):
+    run_script(["evaluate.py", f"--workdir={workdir}", f"--output_dir={tmp_path / name}",
+                "--protocols=y8"] + config_flags_for(config.data.data_dir) + flags)
+    report[name] = json.loads((tmp_path / name / "summary.json").read_text())
+  assert report["tiled"]["inference"]["tile"] == 16
+  assert report["ensemble"]["inference"]["ensemble"] is True
+  assert report["tiled"]["summary"]["all"]["psnr_y8"] == pytest.approx(
+      summary["all"]["psnr_y8"], abs=1e-3)
+  assert report["ensemble"]["summary"]["all"]["psnr_y8"] != summary["all"]["psnr_y8"]
 
 
 def test_library_restore_and_derain(trained):

@@ -192,8 +192,13 @@ class NeuronAttention(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """x: (N, H, W, C) features -> (N, H, W, C) gated features."""
+  def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+    """x: (N, H, W, C) features -> (N, H, W, C) gated features.
+
+    ``valid`` is accepted for a common gate signature and unused: the gate is local, and
+    ``x`` is zero outside the valid region already (see ``NASNet``).
+    """
+    del valid
     channels = x.shape[-1]
     a = _conv(channels, (self.kernel_size, self.kernel_size),
               feature_group_count=channels, dtype=self.dtype,
@@ -218,11 +223,15 @@ class SqueezeExcitation(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """x: (N, H, W, C) -> (N, H, W, C)."""
+  def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+    """x: (N, H, W, C) -> (N, H, W, C); the mean is over ``valid`` (N, H, W, 1) if given."""
     channels = x.shape[-1]
     hidden = max(1, channels // self.reduction)
-    s = jnp.mean(x, axis=(1, 2), keepdims=True)
+    if valid is None:
+      s = jnp.mean(x, axis=(1, 2), keepdims=True)
+    else:
+      s = (jnp.sum(x * valid.astype(x.dtype), axis=(1, 2), keepdims=True) /
+           jnp.maximum(jnp.sum(valid, axis=(1, 2), keepdims=True), 1).astype(x.dtype))
     s = nn.relu(_conv(hidden, (1, 1), dtype=self.dtype,
                       param_dtype=self.param_dtype, name="squeeze")(s))
     s = _conv(channels, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
@@ -238,8 +247,14 @@ def _attention(kind: str, name: str, depthwise_impl: str, dtype, param_dtype):
   if kind == "se":
     return SqueezeExcitation(dtype=dtype, param_dtype=param_dtype, name=name)
   if kind == "none":
-    return lambda x: x
+    return lambda x, valid=None: x
   raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {kind!r}")
+
+
+def _mask(x: jax.Array, valid: jax.Array | None) -> jax.Array:
+  """Zeroes ``x`` outside ``valid`` (1 inside, 0 outside), so that the next "same"
+  convolution sees zeros there exactly as at the border of an image of the valid size."""
+  return x if valid is None else x * valid.astype(x.dtype)
 
 
 class Block(nn.Module):
@@ -255,14 +270,15 @@ class Block(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+    """x: (N, H, W, C), zero outside ``valid`` (N, H, W, 1) if given (see ``NASNet``)."""
     conv = functools.partial(_conv, self.features, (3, 3), dtype=self.dtype,
                              param_dtype=self.param_dtype)
-    o1 = nn.relu(conv(name="conv1")(x))
-    o2 = conv(name="conv2")(jnp.concatenate([x, o1], axis=-1))
+    o1 = _mask(nn.relu(conv(name="conv1")(x)), valid)
+    o2 = _mask(conv(name="conv2")(jnp.concatenate([x, o1], axis=-1)), valid)
     gate = _attention(self.attention, "attention", self.depthwise_impl, self.dtype,
                       self.param_dtype)
-    return gate(o2) + x
+    return gate(o2, valid) + x
 
 
 class Stage(nn.Module):
@@ -280,15 +296,16 @@ class Stage(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+    """x: (N, H, W, C), zero outside ``valid`` (N, H, W, 1) if given (see ``NASNet``)."""
     block_cls = nn.remat(Block) if self.remat else Block
     h = x
     for j in range(self.blocks):
       h = block_cls(self.features, self.attention, self.depthwise_impl, self.dtype,
-                    self.param_dtype, name=f"block_{j}")(h)
+                    self.param_dtype, name=f"block_{j}")(h, valid)
     h = _conv(self.features, (3, 3), dtype=self.dtype,
               param_dtype=self.param_dtype, name="tail_conv")(h)
-    return h + x
+    return _mask(h, valid) + x
 
 
 class NASNet(nn.Module):
@@ -325,9 +342,32 @@ class NASNet(nn.Module):
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
 
+  @property
+  def receptive_field_radius(self) -> int | None:
+    """How far (in pixels, per axis) an output pixel sees into the input; None if the
+    network is not local (the SE gate pools the whole image).
+
+    Each 3x3 convolution on the path adds 1: the input conv, per block conv1, conv2 and
+    the neuron attention's depthwise conv, per stage its tail conv, the fusion 3x3 conv
+    and attention, and the two post convs. 170 for the default (3 stages, 18 blocks).
+    """
+    if self.attention == "se":
+      return None
+    gate = 1 if self.attention == "na" else 0
+    per_stage = self.blocks * (2 + gate) + 1
+    fusion = 1 if self.fuse_stages else 0
+    return 1 + self.stages * per_stage + fusion + gate + 2
+
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """x: (N, H, W, 3) rainy image in [0, 1] -> (N, H, W, 3) derained, float32."""
+  def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+    """x: (N, H, W, 3) rainy image in [0, 1] -> (N, H, W, 3) derained, float32.
+
+    ``valid`` (N, H, W, 1), 1 on image pixels and 0 on padding, makes the output on the
+    valid pixels equal to running the network on the valid region alone (every
+    activation is zeroed outside it, as "same" padding would see at the image border):
+    so images padded to a common shape, or tiles cut from a large image, give exactly the
+    whole-image result. The valid region must be a rectangle.
+    """
     if x.ndim != 4 or x.shape[-1] != 3:
       raise ValueError(f"NASNet expects NHWC images with 3 channels, got shape {x.shape}")
     if self.attention not in ATTENTION_KINDS:
@@ -344,20 +384,20 @@ class NASNet(nn.Module):
       x = (x - mean) / std
     conv = functools.partial(_conv, self.features, dtype=self.dtype,
                              param_dtype=self.param_dtype)
-    h = conv((3, 3), name="input_conv")(x)
+    h = _mask(conv((3, 3), name="input_conv")(_mask(x, valid)), valid)
     outputs = []
     for i in range(self.stages):
       h = Stage(self.blocks, self.features, self.attention, self.depthwise_impl,
-                self.remat, self.dtype, self.param_dtype, name=f"stage_{i}")(h)
+                self.remat, self.dtype, self.param_dtype, name=f"stage_{i}")(h, valid)
       outputs.append(h)
     if self.fuse_stages:
       f = conv((3, 3), name="fusion_conv3x3")(jnp.concatenate(outputs, axis=-1))
-      f = conv((1, 1), name="fusion_conv1x1")(f)
+      f = _mask(conv((1, 1), name="fusion_conv1x1")(f), valid)
     else:
       f = outputs[-1]
     f = _attention(self.attention, "fusion_attention", self.depthwise_impl, self.dtype,
-                   self.param_dtype)(f)
-    y = conv((3, 3), name="post_conv1")(f)
+                   self.param_dtype)(f, valid)
+    y = _mask(conv((3, 3), name="post_conv1")(f), valid)
     y = _conv(3, (3, 3), dtype=self.dtype, param_dtype=self.param_dtype,
               name="post_conv2")(y)
     return y.astype(jnp.float32) + x
