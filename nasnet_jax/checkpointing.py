@@ -119,19 +119,31 @@ def _resolve(path: str) -> tuple[str, int | None]:
   return path, None
 
 
-def restore(path: str):
-  """Restores ``(model, params)`` for inference from a checkpoint.
+EXPORT_CHECKPOINT = "checkpoint"   # an export's orbax checkpoint (nasnet_jax.export)
 
-  Args:
-    path: a training workdir (its latest checkpoint is used), its ``checkpoints/``
-      folder, or one step folder ``checkpoints/<step>``.
 
-  Returns:
-    (model, params): a Flax module built from the checkpoint's model config and its
-    parameters, ready for ``model.apply({"params": params}, images)`` or
-    ``nasnet_jax.derain(model, params, image)``.
-  """
-  from nasnet_jax.models import create_model  # pylint: disable=g-import-not-at-top
+def _restore_export(path: str) -> tuple[dict[str, Any], Any]:
+  checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+  directory = os.path.join(path, EXPORT_CHECKPOINT)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  try:
+    saved = checkpointer.metadata(directory).item_metadata["params"]
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                          saved)
+    restored = checkpointer.restore(directory, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(target), model=ocp.args.JsonRestore()))
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f"{directory} is not a readable export ({type(e).__name__}: "
+                     f"{str(e).splitlines()[0][:200] if str(e) else ''}); export it again "
+                     "with python -m nasnet_jax.export") from e
+  return dict(restored["model"]), restored["params"]
+
+
+def restore_config(path: str) -> tuple[dict[str, Any], Any]:
+  """``(model config, params)`` from a training checkpoint or an export (see ``restore``)."""
+  expanded = os.path.abspath(os.path.expanduser(path))
+  if os.path.isdir(os.path.join(expanded, EXPORT_CHECKPOINT, "params")):
+    return _restore_export(expanded)
   directory, step = _resolve(path)
   manager = ocp.CheckpointManager(
       directory, options=ocp.CheckpointManagerOptions(read_only=True),
@@ -144,7 +156,7 @@ def restore(path: str):
   steps = sorted(manager.all_steps(), reverse=True)
   if not steps:
     raise FileNotFoundError(f"no checkpoint in {directory}: train first, or pass the "
-                            "folder that holds checkpoints/")
+                            "folder that holds checkpoints/ (or an export)")
   candidates = [step] if step is not None else steps
   last_error = None
   for s in candidates:
@@ -159,6 +171,23 @@ def restore(path: str):
       print(f"WARNING: checkpoint {directory}/{s} is unreadable ({type(e).__name__}); "
             "trying the previous one", flush=True)
       continue
-    model_config = restored["model"]
-    return create_model(model_config), restored["state"]["params"]
+    return dict(restored["model"]), restored["state"]["params"]
   raise ValueError(f"no readable checkpoint in {directory}: {last_error}")
+
+
+def restore(path: str):
+  """Restores ``(model, params)`` for inference.
+
+  Args:
+    path: a training workdir (its latest checkpoint is used), its ``checkpoints/``
+      folder, one step folder ``checkpoints/<step>``, or an export
+      (``python -m nasnet_jax.export``, which holds the parameters only).
+
+  Returns:
+    (model, params): a Flax module built from the saved model config and its
+    parameters, ready for ``model.apply({"params": params}, images)`` or
+    ``nasnet_jax.derain(model, params, image)``.
+  """
+  from nasnet_jax.models import create_model  # pylint: disable=g-import-not-at-top
+  model_config, params = restore_config(path)
+  return create_model(model_config), params

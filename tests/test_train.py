@@ -286,3 +286,16 @@ def test_checkpoints_move_between_device_counts(tiny_data_dir, tmp_path):
   model, params = nasnet_jax.restore(os.path.join(workdir, "checkpoints", "4"))
   out = nasnet_jax.derain(model, params, np.zeros((20, 20, 3), np.uint8))
   assert out.shape == (20, 20, 3)
+
+
+def test_export_of_a_training_run_holds_its_parameters(trained, tmp_path):
+  workdir, _, state = trained
+  proc = run_script(["-m", "nasnet_jax.export", f"--workdir={workdir}",
+                     f"--output={tmp_path / 'export'}"])
+  assert "exported" in proc.stdout
+  model, params = nasnet_jax.restore(str(tmp_path / "export"))
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert jax.tree.structure(params) == jax.tree.structure(state.params)
+  items = [p.name for p in (tmp_path / "export" / "checkpoint").iterdir() if p.is_dir()]
+  assert sorted(items) == ["model", "params"]   # no optimizer state, step or data state

@@ -1,0 +1,139 @@
+"""``nasnet-derain``: derain your own photos with a trained checkpoint.
+
+    nasnet-derain --checkpoint=workdirs/demo photo.jpg more/ 'shots/*.png' --output_dir=out
+    nasnet-derain --checkpoint=EXPORT big.tif --output_dir=out --tile=512 --ensemble
+
+INPUT is a file, a folder (its images, recursively; sub-folders are kept in OUT) or a glob.
+PNG, JPEG, TIFF, WebP and BMP; 8- and 16-bit (16-bit PNG/TIFF written back as 16-bit);
+grayscale and RGBA (alpha kept); EXIF orientation applied (the output is upright). Each
+output has its input's file name and format. An output never replaces an input, and a
+file that fails is reported while the rest go on; the exit status is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import time
+
+from nasnet_jax import images as image_io
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(
+      prog="nasnet-derain", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+  p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+  p.add_argument("--checkpoint", required=True,
+                 help="training workdir, checkpoint step folder, or export folder")
+  p.add_argument("--output_dir", required=True, help="where the derained images go")
+  p.add_argument("--tile", type=int, default=0,
+                 help="run in tiles of this size (pixels; 0: whole images)")
+  p.add_argument("--overlap", type=int, default=-1,
+                 help="context around each tile (-1: the network's receptive field, "
+                      "which makes tiles exact)")
+  p.add_argument("--ensemble", action="store_true",
+                 help="average the 8 flips/rotations (8x slower, slightly better)")
+  p.add_argument("--bf16", action="store_true", help="compute in bfloat16")
+  p.add_argument("--tile_batch", type=int, default=1, help="tiles run together")
+  return p
+
+
+def collect_inputs(inputs: list[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+  """([(input path, output path relative to OUT)], [(input, error)]) in argument order."""
+  found, errors = [], []
+  for arg in inputs:
+    if os.path.isdir(arg):
+      files = []
+      for folder, dirs, names in os.walk(arg):
+        dirs.sort()
+        files += [os.path.join(folder, n) for n in sorted(names)
+                  if os.path.splitext(n)[1].lower() in image_io.PHOTO_EXTENSIONS]
+      if not files:
+        errors.append((arg, "folder holds no image (png, jpg, tif, webp, bmp)"))
+      found += [(f, os.path.relpath(f, arg)) for f in files]
+    elif os.path.isfile(arg):
+      found.append((arg, os.path.basename(arg)))
+    elif glob.has_magic(arg):
+      matches = sorted(m for m in glob.glob(arg, recursive=True) if os.path.isfile(m))
+      if not matches:
+        errors.append((arg, "matches no file"))
+      found += [(m, os.path.basename(m)) for m in matches]
+    else:
+      errors.append((arg, "does not exist"))
+  return found, errors
+
+
+def run(argv: list[str] | None = None) -> int:
+  """The CLI; returns the exit status."""
+  args = _parser().parse_args(argv)
+  if args.tile < 0 or args.tile_batch < 1:
+    print("error: --tile must be >= 0 and --tile_batch >= 1", file=sys.stderr)
+    return 2
+  found, errors = collect_inputs(args.inputs)
+  failures = []
+
+  def fail(path: str, reason: str, write=print) -> None:
+    failures.append(path)
+    write(f"FAILED {path}: {reason}", file=sys.stderr)
+
+  for path, reason in errors:
+    fail(path, reason)
+  # Decide every output name first: never an input, never two inputs to one output.
+  inputs = {os.path.realpath(p) for p, _ in found}
+  jobs, claimed = [], {}
+  for path, rel in found:
+    out = os.path.join(args.output_dir, rel)
+    real_out = os.path.realpath(out)
+    if real_out in inputs:
+      fail(path, f"its output {out} would overwrite an input; choose another --output_dir")
+    elif real_out in claimed:
+      fail(path, f"has the same output name as {claimed[real_out]}; derain them into "
+                 "different --output_dir folders")
+    else:
+      claimed[real_out] = path
+      jobs.append((path, out))
+  if not jobs:
+    print("error: nothing to derain", file=sys.stderr)
+    return 1
+
+  # Imported here so that --help and argument errors answer at once.
+  import tqdm  # pylint: disable=g-import-not-at-top
+  import nasnet_jax  # pylint: disable=g-import-not-at-top
+  from nasnet_jax import inference  # pylint: disable=g-import-not-at-top
+  try:
+    model, params = nasnet_jax.restore(args.checkpoint)
+    derainer = inference.Derainer(
+        model, params, tile=args.tile or None,
+        overlap=None if args.overlap < 0 else args.overlap, ensemble=args.ensemble,
+        dtype="bfloat16" if args.bf16 else None, tile_batch=args.tile_batch)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  start, done = time.time(), 0
+  bar = tqdm.tqdm(jobs, unit="image", desc="derain", dynamic_ncols=True)
+  for path, out in bar:
+    try:
+      photo = image_io.read_photo(path)
+      photo.rgb = derainer(photo.rgb)
+      image_io.write_photo(out, photo)
+      done += 1
+    except Exception as e:  # pylint: disable=broad-except
+      fail(path, str(e).splitlines()[0] if str(e) else type(e).__name__, write=bar.write)
+  elapsed = time.time() - start
+  print(f"derained {done} of {done + len(failures)} image(s) into {args.output_dir} in "
+        f"{elapsed:.1f} s "
+        f"({done / max(elapsed, 1e-9):.2f} images/s)"
+        + (f"; {len(failures)} failed" if failures else ""))
+  return 1 if failures else 0
+
+
+def main() -> None:
+  sys.exit(run())
+
+
+if __name__ == "__main__":
+  main()

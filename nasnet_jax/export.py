@@ -1,0 +1,117 @@
+"""Exports a trained model for inference: parameters only, and a jax.export artifact.
+
+    python -m nasnet_jax.export --workdir=workdirs/demo --output=exports/demo
+
+writes, atomically (a temporary folder renamed at the end; an existing EXPORT is never
+replaced):
+
+* ``EXPORT/checkpoint/``: an orbax checkpoint with two items, ``params`` (the inference
+  parameters, no optimizer state) and ``model`` (the model config, JSON).
+  ``nasnet_jax.restore(EXPORT)`` and ``nasnet-derain --checkpoint=EXPORT`` read it.
+* ``EXPORT/derain.jax_export``: the network with its parameters as a serialized
+  ``jax.export.Exported`` for CPU, CUDA and TPU, with symbolic batch, height and width. It
+  maps float32 (N, H, W, 3) in [0, 1] to the derained images, clipped to [0, 1], exactly
+  as ``nasnet_jax`` computes them at that size. It needs only ``jax`` (and ``flatbuffers``,
+  which jax uses to read the file)::
+
+      import jax, numpy as np
+      with open("EXPORT/derain.jax_export", "rb") as f:
+        derain = jax.export.deserialize(bytearray(f.read()))
+      out = np.asarray(derain.call(images))     # images: float32 (N, H, W, 3) in [0, 1]
+
+* ``EXPORT/model.json``: the model config, for reading by eye.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+from absl import app, flags
+
+from nasnet_jax import checkpointing
+from nasnet_jax.models import create_model
+
+JAX_EXPORT_FILE = "derain.jax_export"
+PLATFORMS = ("cpu", "cuda", "tpu")
+
+
+def save_params(directory: str, model_config: Mapping[str, Any], params: Any) -> None:
+  """Writes the orbax checkpoint of an export (``params`` and ``model`` items)."""
+  checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+  checkpointer.save(directory, args=ocp.args.Composite(
+      params=ocp.args.StandardSave(params), model=ocp.args.JsonSave(dict(model_config))))
+
+
+def export_function(model, params: Any,
+                    platforms: Sequence[str] = PLATFORMS) -> jax.export.Exported:
+  """The network with ``params`` baked in, for float32 (N, H, W, 3) of any N, H, W."""
+  def derain(images):
+    return jnp.clip(model.apply({"params": params}, images), 0.0, 1.0)
+  shape = jax.export.symbolic_shape("n, h, w, 3")
+  return jax.export.export(jax.jit(derain), platforms=tuple(platforms))(
+      jax.ShapeDtypeStruct(shape, jnp.float32))
+
+
+def load_exported(path: str) -> jax.export.Exported:
+  """Reads a ``derain.jax_export`` file (or the export folder holding it)."""
+  if os.path.isdir(path):
+    path = os.path.join(path, JAX_EXPORT_FILE)
+  with open(path, "rb") as f:
+    return jax.export.deserialize(bytearray(f.read()))
+
+
+def export(source: str, output: str, platforms: Sequence[str] = PLATFORMS) -> str:
+  """Exports the checkpoint at ``source`` (workdir, step folder or export) to ``output``."""
+  output = os.path.abspath(os.path.expanduser(output))
+  if os.path.exists(output):
+    raise FileExistsError(f"--output={output} exists; choose a new folder (an export is "
+                          "never written over)")
+  model_config, params = checkpointing.restore_config(source)
+  model = create_model(model_config)
+  parent = os.path.dirname(output)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.tmp", dir=parent)
+  try:
+    save_params(os.path.join(tmp, checkpointing.EXPORT_CHECKPOINT), model_config, params)
+    with open(os.path.join(tmp, JAX_EXPORT_FILE), "wb") as f:
+      f.write(export_function(model, params, platforms).serialize())
+    with open(os.path.join(tmp, "model.json"), "w") as f:
+      json.dump(dict(model_config), f, indent=2)
+    os.replace(tmp, output)
+  finally:
+    if os.path.exists(tmp):
+      shutil.rmtree(tmp)
+  return output
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training workdir, checkpoint step folder or export.")
+flags.DEFINE_string("output", None, "New folder to write the export to.")
+flags.DEFINE_list("platforms", list(PLATFORMS), "Platforms of the jax.export artifact.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not FLAGS.workdir or not FLAGS.output:
+    print("error: pass --workdir=DIR (or a step folder) and --output=EXPORT", file=sys.stderr)
+    sys.exit(2)
+  try:
+    out = export(FLAGS.workdir, FLAGS.output, FLAGS.platforms)
+  except (ValueError, FileNotFoundError, FileExistsError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(f"exported {FLAGS.workdir} to {out}: {checkpointing.EXPORT_CHECKPOINT}/ "
+        f"(nasnet_jax.restore) and {JAX_EXPORT_FILE} (jax.export, {','.join(FLAGS.platforms)})")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,75 @@
+"""Export: an orbax checkpoint of the parameters only, and a jax.export artifact."""
+
+import os
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nasnet_jax
+from nasnet_jax import export, inference
+from nasnet_jax.models import create_model
+from tests.conftest import run_script
+
+MODEL_CONFIG = {"name": "nasnet", "stages": 1, "blocks": 2, "features": 8,
+                "attention": "na", "fuse_stages": True, "input_normalization": "rain100l",
+                "remat": False, "dtype": "float32", "depthwise_impl": "auto"}
+
+
+def tiny_export(directory, config=None, seed=0):
+  """An export of a freshly initialised network (what a trained one looks like on disk)."""
+  config = dict(config or MODEL_CONFIG)
+  model = create_model(config)
+  params = model.init(jax.random.PRNGKey(seed), jnp.zeros((1, 16, 16, 3)))["params"]
+  source = os.path.join(str(directory), "source")
+  export.save_params(os.path.join(source, "checkpoint"), config, params)
+  return source, model, params
+
+
+def test_export_restores_without_training_state_and_matches(tmp_path):
+  source, model, params = tiny_export(tmp_path)
+  out = export.export(source, str(tmp_path / "export"))
+  assert sorted(os.listdir(out)) == ["checkpoint", "derain.jax_export", "model.json"]
+  model2, params2 = nasnet_jax.restore(out)
+  assert model2 == model
+  jax.tree.map(np.testing.assert_array_equal, params2, params)
+  # The jax.export artifact: any batch and size, the library's output at that size.
+  exported = export.load_exported(out)
+  images = np.random.default_rng(0).random((2, 37, 45, 3), dtype=np.float32)
+  np.testing.assert_allclose(np.asarray(exported.call(images)),
+                             inference.derain(model, params, images), atol=1e-5)
+
+
+def test_the_artifact_runs_with_jax_alone(tmp_path):
+  source, model, params = tiny_export(tmp_path)
+  out = export.export(source, str(tmp_path / "export"))
+  images = np.random.default_rng(1).random((1, 21, 30, 3), dtype=np.float32)
+  np.save(tmp_path / "in.npy", images)
+  script = textwrap.dedent(f"""\
+      import sys, jax, numpy as np
+      with open({os.path.join(out, "derain.jax_export")!r}, "rb") as f:
+        derain = jax.export.deserialize(bytearray(f.read()))
+      np.save({str(tmp_path / "out.npy")!r}, np.asarray(derain.call(np.load({str(tmp_path / "in.npy")!r}))))
+      loaded = [m for m in ("flax", "nasnet_jax", "optax", "orbax") if m in sys.modules]
+      assert not loaded, loaded
+  """)
+  run_script(["-c", script], env={"PYTHONPATH": ""})
+  np.testing.assert_allclose(np.load(tmp_path / "out.npy"),
+                             inference.derain(model, params, images), atol=1e-5)
+
+
+def test_export_never_writes_over_an_existing_folder(tmp_path):
+  source, _, _ = tiny_export(tmp_path)
+  target = tmp_path / "taken"
+  target.mkdir()
+  (target / "keep.txt").write_text("mine")
+  proc = run_script(["-m", "nasnet_jax.export", f"--workdir={source}", f"--output={target}"],
+                    check=False)
+  assert proc.returncode == 1 and "exists" in proc.stderr
+  assert os.listdir(target) == ["keep.txt"]
+  proc = run_script(["-m", "nasnet_jax.export", f"--workdir={tmp_path / 'nowhere'}",
+                     f"--output={tmp_path / 'new'}"], check=False)
+  assert proc.returncode == 1 and "does not exist" in proc.stderr
+  assert not (tmp_path / "new").exists()
