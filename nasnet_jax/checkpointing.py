@@ -122,8 +122,14 @@ def _resolve(path: str) -> tuple[str, int | None]:
 EXPORT_CHECKPOINT = "checkpoint"   # an export's orbax checkpoint (nasnet_jax.export)
 
 
+def export_checkpointer() -> ocp.Checkpointer:
+  """Reads and writes an export's checkpoint: items ``params`` and ``model`` (JSON)."""
+  return ocp.Checkpointer(ocp.CompositeCheckpointHandler(
+      params=ocp.StandardCheckpointHandler(), model=ocp.JsonCheckpointHandler()))
+
+
 def _restore_export(path: str) -> tuple[dict[str, Any], Any]:
-  checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+  checkpointer = export_checkpointer()
   directory = os.path.join(path, EXPORT_CHECKPOINT)
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   try:

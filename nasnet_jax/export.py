@@ -45,7 +45,7 @@ PLATFORMS = ("cpu", "cuda", "tpu")
 
 def save_params(directory: str, model_config: Mapping[str, Any], params: Any) -> None:
   """Writes the orbax checkpoint of an export (``params`` and ``model`` items)."""
-  checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+  checkpointer = checkpointing.export_checkpointer()
   checkpointer.save(directory, args=ocp.args.Composite(
       params=ocp.args.StandardSave(params), model=ocp.args.JsonSave(dict(model_config))))
 
@@ -93,9 +93,13 @@ def export(source: str, output: str, platforms: Sequence[str] = PLATFORMS) -> st
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Training workdir, checkpoint step folder or export.")
-flags.DEFINE_string("output", None, "New folder to write the export to.")
-flags.DEFINE_list("platforms", list(PLATFORMS), "Platforms of the jax.export artifact.")
+
+
+def _define_flags() -> None:
+  """Command-line flags, defined only when run as a program (not on import)."""
+  flags.DEFINE_string("workdir", None, "Training workdir, checkpoint step folder or export.")
+  flags.DEFINE_string("output", None, "New folder to write the export to.")
+  flags.DEFINE_list("platforms", list(PLATFORMS), "Platforms of the jax.export artifact.")
 
 
 def main(argv):
@@ -114,4 +118,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

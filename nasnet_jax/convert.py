@@ -1,0 +1,242 @@
+"""Moves NASNet weights between the authors' PyTorch checkpoints and nasnet-jax.
+
+    # the authors' file -> a nasnet-jax export (nasnet_jax.restore, nasnet-derain)
+    python -m nasnet_jax.convert AUTHORS.pk --output=DIR --input_normalization=rain100h
+    # a nasnet-jax workdir or export -> a file in the authors' format
+    python -m nasnet_jax.convert WORKDIR --to_pytorch --output=model.pk
+
+The authors' format (design note): ``torch.save({'step': int, 'model': state_dict})``,
+keys optionally prefixed ``module.`` (``nn.DataParallel``), conv weights OIHW:
+
+====================================  ==============================================
+theirs                                ours (Flax parameter path)
+====================================  ==============================================
+pre.0                                 input_conv
+stages.{i}.s.{j}.conv1 / conv2        stage_{i}/block_{j}/conv1 / conv2
+stages.{i}.s.{j}.attlayer.att.0 / .2  stage_{i}/block_{j}/attention/depthwise / pointwise
+stages.{i}.s.{blocks}                 stage_{i}/tail_conv
+fusion_sub.0 / fusion_sub.1           fusion_conv3x3 / fusion_conv1x1
+fusion_att.att.0 / .2                 fusion_attention/depthwise / pointwise
+post.0 / post.1                       post_conv1 / post_conv2
+====================================  ==============================================
+
+Stages, blocks, features, attention (NA or none) and stage fusion are read from the keys.
+The authors normalise the input with per-dataset statistics outside the network, so the
+dataset the weights were trained for is given with ``--input_normalization`` (a key of
+``nasnet_jax.models.INPUT_STATS``, or ``none``).
+
+Loading uses ``torch.load(..., weights_only=True)``: PyTorch's restricted unpickler, which
+builds tensors and containers only and refuses anything that would run code. PyTorch is
+needed for this command alone (``pip install torch``), not by the rest of the library.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import sys
+from typing import Any, Mapping
+
+import numpy as np
+from absl import app, flags
+
+from nasnet_jax.models import INPUT_STATS
+
+
+class ConversionError(ValueError):
+  """The file is not a NASNet checkpoint in the authors' layout."""
+
+
+def _torch():
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ConversionError("converting PyTorch checkpoints needs PyTorch: pip install torch "
+                          "(the CPU wheel is enough)") from e
+  return torch
+
+
+def load_state_dict(path: str) -> tuple[dict[str, np.ndarray], int]:
+  """(state dict as float32 numpy with any ``module.`` prefix removed, step) of a file."""
+  torch = _torch()
+  try:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+  except FileNotFoundError as e:
+    raise ConversionError(f"{path} does not exist") from e
+  except Exception as e:  # pylint: disable=broad-except
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise ConversionError(f"{path} is not a PyTorch checkpoint that loads safely "
+                          f"(weights only): {first[:300]}") from e
+  if isinstance(checkpoint, Mapping) and "model" in checkpoint:
+    state, step = checkpoint["model"], int(checkpoint.get("step", 0) or 0)
+  else:
+    state, step = checkpoint, 0
+  if not isinstance(state, Mapping) or not all(
+      isinstance(v, torch.Tensor) for v in state.values()):
+    raise ConversionError(f"{path} holds no state dict of tensors (expected "
+                          "{'step': int, 'model': state_dict} or a state dict)")
+  out = {}
+  for key, value in state.items():
+    key = key[len("module."):] if key.startswith("module.") else key
+    out[key] = value.detach().to(torch.float32).numpy()
+  return out, step
+
+
+def infer_model_config(state: Mapping[str, np.ndarray],
+                       input_normalization: str = "") -> dict[str, Any]:
+  """The ``config.model`` of the network whose weights ``state`` holds."""
+  if "pre.0.weight" not in state:
+    raise ConversionError("no 'pre.0.weight': not a NASNet state dict in the authors' "
+                          f"layout (keys start {sorted(state)[:5]})")
+  stages = sorted({int(m.group(1)) for k in state
+                   for m in [re.match(r"stages\.(\d+)\.", k)] if m})
+  if not stages or stages != list(range(len(stages))):
+    raise ConversionError(f"stage indices {stages} are not 0..n-1")
+  blocks = len({m.group(1) for k in state
+                for m in [re.match(r"stages\.0\.s\.(\d+)\.conv1\.", k)] if m})
+  if blocks < 1:
+    raise ConversionError("stage 0 has no block (no stages.0.s.0.conv1)")
+  attention = "na" if any(".attlayer.att." in k or k.startswith("fusion_att.")
+                          for k in state) else "none"
+  if input_normalization not in ("", "none") and input_normalization not in INPUT_STATS:
+    raise ConversionError(f"--input_normalization={input_normalization!r} is unknown; use "
+                          f"none or one of {sorted(INPUT_STATS)}")
+  return {"name": "nasnet", "stages": len(stages), "blocks": blocks,
+          "features": int(state["pre.0.weight"].shape[0]), "attention": attention,
+          "fuse_stages": any(k.startswith("fusion_sub.") for k in state),
+          "input_normalization": "" if input_normalization == "none" else
+                                 input_normalization,
+          "remat": False, "dtype": "float32", "depthwise_impl": "auto"}
+
+
+def key_map(config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+  """{their module name: our parameter path} for every conv of ``config``'s network."""
+  names = {"pre.0": ("input_conv",)}
+  na = config["attention"] == "na"
+  for i in range(config["stages"]):
+    for j in range(config["blocks"]):
+      ours = (f"stage_{i}", f"block_{j}")
+      names[f"stages.{i}.s.{j}.conv1"] = ours + ("conv1",)
+      names[f"stages.{i}.s.{j}.conv2"] = ours + ("conv2",)
+      if na:
+        names[f"stages.{i}.s.{j}.attlayer.att.0"] = ours + ("attention", "depthwise")
+        names[f"stages.{i}.s.{j}.attlayer.att.2"] = ours + ("attention", "pointwise")
+    names[f"stages.{i}.s.{config['blocks']}"] = (f"stage_{i}", "tail_conv")
+  if config["fuse_stages"]:
+    names["fusion_sub.0"] = ("fusion_conv3x3",)
+    names["fusion_sub.1"] = ("fusion_conv1x1",)
+  if na:
+    names["fusion_att.att.0"] = ("fusion_attention", "depthwise")
+    names["fusion_att.att.2"] = ("fusion_attention", "pointwise")
+  names["post.0"] = ("post_conv1",)
+  names["post.1"] = ("post_conv2",)
+  return names
+
+
+def to_flax(state: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> dict:
+  """The authors' state dict -> Flax params of ``create_model(config)``; strict."""
+  names = key_map(config)
+  expected = {f"{m}.{p}" for m in names for p in ("weight", "bias")}
+  missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+  if missing or extra:
+    raise ConversionError(
+        "the state dict does not match a NASNet with "
+        f"{config['stages']} stages x {config['blocks']} blocks: "
+        + (f"missing {missing}" if missing else "")
+        + ("; " if missing and extra else "") + (f"unexpected {extra}" if extra else ""))
+  params: dict = {}
+  for module, path in names.items():
+    weight, bias = state[f"{module}.weight"], state[f"{module}.bias"]
+    if weight.ndim != 4 or bias.shape != (weight.shape[0],):
+      raise ConversionError(f"{module}: weight {weight.shape} / bias {bias.shape} are not "
+                            "a conv's (O, I, kh, kw) / (O,)")
+    node = params
+    for part in path:
+      node = node.setdefault(part, {})
+    node["kernel"] = np.ascontiguousarray(weight.transpose(2, 3, 1, 0))   # OIHW -> HWIO
+    node["bias"] = bias
+  return params
+
+
+def to_state_dict(params: Mapping[str, Any], config: Mapping[str, Any]
+                  ) -> collections.OrderedDict:
+  """Flax params -> the authors' state dict (numpy, OIHW), in their module order."""
+  state = collections.OrderedDict()
+  for module, path in key_map(config).items():
+    node = params
+    for part in path:
+      node = node[part]
+    state[f"{module}.weight"] = np.asarray(node["kernel"], np.float32).transpose(3, 2, 0, 1)
+    state[f"{module}.bias"] = np.asarray(node["bias"], np.float32)
+  return state
+
+
+def from_pytorch(path: str, output: str, input_normalization: str) -> str:
+  """Converts the authors' file at ``path`` into a nasnet-jax export at ``output``."""
+  from nasnet_jax import export  # pylint: disable=g-import-not-at-top
+  output = os.path.abspath(os.path.expanduser(output))
+  if os.path.exists(output):
+    raise FileExistsError(f"--output={output} exists; choose a new folder")
+  state, _ = load_state_dict(path)
+  config = infer_model_config(state, input_normalization)
+  params = to_flax(state, config)
+  export.save_params(os.path.join(output, "checkpoint"), config, params)
+  return output
+
+
+def to_pytorch(source: str, output: str, step: int = 0) -> str:
+  """Writes the network at ``source`` (workdir or export) in the authors' format."""
+  from nasnet_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  torch = _torch()
+  if os.path.exists(output):
+    raise FileExistsError(f"--output={output} exists; choose a new file name")
+  config, params = checkpointing.restore_config(source)
+  if config.get("attention", "na") == "se":
+    raise ConversionError("the authors' format has no squeeze-and-excitation gate")
+  state = collections.OrderedDict(
+      (k, torch.from_numpy(np.ascontiguousarray(v)))
+      for k, v in to_state_dict(params, config).items())
+  tmp = f"{output}.tmp{os.getpid()}"
+  torch.save({"step": step, "model": state}, tmp)
+  os.replace(tmp, output)
+  return output
+
+
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  """Command-line flags, defined only when run as a program (not on import)."""
+  flags.DEFINE_string("output", None, "New folder (export) or file (--to_pytorch).")
+  flags.DEFINE_string("input_normalization", None,
+                      "Dataset whose input statistics the authors' weights were trained with: "
+                      f"{', '.join(sorted(INPUT_STATS))}, or none.")
+  flags.DEFINE_bool("to_pytorch", False, "Write a nasnet-jax workdir/export in the authors' "
+                    "format instead.")
+
+
+def main(argv):
+  if len(argv) != 2 or not FLAGS.output:
+    print("usage: python -m nasnet_jax.convert AUTHORS.pk --output=DIR "
+          "--input_normalization=DATASET|none\n"
+          "       python -m nasnet_jax.convert WORKDIR_OR_EXPORT --to_pytorch "
+          "--output=FILE.pk", file=sys.stderr)
+    sys.exit(2)
+  try:
+    if FLAGS.to_pytorch:
+      out = to_pytorch(argv[1], FLAGS.output)
+    else:
+      if FLAGS.input_normalization is None:
+        raise ConversionError("pass --input_normalization: the dataset the weights were "
+                              f"trained on ({', '.join(sorted(INPUT_STATS))}) or none")
+      out = from_pytorch(argv[1], FLAGS.output, FLAGS.input_normalization)
+  except (ValueError, FileNotFoundError, FileExistsError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)

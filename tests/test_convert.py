@@ -1,0 +1,98 @@
+"""The authors' PyTorch checkpoints <-> nasnet-jax, both ways, with output parity."""
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import nasnet_jax  # pylint: disable=g-import-not-at-top
+from nasnet_jax import convert  # pylint: disable=g-import-not-at-top
+from nasnet_jax.models import INPUT_STATS  # pylint: disable=g-import-not-at-top
+from tests import torch_nasnet  # pylint: disable=g-import-not-at-top
+from tests.conftest import run_script  # pylint: disable=g-import-not-at-top
+
+
+def _authors_file(path, net, prefix="module.", step=1234):
+  state = {prefix + k: v for k, v in net.state_dict().items()}
+  torch.save({"step": step, "model": state}, path)
+
+
+def _torch_out(net, images, normalization):
+  x = torch.from_numpy(images).permute(0, 3, 1, 2)
+  if normalization:
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in INPUT_STATS[normalization])
+    x = (x - mean) / std
+  with torch.no_grad():
+    return net(x).permute(0, 2, 3, 1).numpy()
+
+
+@pytest.mark.parametrize("kwargs, normalization", [
+    ({"stages": 2, "blocks": 3, "channels": 16}, "rain100h"),
+    ({"stages": 1, "blocks": 2, "channels": 8, "attention": False}, "none"),
+    ({"stages": 2, "blocks": 1, "channels": 8, "fuse_stages": False}, "spa_real"),
+])
+def test_authors_weights_convert_with_the_same_output(kwargs, normalization, tmp_path):
+  torch.manual_seed(0)
+  net = torch_nasnet.NASNet(**kwargs).eval()
+  _authors_file(tmp_path / "authors.pk", net)
+  proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / "authors.pk"),
+                     f"--output={tmp_path / 'converted'}",
+                     f"--input_normalization={normalization}"])
+  assert "wrote" in proc.stdout
+  model, params = nasnet_jax.restore(str(tmp_path / "converted"))
+  assert (model.stages, model.blocks, model.features) == (
+      kwargs["stages"], kwargs["blocks"], kwargs["channels"])
+  images = np.random.default_rng(0).random((2, 33, 41, 3), dtype=np.float32)
+  ours = np.asarray(model.apply({"params": params}, images))
+  theirs = _torch_out(net, images, "" if normalization == "none" else normalization)
+  np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+  # And back: our weights in their layout load strictly into their model.
+  proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / "converted"), "--to_pytorch",
+                     f"--output={tmp_path / 'back.pk'}"])
+  back = torch.load(tmp_path / "back.pk", weights_only=True)
+  fresh = torch_nasnet.NASNet(**kwargs).eval()
+  fresh.load_state_dict(back["model"], strict=True)
+  np.testing.assert_allclose(
+      _torch_out(fresh, images, "" if normalization == "none" else normalization),
+      theirs, atol=1e-6)
+
+
+def test_missing_and_extra_keys_are_listed(tmp_path):
+  net = torch_nasnet.NASNet(stages=1, blocks=2, channels=8)
+  state = dict(net.state_dict())
+  del state["stages.0.s.1.conv2.bias"]
+  state["stages.0.s.0.extra.weight"] = torch.zeros(1)
+  torch.save({"step": 1, "model": state}, tmp_path / "bad.pk")
+  with pytest.raises(convert.ConversionError) as info:
+    convert.from_pytorch(str(tmp_path / "bad.pk"), str(tmp_path / "out"), "none")
+  assert "missing ['stages.0.s.1.conv2.bias']" in str(info.value)
+  assert "unexpected ['stages.0.s.0.extra.weight']" in str(info.value)
+  assert not (tmp_path / "out").exists()
+
+
+class _RunsCode:
+  def __reduce__(self):
+    return (os.system, ("touch pwned_by_checkpoint",))
+
+
+def test_files_that_are_not_checkpoints_are_refused_without_running_code(tmp_path):
+  torch.save({"step": 1, "model": _RunsCode()}, tmp_path / "evil.pk")
+  proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / "evil.pk"),
+                     f"--output={tmp_path / 'out'}", "--input_normalization=none"],
+                    check=False)
+  assert proc.returncode == 1 and "loads safely" in proc.stderr
+  assert len(proc.stderr.strip().splitlines()) == 1
+  assert not os.path.exists(os.path.join(os.path.dirname(__file__), "..",
+                                         "pwned_by_checkpoint"))
+  (tmp_path / "text.pk").write_text("hello")
+  with pytest.raises(convert.ConversionError, match="not a PyTorch checkpoint"):
+    convert.load_state_dict(str(tmp_path / "text.pk"))
+  torch.save({"step": 1, "model": {"fc.weight": torch.zeros(2, 2)}}, tmp_path / "other.pk")
+  with pytest.raises(convert.ConversionError, match="pre.0.weight"):
+    convert.from_pytorch(str(tmp_path / "other.pk"), str(tmp_path / "o"), "none")
+  proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / "other.pk"),
+                     f"--output={tmp_path / 'o2'}"], check=False)
+  assert proc.returncode == 1 and "--input_normalization" in proc.stderr
