@@ -7,14 +7,14 @@
 Images are NHWC (or HWC), RGB, uint8 or float in [0, 1].
 """
 
-from nasnet_jax import metrics
+from nasnet_jax import inference, metrics
 from nasnet_jax.checkpointing import restore
-from nasnet_jax.inference import derain
+from nasnet_jax.inference import Derainer, derain
 from nasnet_jax.losses import l1_ssim_loss
 from nasnet_jax.models import (Block, NASNet, NeuronAttention, SqueezeExcitation, Stage,
                                create_model)
 
 __version__ = "0.1.0"
 
-__all__ = ["Block", "NASNet", "NeuronAttention", "SqueezeExcitation", "Stage",
+__all__ = ["Block", "Derainer", "inference", "NASNet", "NeuronAttention", "SqueezeExcitation", "Stage",
            "create_model", "derain", "l1_ssim_loss", "metrics", "restore"]
