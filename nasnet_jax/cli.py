@@ -51,7 +51,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[str, str]], list[tuple
       for folder, dirs, names in os.walk(arg):
         dirs.sort()
         files += [os.path.join(folder, n) for n in sorted(names)
-                  if os.path.splitext(n)[1].lower() in image_io.PHOTO_EXTENSIONS]
+                  if image_io.is_image_file(n)]
       if not files:
         errors.append((arg, "folder holds no image (png, jpg, tif, webp, bmp)"))
       found += [(f, os.path.relpath(f, arg)) for f in files]

@@ -1,7 +1,8 @@
-"""Reading and writing images as uint8 RGB."""
+"""Reading and writing images: uint8 RGB for datasets and scoring, and photos as users have them."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import imageio.v3 as iio
@@ -28,16 +29,9 @@ def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
   a = np.asarray(array)
   if a.ndim == 4:
     a = a[0]
-  if a.ndim == 2:
-    a = a[..., None]
-  if a.ndim != 3:
+  if a.ndim not in (2, 3):
     raise ValueError(f"cannot read an image of shape {a.shape}")
-  if a.shape[-1] in (2, 4):        # gray + alpha, RGB + alpha: drop alpha
-    a = a[..., :-1]
-  if a.shape[-1] == 1:
-    a = np.repeat(a, 3, axis=-1)
-  if a.shape[-1] != 3:
-    raise ValueError(f"cannot read an image with {a.shape[-1]} channels")
+  a, _, _ = split_channels(a)
   if a.dtype == np.uint8:
     return np.ascontiguousarray(a)
   if a.dtype == np.bool_:
@@ -90,7 +84,6 @@ def write_png(path: str, image: np.ndarray) -> None:
 # as 8-bit (and cannot write it), so 16-bit colour PNGs go through pypng and TIFFs through
 # tifffile, the libraries the imaging stack itself uses for these.
 
-PHOTO_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 _ORIENTATION_TAG = 274
 # EXIF orientation -> the numpy view that shows the picture upright (as PIL.ImageOps
 # .exif_transpose does).
@@ -101,6 +94,7 @@ _UPRIGHT = {
 }
 
 
+@dataclasses.dataclass
 class Photo:
   """A decoded photo, upright.
 
@@ -110,22 +104,23 @@ class Photo:
     gray: whether the file was grayscale (written back as grayscale).
     info: what the writer keeps: PIL ``exif`` (orientation reset) and ``icc_profile``.
   """
-
-  def __init__(self, rgb, alpha=None, gray=False, info=None):
-    self.rgb, self.alpha, self.gray, self.info = rgb, alpha, gray, dict(info or {})
+  rgb: np.ndarray
+  alpha: np.ndarray | None = None
+  gray: bool = False
+  info: dict = dataclasses.field(default_factory=dict)
 
   @property
   def bits(self) -> int:
     return 16 if self.rgb.dtype == np.uint16 else 8
 
 
-def _split_channels(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
-  """(H, W[, C]) -> (rgb, alpha, gray) with C in 1-4."""
+def split_channels(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
+  """(H, W[, C]) -> (rgb (H, W, 3), alpha (H, W) or None, gray) for C in 1-4 channels."""
   if array.ndim == 2:
     array = array[..., None]
   channels = array.shape[-1]
   if channels not in (1, 2, 3, 4):
-    raise ValueError(f"{channels} channels are not supported (1-4)")
+    raise ValueError(f"cannot read an image with {channels} channels")
   alpha = array[..., -1] if channels in (2, 4) else None
   color = array[..., :-1] if channels in (2, 4) else array
   gray = color.shape[-1] == 1
@@ -192,7 +187,7 @@ def read_photo(path: str) -> Photo:
       array = _read_png16(path)
     else:
       array = _read_pil(path)
-    rgb, alpha, gray = _split_channels(_to_8_or_16_bit(array))
+    rgb, alpha, gray = split_channels(_to_8_or_16_bit(array))
   except Exception as e:  # pylint: disable=broad-except
     raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from e
@@ -202,8 +197,6 @@ def read_photo(path: str) -> Photo:
     alpha = None if alpha is None else np.ascontiguousarray(_UPRIGHT[orientation](alpha))
   if _ORIENTATION_TAG in info["exif"]:
     info["exif"][_ORIENTATION_TAG] = 1
-  if alpha is not None:
-    alpha = alpha.astype(rgb.dtype)
   return Photo(rgb, alpha, gray, info)
 
 

@@ -6,7 +6,6 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 import nasnet_jax
 from nasnet_jax import export, inference
