@@ -22,7 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.input_normalization = ""  # "" or a key of nasnet_jax.models.INPUT_STATS
   config.model.remat = False
   config.model.dtype = "float32"         # "bfloat16" for mixed precision
-  config.model.depthwise_impl = "auto"
+  config.model.conv_impl = "auto"       # "cpu": XLA:CPU's fastest forms, "xla": lax.conv
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "synthetic_rain/mixed"   # a TFDS name (with config)

@@ -57,10 +57,10 @@ def _quarantine(manager: ocp.CheckpointManager, step: int) -> str:
 def model_config_mismatch(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
   """Fields of the architecture that differ, as "field: saved -> wanted" strings.
 
-  ``remat``, ``dtype`` and ``depthwise_impl`` change how the network is computed, not its
-  parameters, so they may differ between runs.
+  ``remat``, ``dtype`` and ``conv_impl`` (``depthwise_impl`` before it) change how the
+  network is computed, not its parameters, so they may differ between runs.
   """
-  ignore = {"remat", "dtype", "depthwise_impl"}
+  ignore = {"remat", "dtype", "conv_impl", "depthwise_impl"}
   keys = sorted((set(saved) | set(wanted)) - ignore)
   return [f"{k}: {saved.get(k)!r} in checkpoint vs {wanted.get(k)!r} in config"
           for k in keys if saved.get(k) != wanted.get(k)]

@@ -107,7 +107,7 @@ def infer_model_config(state: Mapping[str, np.ndarray],
           "fuse_stages": any(k.startswith("fusion_sub.") for k in state),
           "input_normalization": "" if input_normalization == "none" else
                                  input_normalization,
-          "remat": False, "dtype": "float32", "depthwise_impl": "auto"}
+          "remat": False, "dtype": "float32", "conv_impl": "auto"}
 
 
 def key_map(config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:

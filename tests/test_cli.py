@@ -17,7 +17,7 @@ from tests.test_export import tiny_export
 
 TINY = {"name": "nasnet", "stages": 1, "blocks": 1, "features": 4, "attention": "na",
         "fuse_stages": True, "input_normalization": "", "remat": False, "dtype": "float32",
-        "depthwise_impl": "auto"}
+        "conv_impl": "auto"}
 
 
 def _rgb(h, w, seed=0, dtype=np.uint8):

@@ -14,7 +14,7 @@ from tests.conftest import run_script
 
 MODEL_CONFIG = {"name": "nasnet", "stages": 1, "blocks": 2, "features": 8,
                 "attention": "na", "fuse_stages": True, "input_normalization": "rain100l",
-                "remat": False, "dtype": "float32", "depthwise_impl": "auto"}
+                "remat": False, "dtype": "float32", "conv_impl": "auto"}
 
 
 def tiny_export(directory, config=None, seed=0):

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from nasnet_jax.models import (INPUT_STATS, Block, NASNet, NeuronAttention,
-                               SqueezeExcitation, Stage, create_model,
-                               shifted_depthwise_conv)
+                               SqueezeExcitation, Stage, create_model)
 
 
 def count(module, shape=(1, 16, 16, 3)):
@@ -129,9 +128,9 @@ def features():
   return np.random.default_rng(0).normal(size=(2, 7, 9, 6))
 
 
-@pytest.mark.parametrize("impl", ["shifted", "grouped"])
+@pytest.mark.parametrize("impl", ["cpu", "xla"])
 def test_neuron_attention_matches_hand_computation(features, impl):
-  module = NeuronAttention(depthwise_impl=impl)
+  module = NeuronAttention(conv_impl=impl)
   params, np_params = init_np(module, features)
   out = module.apply({"params": params}, jnp.asarray(features, jnp.float32))
   np.testing.assert_allclose(out, np_na(np_params, features), atol=1e-5)
@@ -167,21 +166,6 @@ def test_squeeze_excitation_is_a_channel_gate(features):
   s = sigmoid(s @ np_params["excite"]["kernel"][0, 0] + np_params["excite"]["bias"])
   out = module.apply({"params": params}, jnp.asarray(features, jnp.float32))
   np.testing.assert_allclose(out, s * features, atol=1e-5)
-
-
-def test_shifted_depthwise_matches_lax_including_gradients():
-  x = jax.random.normal(jax.random.key(0), (2, 10, 13, 4))
-  k = jax.random.normal(jax.random.key(1), (3, 3, 1, 4))
-  dn = jax.lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
-
-  def f(impl, x, k):
-    return jnp.sum(jnp.sin(impl(x, k, (1, 1), "SAME", dimension_numbers=dn,
-                                feature_group_count=4)))
-
-  ref = jax.value_and_grad(lambda x, k: f(jax.lax.conv_general_dilated, x, k), (0, 1))(x, k)
-  got = jax.value_and_grad(lambda x, k: f(shifted_depthwise_conv, x, k), (0, 1))(x, k)
-  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 3), (1, 17, 5, 3), (2, 33, 48, 3)])

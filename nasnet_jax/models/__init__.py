@@ -7,8 +7,9 @@ from typing import Any, Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
+from nasnet_jax.models.convolution import CONV_IMPLS, cpu_conv, shifted_depthwise_conv
 from nasnet_jax.models.nasnet import (ATTENTION_KINDS, Block, NASNet, NeuronAttention,
-                                      SqueezeExcitation, Stage, shifted_depthwise_conv)
+                                      SqueezeExcitation, Stage)
 
 # The NASNet authors' per-dataset input statistics (design note), (mean RGB, std RGB).
 INPUT_STATS = {
@@ -22,6 +23,7 @@ INPUT_STATS = {
 }
 
 MODEL_NAMES = ("nasnet",)
+LEGACY_DEPTHWISE_IMPLS = {"auto": "auto", "shifted": "cpu", "grouped": "xla"}
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -30,9 +32,14 @@ def create_model(model_config: Mapping[str, Any]) -> nn.Module:
 
   Fields: ``name`` ("nasnet"), ``stages``, ``blocks``, ``features``, ``attention``,
   ``fuse_stages``, ``input_normalization`` ("" for none, or a key of ``INPUT_STATS``),
-  ``remat``, ``dtype`` ("float32" / "bfloat16"), ``depthwise_impl``.
+  ``remat``, ``dtype`` ("float32" / "bfloat16"), ``conv_impl`` ("auto", "cpu", "xla").
+  The older field ``depthwise_impl`` (in configs saved before ``conv_impl``) is read as
+  ``conv_impl``: "shifted" -> "cpu", "grouped" -> "xla".
   """
   cfg = dict(model_config)
+  legacy = cfg.pop("depthwise_impl", None)
+  if legacy is not None and "conv_impl" not in cfg:
+    cfg["conv_impl"] = LEGACY_DEPTHWISE_IMPLS.get(legacy, legacy)
   name = cfg.pop("name", "nasnet")
   if name not in MODEL_NAMES:
     raise ValueError(f"config.model.name={name!r} is unknown; choose one of {MODEL_NAMES}")
@@ -47,6 +54,6 @@ def create_model(model_config: Mapping[str, Any]) -> nn.Module:
   return NASNet(input_mean=mean, input_std=std, dtype=_DTYPES[dtype], **cfg)
 
 
-__all__ = ["ATTENTION_KINDS", "Block", "INPUT_STATS", "MODEL_NAMES", "NASNet",
-           "NeuronAttention", "SqueezeExcitation", "Stage", "create_model",
+__all__ = ["ATTENTION_KINDS", "Block", "CONV_IMPLS", "INPUT_STATS", "MODEL_NAMES", "NASNet",
+           "NeuronAttention", "SqueezeExcitation", "Stage", "cpu_conv", "create_model",
            "shifted_depthwise_conv"]

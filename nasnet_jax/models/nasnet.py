@@ -24,123 +24,11 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
+from nasnet_jax.models.convolution import CONV_IMPLS, conv_general_dilated_for
 
 Dtype = Any
 
 ATTENTION_KINDS = ("na", "se", "none")
-DEPTHWISE_IMPLS = ("auto", "shifted", "grouped")
-
-
-def shifted_depthwise_conv(lhs, rhs, window_strides, padding, lhs_dilation=None,
-                           rhs_dilation=None, dimension_numbers=None,
-                           feature_group_count=1, precision=None,
-                           **unused_kwargs):
-  """A depthwise convolution computed as k*k fused shifted multiply-adds.
-
-  Drop-in for ``lax.conv_general_dilated`` as Flax's ``nn.Conv`` calls it, for the case
-  ``feature_group_count == channels`` with unit strides and dilations and NHWC/HWIO
-  layout; anything else goes to ``lax.conv_general_dilated``. XLA:CPU lowers grouped
-  convolutions to a slow generic loop (about 28x slower than this form on a 2-core CPU,
-  see the design note); the shifted form becomes one elementwise fusion.
-
-  Args:
-    lhs: input, (N, H, W, C).
-    rhs: kernel in Flax's depthwise layout, (kh, kw, 1, C).
-    window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-    feature_group_count, precision: as for ``lax.conv_general_dilated``.
-
-  Returns:
-    (N, H', W', C) with H', W' given by ``padding`` (H, W for "SAME").
-  """
-  channels = lhs.shape[-1]
-  kh, kw = rhs.shape[0], rhs.shape[1]
-  nhwc = (dimension_numbers is None or
-          (tuple(dimension_numbers.lhs_spec) == (0, 3, 1, 2) and
-           tuple(dimension_numbers.rhs_spec) == (3, 2, 0, 1)))
-  simple = (lhs.ndim == 4 and nhwc and feature_group_count == channels and
-            rhs.shape[2] == 1 and rhs.shape[3] == channels and
-            all(s == 1 for s in window_strides) and
-            all(d == 1 for d in (lhs_dilation or (1, 1))) and
-            all(d == 1 for d in (rhs_dilation or (1, 1))))
-  if isinstance(padding, str):
-    if padding.upper() == "SAME":
-      pads = [((k - 1) // 2, k // 2) for k in (kh, kw)]
-    elif padding.upper() == "VALID":
-      pads = [(0, 0), (0, 0)]
-    else:
-      simple = False
-  else:
-    pads = [tuple(p) for p in padding]
-  if not simple:
-    return lax.conv_general_dilated(
-        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-        feature_group_count=feature_group_count, precision=precision)
-  if any(p < 0 or p > k - 1 for (lo, hi), k in zip(pads, (kh, kw)) for p in (lo, hi)):
-    return lax.conv_general_dilated(
-        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-        feature_group_count=feature_group_count, precision=precision)
-  return _shifted_depthwise(lhs, rhs[:, :, 0, :], tuple(tuple(p) for p in pads))
-
-
-def _shift_sum(x: jax.Array, kernel: jax.Array, out_h: int, out_w: int) -> jax.Array:
-  """sum_ij x[:, i:i+out_h, j:j+out_w, :] * kernel[i, j]; x already padded."""
-  out = None
-  for i in range(kernel.shape[0]):
-    for j in range(kernel.shape[1]):
-      term = x[:, i:i + out_h, j:j + out_w, :] * kernel[i, j]
-      out = term if out is None else out + term
-  return out
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _shifted_depthwise(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
-  """Depthwise correlation of x (N, H, W, C) with kernel (kh, kw, C), zero pads."""
-  (pt, pb), (pl, pr) = pads
-  xp = jnp.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)])
-  kh, kw = kernel.shape[:2]
-  return _shift_sum(xp, kernel, xp.shape[1] - kh + 1, xp.shape[2] - kw + 1)
-
-
-def _shifted_depthwise_fwd(x, kernel, pads):
-  return _shifted_depthwise(x, kernel, pads), (x, kernel)
-
-
-def _shifted_depthwise_bwd(pads, residuals, g):
-  # Written by hand: autodiff of the shifted slices transposes each slice into a
-  # full-size pad-and-add, about 2x slower on XLA:CPU than these two fusions.
-  x, kernel = residuals
-  (pt, pb), (pl, pr) = pads
-  kh, kw = kernel.shape[:2]
-  h, w = x.shape[1:3]
-  # d/dx: correlate g with the flipped kernel over the complementary padding.
-  gp = jnp.pad(g, [(0, 0), (kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr), (0, 0)])
-  dx = _shift_sum(gp, kernel[::-1, ::-1], h, w)
-  # d/dkernel[i, j, c] = sum over n, y, x of x_padded[n, y+i, x+j, c] * g[n, y, x, c].
-  # One tap per iteration of a loop: unrolled, XLA:CPU fuses the kh*kw reductions into
-  # one slow multi-output loop (about 5x slower at 4x96x96x32).
-  xp = jnp.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)])
-  taps = jnp.array([(i, j) for i in range(kh) for j in range(kw)], jnp.int32)
-
-  def tap_gradient(tap):
-    window = lax.dynamic_slice(xp, (0, tap[0], tap[1], 0), g.shape)
-    return jnp.sum(window * g, axis=(0, 1, 2))
-  dk = lax.map(tap_gradient, taps).reshape(kh, kw, -1)
-  return dx.astype(x.dtype), dk.astype(kernel.dtype)
-
-
-_shifted_depthwise.defvjp(_shifted_depthwise_fwd, _shifted_depthwise_bwd)
-
-
-def _depthwise_conv_fn(impl: str) -> Callable[..., jax.Array]:
-  """Picks how a depthwise convolution is computed for ``impl`` on this backend."""
-  if impl not in DEPTHWISE_IMPLS:
-    raise ValueError(f"depthwise_impl must be one of {DEPTHWISE_IMPLS}, got {impl!r}")
-  if impl == "auto":
-    impl = "shifted" if jax.default_backend() == "cpu" else "grouped"
-  return shifted_depthwise_conv if impl == "shifted" else lax.conv_general_dilated
 
 
 # The authors' PyTorch model starts from torch.nn.Conv2d's default initialisation: weights
@@ -160,8 +48,9 @@ def _uniform_bias_init(fan_in: int):
   return init
 
 
-def _conv(features: int, kernel_size: tuple[int, int], **kwargs):
-  """``nn.Conv`` with PyTorch's default initialisation, its fan-in read from the input.
+def _conv(features: int, kernel_size: tuple[int, int], conv_impl: str = "auto", **kwargs):
+  """``nn.Conv`` with PyTorch's default initialisation, its fan-in read from the input,
+  computed as ``conv_impl`` says (see ``nasnet_jax.models.convolution``).
 
   Returns ``apply(x)``, which creates the convolution (inside the calling module's
   ``nn.compact`` method, under ``kwargs["name"]``) and applies it to ``x``.
@@ -170,7 +59,8 @@ def _conv(features: int, kernel_size: tuple[int, int], **kwargs):
     groups = kwargs.get("feature_group_count", 1)
     fan_in = (x.shape[-1] // groups) * kernel_size[0] * kernel_size[1]
     return nn.Conv(features, kernel_size, kernel_init=_KERNEL_INIT,
-                   bias_init=_uniform_bias_init(fan_in), **kwargs)(x)
+                   bias_init=_uniform_bias_init(fan_in),
+                   conv_general_dilated=conv_general_dilated_for(conv_impl), **kwargs)(x)
   return apply
 
 
@@ -183,11 +73,12 @@ class NeuronAttention(nn.Module):
 
   Attributes:
     kernel_size: spatial size of the depthwise convolution.
-    depthwise_impl: "auto" (fused shifted multiply-adds on CPU, grouped convolution
-      elsewhere), "shifted" or "grouped". All give the same result and parameters.
+    conv_impl: how the convolutions are computed: "auto" (XLA:CPU's fastest forms on CPU,
+      e.g. the depthwise conv as fused shifted multiply-adds; XLA's convolutions
+      elsewhere), "cpu" or "xla". All give the same result and parameters.
   """
   kernel_size: int = 3
-  depthwise_impl: str = "auto"
+  conv_impl: str = "auto"
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
 
@@ -201,13 +92,11 @@ class NeuronAttention(nn.Module):
     del valid
     channels = x.shape[-1]
     a = _conv(channels, (self.kernel_size, self.kernel_size),
-              feature_group_count=channels, dtype=self.dtype,
-              param_dtype=self.param_dtype,
-              conv_general_dilated=_depthwise_conv_fn(self.depthwise_impl),
-              name="depthwise")(x)
+              feature_group_count=channels, conv_impl=self.conv_impl, dtype=self.dtype,
+              param_dtype=self.param_dtype, name="depthwise")(x)
     a = nn.relu(a)
-    a = _conv(channels, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
-              name="pointwise")(a)
+    a = _conv(channels, (1, 1), conv_impl=self.conv_impl, dtype=self.dtype,
+              param_dtype=self.param_dtype, name="pointwise")(a)
     return nn.sigmoid(a) * x
 
 
@@ -221,6 +110,7 @@ class SqueezeExcitation(nn.Module):
   reduction: int = 16
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
@@ -232,20 +122,21 @@ class SqueezeExcitation(nn.Module):
     else:
       s = (jnp.sum(x * valid.astype(x.dtype), axis=(1, 2), keepdims=True) /
            jnp.maximum(jnp.sum(valid, axis=(1, 2), keepdims=True), 1).astype(x.dtype))
-    s = nn.relu(_conv(hidden, (1, 1), dtype=self.dtype,
+    s = nn.relu(_conv(hidden, (1, 1), conv_impl=self.conv_impl, dtype=self.dtype,
                       param_dtype=self.param_dtype, name="squeeze")(s))
-    s = _conv(channels, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
-              name="excite")(s)
+    s = _conv(channels, (1, 1), conv_impl=self.conv_impl, dtype=self.dtype,
+              param_dtype=self.param_dtype, name="excite")(s)
     return nn.sigmoid(s) * x
 
 
-def _attention(kind: str, name: str, depthwise_impl: str, dtype, param_dtype):
+def _attention(kind: str, name: str, conv_impl: str, dtype, param_dtype):
   """The feature gate for ``kind``: a module, or the identity for "none"."""
   if kind == "na":
-    return NeuronAttention(depthwise_impl=depthwise_impl, dtype=dtype,
+    return NeuronAttention(conv_impl=conv_impl, dtype=dtype,
                            param_dtype=param_dtype, name=name)
   if kind == "se":
-    return SqueezeExcitation(dtype=dtype, param_dtype=param_dtype, name=name)
+    return SqueezeExcitation(conv_impl=conv_impl, dtype=dtype, param_dtype=param_dtype,
+                             name=name)
   if kind == "none":
     return lambda x, valid=None: x
   raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {kind!r}")
@@ -265,18 +156,18 @@ class Block(nn.Module):
   """
   features: int = 64
   attention: str = "na"
-  depthwise_impl: str = "auto"
+  conv_impl: str = "auto"
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
     """x: (N, H, W, C), zero outside ``valid`` (N, H, W, 1) if given (see ``NASNet``)."""
-    conv = functools.partial(_conv, self.features, (3, 3), dtype=self.dtype,
-                             param_dtype=self.param_dtype)
+    conv = functools.partial(_conv, self.features, (3, 3), conv_impl=self.conv_impl,
+                             dtype=self.dtype, param_dtype=self.param_dtype)
     o1 = _mask(nn.relu(conv(name="conv1")(x)), valid)
     o2 = _mask(conv(name="conv2")(jnp.concatenate([x, o1], axis=-1)), valid)
-    gate = _attention(self.attention, "attention", self.depthwise_impl, self.dtype,
+    gate = _attention(self.attention, "attention", self.conv_impl, self.dtype,
                       self.param_dtype)
     return gate(o2, valid) + x
 
@@ -290,7 +181,7 @@ class Stage(nn.Module):
   blocks: int = 18
   features: int = 64
   attention: str = "na"
-  depthwise_impl: str = "auto"
+  conv_impl: str = "auto"
   remat: bool = False
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
@@ -301,9 +192,9 @@ class Stage(nn.Module):
     block_cls = nn.remat(Block) if self.remat else Block
     h = x
     for j in range(self.blocks):
-      h = block_cls(self.features, self.attention, self.depthwise_impl, self.dtype,
+      h = block_cls(self.features, self.attention, self.conv_impl, self.dtype,
                     self.param_dtype, name=f"block_{j}")(h, valid)
-    h = _conv(self.features, (3, 3), dtype=self.dtype,
+    h = _conv(self.features, (3, 3), conv_impl=self.conv_impl, dtype=self.dtype,
               param_dtype=self.param_dtype, name="tail_conv")(h)
     return _mask(h, valid) + x
 
@@ -324,8 +215,7 @@ class NASNet(nn.Module):
       the input is normalised as the authors do, ``(x - mean) / std``, and the global
       residual is added to the normalised input; the target stays in [0, 1].
     remat: rematerialise each block in the backward pass (less memory, more compute).
-    depthwise_impl: how neuron attention's depthwise conv is computed (see
-      ``NeuronAttention``).
+    conv_impl: how the convolutions are computed (see ``NeuronAttention``).
     dtype: computation dtype (e.g. ``jnp.bfloat16`` for mixed precision); the output
       is returned as float32.
     param_dtype: parameter dtype.
@@ -338,7 +228,7 @@ class NASNet(nn.Module):
   input_mean: Sequence[float] | None = None
   input_std: Sequence[float] | None = None
   remat: bool = False
-  depthwise_impl: str = "auto"
+  conv_impl: str = "auto"
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
 
@@ -370,6 +260,8 @@ class NASNet(nn.Module):
     """
     if x.ndim != 4 or x.shape[-1] != 3:
       raise ValueError(f"NASNet expects NHWC images with 3 channels, got shape {x.shape}")
+    if self.conv_impl not in CONV_IMPLS:
+      raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
     if self.attention not in ATTENTION_KINDS:
       raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
     if self.stages < 1 or self.blocks < 1 or self.features < 1:
@@ -382,12 +274,12 @@ class NASNet(nn.Module):
       mean = jnp.asarray(self.input_mean, jnp.float32)
       std = jnp.asarray(self.input_std, jnp.float32)
       x = (x - mean) / std
-    conv = functools.partial(_conv, self.features, dtype=self.dtype,
-                             param_dtype=self.param_dtype)
+    conv = functools.partial(_conv, self.features, conv_impl=self.conv_impl,
+                             dtype=self.dtype, param_dtype=self.param_dtype)
     h = _mask(conv((3, 3), name="input_conv")(_mask(x, valid)), valid)
     outputs = []
     for i in range(self.stages):
-      h = Stage(self.blocks, self.features, self.attention, self.depthwise_impl,
+      h = Stage(self.blocks, self.features, self.attention, self.conv_impl,
                 self.remat, self.dtype, self.param_dtype, name=f"stage_{i}")(h, valid)
       outputs.append(h)
     if self.fuse_stages:
@@ -395,9 +287,10 @@ class NASNet(nn.Module):
       f = _mask(conv((1, 1), name="fusion_conv1x1")(f), valid)
     else:
       f = outputs[-1]
-    f = _attention(self.attention, "fusion_attention", self.depthwise_impl, self.dtype,
+    f = _attention(self.attention, "fusion_attention", self.conv_impl, self.dtype,
                    self.param_dtype)(f, valid)
     y = _mask(conv((3, 3), name="post_conv1")(f), valid)
-    y = _conv(3, (3, 3), dtype=self.dtype, param_dtype=self.param_dtype,
+    y = _conv(3, (3, 3), conv_impl=self.conv_impl, dtype=self.dtype,
+              param_dtype=self.param_dtype,
               name="post_conv2")(y)
     return y.astype(jnp.float32) + x

@@ -1,0 +1,645 @@
+"""JAX against PyTorch, side by side in one process: train step, inference, memory, FLOPs.
+
+  python benchmarks/run.py                        # the whole matrix (hours on a 2-core CPU)
+  python benchmarks/run.py --models=demo --repeats=5
+  python benchmarks/run.py --models=paper --crops=240 --batches=2 --sections=train
+  python benchmarks/run.py --markdown=/tmp/bench.md --json=/tmp/bench.json
+
+Models are named (``paper``: NASNet 3 stages x 18 blocks x 64 features, the default;
+``demo``: 1 x 4 x 32, ``configs/synthetic.py``) or given as ``SxBxF``. For each, the
+PyTorch network is ``tests/torch_nasnet.py`` (the authors' module structure) holding the
+very same weights (converted with ``nasnet_jax.convert``), and its first training losses
+are checked against ours before anything is timed, so both sides run the same network and
+the same step.
+
+Sections:
+
+* ``train``: images/s of one optimisation step (forward, L1 + (1 - SSIM) with an 11x11
+  Gaussian window, backward, RAdam with the cosine schedule) for every model x crop x
+  batch. JAX: ``train_lib.train_step`` jitted with the state donated, in float32, with
+  remat, and in bfloat16. PyTorch: eager float32 (NCHW, as the authors run it), eager
+  bfloat16 autocast, and ``torch.compile`` where it works.
+* ``inference``: milliseconds per megapixel through ``nasnet_jax.Derainer`` (whole image,
+  and tiled with the exact overlap) against the PyTorch network under
+  ``torch.inference_mode`` on the same image and the same tiles.
+
+Every JAX row also gives XLA's FLOP count for the compiled step (``cost_analysis``), the
+achieved GFLOP/s and, on a GPU of known peak, the fraction of its dense bf16 peak. Memory
+is the peak resident-set growth during the timed calls on CPU (Linux's VmHWM, reset per
+row through ``/proc/self/clear_refs``), and the allocator's peak on GPU. Times are medians
+of ``--repeats`` calls after one warm-up call (which includes compilation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from configs import default  # noqa: E402
+from nasnet_jax import convert, inference, train_lib  # noqa: E402
+from nasnet_jax.models import create_model  # noqa: E402
+
+NAMED_MODELS = {"paper": (3, 18, 64), "demo": (1, 4, 32)}
+
+# Dense bf16 peak FLOP/s of GPUs by jax device_kind prefix (vendor data sheets, SXM parts).
+GPU_BF16_PEAK = {"NVIDIA H200": 989e12, "NVIDIA H100": 989e12, "NVIDIA A100": 312e12,
+                 "NVIDIA L4": 121e12, "NVIDIA A10": 125e12}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def parse_model(spec: str) -> tuple[str, tuple[int, int, int]]:
+  """"paper", "demo" or "SxBxF" -> (label, (stages, blocks, features))."""
+  if spec in NAMED_MODELS:
+    s, b, f = NAMED_MODELS[spec]
+    return f"{spec} {s}x{b}x{f}", NAMED_MODELS[spec]
+  try:
+    s, b, f = (int(v) for v in spec.split("x"))
+  except ValueError:
+    raise SystemExit(f"--models: {spec!r} is neither one of {sorted(NAMED_MODELS)} nor "
+                     "STAGESxBLOCKSxFEATURES (e.g. 1x6x64)") from None
+  return spec, (s, b, f)
+
+
+def model_config(arch: tuple[int, int, int], **overrides):
+  config = default.get_config()
+  config.model.stages, config.model.blocks, config.model.features = arch
+  for k, v in overrides.items():
+    config.model[k] = v
+  return config
+
+
+def _status_kb(field: str) -> int | None:
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith(field + ":"):
+          return int(line.split()[1])
+  except OSError:
+    return None
+  return None
+
+
+def _release_free_memory() -> None:
+  """Hands memory that malloc keeps cached back to the OS, so that the next row's peak
+  RSS growth counts its own allocations (glibc only; a no-op elsewhere)."""
+  try:
+    import ctypes   # pylint: disable=g-import-not-at-top
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+  except (OSError, AttributeError):
+    pass
+
+
+class PeakMemory:
+  """Peak memory used while the block runs: RSS growth on CPU (VmHWM reset through
+  /proc/self/clear_refs), the device allocator's peak on GPU. ``.bytes`` is None when the
+  platform offers neither."""
+
+  def __init__(self, torch_cuda: bool = False):
+    self.torch_cuda = torch_cuda
+    self.bytes = None
+
+  def __enter__(self):
+    gc.collect()
+    _release_free_memory()
+    self.gpu = jax.default_backend() == "gpu" and not self.torch_cuda
+    if self.torch_cuda:
+      import torch   # pylint: disable=g-import-not-at-top
+      torch.cuda.synchronize()
+      torch.cuda.reset_peak_memory_stats()
+      self.base = torch.cuda.memory_allocated()
+    elif self.gpu:
+      # XLA's allocator keeps a process-wide peak that cannot be reset; report it with
+      # the baseline of live buffers subtracted (meaningful for the largest row first).
+      self.base = jax.devices()[0].memory_stats().get("bytes_in_use", 0)
+    else:
+      self.base = _status_kb("VmRSS")
+      try:
+        with open("/proc/self/clear_refs", "w") as f:
+          f.write("5")
+      except OSError:
+        self.base = None
+    return self
+
+  def __exit__(self, *exc):
+    if self.torch_cuda:
+      import torch   # pylint: disable=g-import-not-at-top
+      self.bytes = torch.cuda.max_memory_allocated() - self.base
+    elif self.gpu:
+      self.bytes = jax.devices()[0].memory_stats().get("peak_bytes_in_use", 0) - self.base
+    elif self.base is not None:
+      peak = _status_kb("VmHWM")
+      self.bytes = None if peak is None else max(peak - self.base, 0) * 1024
+    return False
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float], float]:
+  """(seconds of the warm-up call, seconds of each of ``repeats`` further calls, peak
+  memory of the repeats in bytes or nan). ``fn`` must block until its work is done."""
+  start = time.perf_counter()
+  fn()
+  warmup = time.perf_counter() - start
+  times = []
+  with PeakMemory(torch_cuda=getattr(fn, "torch_cuda", False)) as memory:
+    for _ in range(repeats):
+      start = time.perf_counter()
+      fn()
+      times.append(time.perf_counter() - start)
+  return warmup, times, memory.bytes
+
+
+def random_batch(batch: int, crop: int, seed: int = 0) -> dict[str, np.ndarray]:
+  """A rainy/clean pair batch, uint8 (N, crop, crop, 3): smooth images plus streaks."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:crop, 0:crop] / max(crop, 1)
+  clean = np.stack([
+      0.5 + 0.4 * np.sin(6 * xx * rng.uniform(0.5, 2) + rng.uniform(0, 6) + c)[..., None] *
+      np.cos(4 * yy * rng.uniform(0.5, 2))[..., None]
+      for _ in range(batch) for c in range(3)]).reshape(batch, 3, crop, crop)
+  clean = np.moveaxis(clean, 1, -1)
+  streaks = (rng.random((batch, crop, crop, 1)) < 0.03) * 0.5
+  rainy = np.clip(clean + streaks, 0, 1)
+  return {"rainy": (rainy * 255).round().astype(np.uint8),
+          "clean": (clean * 255).round().astype(np.uint8)}
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+
+def _torch():
+  import torch   # pylint: disable=g-import-not-at-top
+  return torch
+
+
+def torch_device() -> str:
+  return "cuda" if jax.default_backend() == "gpu" and _torch().cuda.is_available() else "cpu"
+
+
+def torch_network(arch, params):
+  """tests/torch_nasnet.NASNet with the weights of our ``params``."""
+  sys.path.insert(0, ROOT)
+  from tests import torch_nasnet   # pylint: disable=g-import-not-at-top
+  torch = _torch()
+  stages, blocks, features = arch
+  net = torch_nasnet.NASNet(stages, blocks, features)
+  cfg = {"stages": stages, "blocks": blocks, "features": features, "attention": "na",
+         "fuse_stages": True}
+  state = convert.to_state_dict(jax.device_get(params), cfg)
+  net.load_state_dict({k: torch.from_numpy(np.array(v, np.float32)) for k, v in state.items()})
+  return net.to(torch_device())
+
+
+def torch_ssim(a, b):
+  """dm_pix.ssim(a, b, max_val=1, filter_size=11, filter_sigma=1.5) for NCHW tensors,
+  averaged over the batch: a separable Gaussian, "valid" filtering, the same clamps."""
+  torch = _torch()
+  f = torch.exp(-0.5 * ((torch.arange(11, dtype=torch.float32, device=a.device) - 5) / 1.5) ** 2)
+  f = f / f.sum()
+  c = a.shape[1]
+  fy = f.view(1, 1, 11, 1).repeat(c, 1, 1, 1)
+  fx = f.view(1, 1, 1, 11).repeat(c, 1, 1, 1)
+
+  def filt(z):
+    z = torch.nn.functional.conv2d(z, fx, groups=c)
+    return torch.nn.functional.conv2d(z, fy, groups=c)
+  mu0, mu1 = filt(a), filt(b)
+  mu00, mu11, mu01 = mu0 * mu0, mu1 * mu1, mu0 * mu1
+  eps = torch.finfo(torch.float32).eps ** 2
+  s00 = torch.clamp(filt(a * a) - mu00, min=eps)
+  s11 = torch.clamp(filt(b * b) - mu11, min=eps)
+  s01 = filt(a * b) - mu01
+  s01 = torch.sign(s01) * torch.minimum(torch.sqrt(s00 * s11), torch.abs(s01))
+  c1, c2 = 0.01 ** 2, 0.03 ** 2
+  ssim_map = ((2 * mu01 + c1) * (2 * s01 + c2)) / ((mu00 + mu11 + c1) * (s00 + s11 + c2))
+  return ssim_map.mean()
+
+
+class TorchTrainer:
+  """The same step as ``train_lib.train_step``, in PyTorch: uint8 NHWC batch in,
+  L1 + (1 - SSIM), backward, RAdam with cosine annealing."""
+
+  def __init__(self, arch, params, config, *, compile_net=False, bf16=False):
+    torch = _torch()
+    self.device = torch_device()
+    self.net = torch_network(arch, params)
+    self.forward = torch.compile(self.net) if compile_net else self.net
+    self.bf16 = bf16
+    self.opt = torch.optim.RAdam(self.net.parameters(), lr=config.learning_rate,
+                                 betas=(config.adam_b1, config.adam_b2), eps=1e-8)
+    self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, config.total_steps)
+
+  def step(self, batch) -> float:
+    torch = _torch()
+    rainy = torch.from_numpy(batch["rainy"]).to(self.device).permute(0, 3, 1, 2).float() / 255
+    clean = torch.from_numpy(batch["clean"]).to(self.device).permute(0, 3, 1, 2).float() / 255
+    with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16):
+      pred = self.forward(rainy)
+    pred = pred.float()
+    loss = (pred - clean).abs().mean() + (1 - torch_ssim(pred, clean))
+    self.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    self.opt.step()
+    self.sched.step()
+    if self.device == "cuda":
+      torch.cuda.synchronize()
+    return float(loss.detach())
+
+
+def torch_tiles(h: int, w: int, tile: int | None, overlap: int):
+  """The (core, window) boxes ``Derainer`` uses; one whole-image box without tiling."""
+  if tile is None or (h <= tile and w <= tile):
+    return [((0, h, 0, w), (0, h, 0, w))]
+  return [((y0, min(y0 + tile, h), x0, min(x0 + tile, w)),
+           (max(y0 - overlap, 0), min(y0 + tile + overlap, h),
+            max(x0 - overlap, 0), min(x0 + tile + overlap, w)))
+          for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
+
+
+def torch_derain(net, image: np.ndarray, tile: int | None, overlap: int,
+                 bf16: bool = False) -> np.ndarray:
+  """(H, W, 3) float32 -> (H, W, 3) through ``net`` over the same tiles as Derainer."""
+  torch = _torch()
+  device = next(net.parameters()).device.type
+  h, w, _ = image.shape
+  x = torch.from_numpy(image).to(device).permute(2, 0, 1)[None]
+  out = torch.zeros_like(x)
+  with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+    for (cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1) in torch_tiles(h, w, tile, overlap):
+      y = net(x[:, :, wy0:wy1, wx0:wx1]).float()
+      out[:, :, cy0:cy1, cx0:cx1] = y[:, :, cy0 - wy0:cy1 - wy0, cx0 - wx0:cx1 - wx0]
+  if device == "cuda":
+    torch.cuda.synchronize()
+  # Clipped to [0, 1], as Derainer returns float images.
+  return out[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
+
+
+# ----------------------------------------------------------------------------- JAX
+
+
+def xla_flops(compiled) -> float | None:
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else None
+  flops = (cost or {}).get("flops")
+  return float(flops) if flops and flops > 0 else None
+
+
+class JaxTrainer:
+  """``train_lib.train_step`` jitted once, with the state donated."""
+
+  def __init__(self, config, batch):
+    self.model = create_model(config.model)
+    self.state = train_lib.create_train_state(config, self.model, jax.random.PRNGKey(0))
+    batch = jax.device_put(batch)
+    self.batch = batch
+    self.compiled = jax.jit(train_lib.train_step, donate_argnums=0).lower(
+        self.state, batch).compile()
+    self.flops = xla_flops(self.compiled)
+
+  def step(self) -> float:
+    self.state, metrics = self.compiled(self.state, self.batch)
+    return float(metrics["loss"])
+
+
+def gpu_peak() -> float | None:
+  kind = jax.devices()[0].device_kind
+  for prefix, peak in GPU_BF16_PEAK.items():
+    if kind.startswith(prefix):
+      return peak
+  return None
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def check_same_step(arch, crop: int = 32, batch: int = 2, steps: int = 3) -> list[tuple]:
+  """Both frameworks, same weights and batch: the losses of ``steps`` consecutive train
+  steps (so the network, loss and optimizer) must agree. Raises if they do not."""
+  config = model_config(arch)
+  config.batch_size, config.data.crop_size = batch, crop
+  data = random_batch(batch, crop, seed=1)
+  jax_trainer = JaxTrainer(config, data)
+  torch_trainer = TorchTrainer(arch, jax_trainer.state.params, config)
+  pairs = [(jax_trainer.step(), torch_trainer.step(data)) for _ in range(steps)]
+  for j, t in pairs:
+    if abs(j - t) > 2e-3 * max(1.0, abs(t)):
+      raise RuntimeError(f"JAX and PyTorch train steps disagree: losses {pairs}")
+  return pairs
+
+
+def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> list[dict]:
+  rows = []
+  data = random_batch(batch, crop)
+  base = {"section": "train", "model": label, "crop": crop, "batch": batch}
+  jax_params = None
+  planned = None   # bytes XLA plans for the float32 step without remat
+  for variant in variants:
+    row = dict(base, variant=variant)
+    gc.collect()
+    try:
+      if variant.startswith("torch") and memory_limit:
+        if planned is None:
+          config = model_config(arch)
+          config.batch_size, config.data.crop_size = batch, crop
+          planned = _jax_bytes(jax.jit(train_lib.train_step).lower(
+              jax.eval_shape(lambda: train_lib.create_train_state(
+                  config, create_model(config.model), jax.random.PRNGKey(0))),
+              jax.eval_shape(lambda: data)).compile())
+        if planned and planned > memory_limit:
+          row["skipped"] = (f"would need about {planned / 2**30:.1f} GB (XLA's plan for "
+                            "the same step), over --memory_limit_gb")
+          rows.append(row)
+          print(_row_line(row), flush=True)
+          continue
+      if variant.startswith("jax"):
+        overrides = {"remat": "remat" in variant,
+                     "dtype": "bfloat16" if "bf16" in variant else "float32"}
+        config = model_config(arch, **overrides)
+        config.batch_size, config.data.crop_size = batch, crop
+        trainer = JaxTrainer(config, data)
+        need = _jax_bytes(trainer.compiled)
+        if variant == "jax":
+          planned = need
+        if memory_limit and need and need > memory_limit:
+          row["skipped"] = f"XLA plans {need / 2**30:.1f} GB, over --memory_limit_gb"
+          rows.append(row)
+          print(_row_line(row), flush=True)
+          trainer = None
+          continue
+        if jax_params is None:
+          jax_params = jax.device_get(trainer.state.params)
+        row["xla_gflop"] = trainer.flops / 1e9 if trainer.flops else None
+        warmup, times, memory = timed(trainer.step, repeats)
+        row["xla_planned_gb"] = need / 2**30 if need else None
+      else:
+        torch = _torch()
+        if jax_params is None:
+          jax_params = create_model(model_config(arch).model).init(
+              jax.random.PRNGKey(0), jnp.zeros((1, crop, crop, 3)))["params"]
+        config = model_config(arch)
+        trainer = TorchTrainer(arch, jax_params, config, compile_net="compile" in variant,
+                               bf16="bf16" in variant)
+        fn = lambda: trainer.step(data)   # noqa: E731
+        fn.torch_cuda = trainer.device == "cuda"
+        torch.manual_seed(0)
+        warmup, times, memory = timed(fn, repeats)
+      row.update(warmup_s=warmup, step_s=statistics.median(times),
+                 images_per_s=batch / statistics.median(times),
+                 peak_memory_gb=None if memory is None else memory / 2**30)
+    except Exception as e:   # pylint: disable=broad-except
+      row["skipped"] = f"{type(e).__name__}: {str(e).splitlines()[0][:150]}"
+    rows.append(row)
+    print(_row_line(row), flush=True)
+    del row
+    trainer = None
+  return rows
+
+
+def _jax_bytes(compiled) -> int | None:
+  try:
+    m = compiled.memory_analysis()
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes -
+               m.alias_size_in_bytes)
+  except Exception:   # pylint: disable=broad-except
+    return None
+
+
+def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
+  rows = []
+  h, w = size
+  rng = np.random.default_rng(2)
+  image = rng.random((h, w, 3), dtype=np.float32)
+  config = model_config(arch)
+  model = create_model(config.model)
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))["params"]
+  radius = model.receptive_field_radius
+  net = None
+  reference = None
+  for tiled in (False, True):
+    for variant in variants:
+      row = {"section": "inference", "model": label, "image": f"{w}x{h}",
+             "tiles": f"{tile} + {radius} overlap" if tiled else "whole", "variant": variant}
+      gc.collect()
+      try:
+        if variant.startswith("jax"):
+          derainer = inference.Derainer(model, params, tile=tile if tiled else None,
+                                        dtype="bfloat16" if "bf16" in variant else None)
+          fn = lambda: derainer(image)   # noqa: E731
+          row["xla_gflop"] = _inference_flops(derainer, image, tiled)
+        else:
+          if net is None:
+            net = torch_network(arch, params)
+          fn = lambda: torch_derain(net, image, tile if tiled else None, radius,   # noqa: E731
+                                    bf16="bf16" in variant)
+          fn.torch_cuda = torch_device() == "cuda"
+        out = fn()
+        if variant in ("jax", "torch"):
+          if reference is None:
+            reference = out
+          row["max_abs_diff"] = float(np.max(np.abs(out - reference)))
+        warmup, times, memory = timed(fn, repeats)
+        mp = h * w / 1e6
+        row.update(warmup_s=warmup, call_s=statistics.median(times),
+                   ms_per_mp=statistics.median(times) * 1e3 / mp,
+                   peak_memory_gb=None if memory is None else memory / 2**30)
+      except Exception as e:   # pylint: disable=broad-except
+        row["skipped"] = f"{type(e).__name__}: {str(e).splitlines()[0][:150]}"
+      rows.append(row)
+      print(_row_line(row), flush=True)
+  return rows
+
+
+def _inference_flops(derainer, image, tiled) -> float | None:
+  """XLA's FLOPs for the whole image's calls (summed over tiles)."""
+  h, w, _ = image.shape
+  if not tiled or derainer.tile is None or (h <= derainer.tile and w <= derainer.tile):
+    shape = (1, inference.bucket_size(h), inference.bucket_size(w))
+    calls = 1
+  else:
+    t, o = derainer.tile, derainer.overlap
+    shape = (derainer.tile_batch, min(t + 2 * o, inference.bucket_size(h)),
+             min(t + 2 * o, inference.bucket_size(w)))
+    calls = len(torch_tiles(h, w, t, o))
+  images = jnp.zeros(shape + (3,), jnp.float32)
+  valid = jnp.zeros(shape + (1,), jnp.float32)
+  compiled = jax.jit(lambda p, x, v: derainer.model.apply({"params": p}, x, v)).lower(
+      derainer.params, images, valid).compile()
+  flops = xla_flops(compiled)
+  return flops * calls / 1e9 if flops else None
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _fmt(v, digits=3):
+  if v is None:
+    return "–"
+  if isinstance(v, float):
+    return f"{v:,.{digits}g}" if abs(v) < 1000 else f"{v:,.0f}"
+  return str(v)
+
+
+def _row_line(row):
+  keys = [k for k in ("model", "crop", "batch", "image", "tiles", "variant", "images_per_s",
+                      "ms_per_mp", "peak_memory_gb", "xla_gflop", "skipped") if k in row]
+  return "  ".join(f"{k}={_fmt(row[k])}" for k in keys)
+
+
+def add_ratios(rows: list[dict]) -> None:
+  """Speed of each row over PyTorch eager float32 on the same case; achieved GFLOP/s."""
+  peak = gpu_peak() if jax.default_backend() == "gpu" else None
+  for row in rows:
+    if "skipped" in row:
+      continue
+    key = ("model", "crop", "batch") if row["section"] == "train" else ("model", "image",
+                                                                         "tiles")
+    ref = next((r for r in rows if r["section"] == row["section"] and r["variant"] == "torch"
+                and "skipped" not in r and all(r.get(k) == row.get(k) for k in key)), None)
+    seconds = row.get("step_s", row.get("call_s"))
+    if ref is not None:
+      row["vs_torch"] = ref.get("step_s", ref.get("call_s")) / seconds
+    if row.get("xla_gflop"):
+      row["gflop_per_s"] = row["xla_gflop"] / seconds
+      if peak:
+        row["fraction_of_bf16_peak"] = row["xla_gflop"] * 1e9 / seconds / peak
+
+
+def machine() -> str:
+  device = jax.devices()[0]
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    cpu = f"{names[0]} ({len(names)} logical cores)" if names else cpu
+  except OSError:
+    pass
+  torch = _torch()
+  return (f"{datetime.date.today().isoformat()}, {cpu}, jax backend {jax.default_backend()} "
+          f"({device.device_kind}, {jax.device_count()} device(s)); jax {jax.__version__}, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"python {platform.python_version()}")
+
+
+def markdown(rows: list[dict], header: str) -> str:
+  lines = [f"Machine: {header}", ""]
+  train = [r for r in rows if r["section"] == "train"]
+  if train:
+    lines += ["| model | crop | batch | variant | images/s | vs PyTorch eager | "
+              "peak memory GB | XLA GFLOP/step | GFLOP/s |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in train:
+      lines.append("| " + " | ".join([
+          r["model"], str(r["crop"]), str(r["batch"]), r["variant"],
+          _fmt(r.get("images_per_s")) if "skipped" not in r else f"skipped: {r['skipped']}",
+          _fmt(r.get("vs_torch")) + ("×" if r.get("vs_torch") else ""),
+          _fmt(r.get("peak_memory_gb")), _fmt(r.get("xla_gflop")),
+          _fmt(r.get("gflop_per_s"))]) + " |")
+    lines.append("")
+  infer = [r for r in rows if r["section"] == "inference"]
+  if infer:
+    lines += ["| model | image | tiles | variant | ms per MP | vs PyTorch eager | "
+              "max abs diff | peak memory GB | XLA GFLOP | GFLOP/s |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in infer:
+      lines.append("| " + " | ".join([
+          r["model"], r["image"], r["tiles"], r["variant"],
+          _fmt(r.get("ms_per_mp")) if "skipped" not in r else f"skipped: {r['skipped']}",
+          _fmt(r.get("vs_torch")) + ("×" if r.get("vs_torch") else ""),
+          _fmt(r.get("max_abs_diff"), 2), _fmt(r.get("peak_memory_gb")),
+          _fmt(r.get("xla_gflop")), _fmt(r.get("gflop_per_s"))]) + " |")
+  if any("fraction_of_bf16_peak" in r for r in rows):
+    lines += ["", "Fraction of the GPU's dense bf16 peak: " + ", ".join(
+        f"{r['model']} {r.get('crop', r.get('image'))} {r['variant']}: "
+        f"{100 * r['fraction_of_bf16_peak']:.1f} %"
+        for r in rows if "fraction_of_bf16_peak" in r)]
+  return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--models", default="demo,paper",
+                      help="comma-separated: paper, demo or SxBxF")
+  parser.add_argument("--crops", default="96,240")
+  parser.add_argument("--batches", default="2,8")
+  parser.add_argument("--sections", default="train,inference")
+  parser.add_argument("--train_variants",
+                      default="jax,jax_remat,jax_bf16,torch,torch_bf16,torch_compile")
+  parser.add_argument("--inference_variants", default="jax,jax_bf16,torch")
+  parser.add_argument("--image", default="1024x768",
+                      help="WxH of the inference image (the paper net: see --paper_image)")
+  parser.add_argument("--paper_image", default="512x384",
+                      help="WxH for the paper net's inference (12 TFLOP per megapixel)")
+  parser.add_argument("--tile", type=int, default=256)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--paper_repeats", type=int, default=1,
+                      help="repeats for the paper net (minutes per call on a CPU)")
+  parser.add_argument("--memory_limit_gb", type=float, default=None,
+                      help="skip a JAX train row whose XLA plan exceeds this (default: 80%% "
+                      "of this machine's RAM on CPU, none on GPU)")
+  parser.add_argument("--no_check", action="store_true",
+                      help="skip the check that both frameworks give the same losses")
+  parser.add_argument("--json", default=None, help="write the rows here")
+  parser.add_argument("--markdown", default=None, help="write the tables here")
+  args = parser.parse_args(argv)
+
+  try:
+    torch = _torch()
+  except ImportError:
+    raise SystemExit("benchmarks/run.py needs PyTorch as the yardstick: "
+                     "pip install -e '.[test]' (torch==2.13.0)") from None
+  torch.manual_seed(0)
+  memory_limit = args.memory_limit_gb * 2**30 if args.memory_limit_gb else None
+  if memory_limit is None and jax.default_backend() == "cpu":
+    memory_limit = 0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  models = [parse_model(m) for m in args.models.split(",") if m]
+  sections = set(args.sections.split(","))
+  header = machine()
+  print(header, flush=True)
+  rows = []
+  for label, arch in models:
+    if not args.no_check:
+      pairs = check_same_step((1, 2, min(arch[2], 16)))
+      print(f"same step check (JAX, PyTorch losses): {pairs}", flush=True)
+      args.no_check = True
+    repeats = args.paper_repeats if arch == NAMED_MODELS["paper"] else args.repeats
+    if "train" in sections:
+      for crop in (int(c) for c in args.crops.split(",")):
+        for batch in (int(b) for b in args.batches.split(",")):
+          rows += bench_train(label, arch, crop, batch, repeats,
+                              args.train_variants.split(","), memory_limit)
+    if "inference" in sections:
+      image = args.paper_image if arch == NAMED_MODELS["paper"] else args.image
+      w, h = (int(v) for v in image.split("x"))
+      rows += bench_inference(label, arch, (h, w), args.tile, repeats,
+                              args.inference_variants.split(","))
+  add_ratios(rows)
+  table = markdown(rows, header)
+  print(table)
+  if args.markdown:
+    with open(args.markdown, "w") as f:
+      f.write(table)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"machine": header, "rows": rows}, f, indent=1)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,225 @@
+"""Convolutions computed in the forms XLA:CPU runs fastest, as drop-ins for ``nn.Conv``.
+
+``flax.linen.Conv`` takes a ``conv_general_dilated`` argument; ``conv_general_dilated_for``
+returns the one to pass. With ``impl="xla"`` (and with ``"auto"`` on GPU and TPU) it is
+``lax.conv_general_dilated`` itself. With ``"cpu"`` (``"auto"`` on CPU) each stride-1
+NHWC convolution is computed the way XLA:CPU runs it fastest, with the same result and
+the same parameters in Flax's layout (HWIO; depthwise ``(k, k, 1, C)``). Measured on a
+2-core AVX-512 CPU at (2, 240, 240, C), forward + backward (``benchmarks/RESULTS.md``):
+
+* a **1x1** convolution is a matrix product over the channel axis: 11 ms against 77 ms
+  for XLA's convolution at C = 32 (its kernel gradient is the slow part);
+* a **depthwise** kxk convolution is k*k shifted multiply-adds, which XLA fuses into one
+  loop: XLA's grouped convolution is ~28x slower forward. Its backward pass is written by
+  hand (autodiff of the slices transposes each into a full-size pad-and-add);
+* a **full** kxk convolution keeps XLA's forward pass and input gradient; from 64 x 64
+  channels on, its kernel gradient is one ``(N*H*W, Cin)^T @ (N*H*W, Cout)`` product per
+  tap instead of XLA's backward-filter convolution: 307 ms against 490 ms at 128 -> 64
+  channels (``TAP_KERNEL_GRAD_MIN_CHANNELS``).
+
+Anything else (strides, dilations, other groupings or layouts) goes to
+``lax.conv_general_dilated``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+CONV_IMPLS = ("auto", "cpu", "xla")
+
+# The per-tap kernel gradient wins from Cin * Cout = 64 * 64 on (fwd + kernel gradient,
+# 2 x 240^2: 252 vs 294 ms at 64 -> 64, 307 vs 490 ms at 128 -> 64) and loses below it
+# (41 vs 34 ms at 32 -> 32, 117 vs 84 ms at 64 -> 32); XLA's backward-filter convolution is
+# used there.
+TAP_KERNEL_GRAD_MIN_CHANNELS = 64
+
+_NHWC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+
+
+def conv_general_dilated_for(impl: str) -> Callable[..., jax.Array]:
+  """The ``conv_general_dilated`` for ``impl``: "auto" (CPU forms on the CPU backend, XLA's
+  elsewhere), "cpu" or "xla"."""
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
+  if impl == "auto":
+    impl = "cpu" if jax.default_backend() == "cpu" else "xla"
+  return cpu_conv if impl == "cpu" else lax.conv_general_dilated
+
+
+def _stride1_pads(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                  dimension_numbers):
+  """((top, bottom), (left, right)) if this is a stride-1, undilated NHWC/HWIO
+  convolution whose padding is at most kernel - 1 per side; else None."""
+  if lhs.ndim != 4 or rhs.ndim != 4:
+    return None
+  if dimension_numbers is not None:
+    if not isinstance(dimension_numbers, lax.ConvDimensionNumbers):
+      return None
+    if (tuple(dimension_numbers.lhs_spec) != _NHWC.lhs_spec or
+        tuple(dimension_numbers.rhs_spec) != _NHWC.rhs_spec or
+        tuple(dimension_numbers.out_spec) != _NHWC.out_spec):
+      return None
+  if any(s != 1 for s in window_strides):
+    return None
+  if any(d != 1 for d in (lhs_dilation or (1, 1))) or any(
+      d != 1 for d in (rhs_dilation or (1, 1))):
+    return None
+  kh, kw = rhs.shape[0], rhs.shape[1]
+  if isinstance(padding, str):
+    if padding.upper() == "SAME":
+      pads = ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)
+    elif padding.upper() == "VALID":
+      pads = (0, 0), (0, 0)
+    else:
+      return None
+  else:
+    pads = tuple(tuple(int(v) for v in p) for p in padding)
+  if any(p < 0 or p > k - 1 for (lo, hi), k in zip(pads, (kh, kw)) for p in (lo, hi)):
+    return None
+  return pads
+
+
+def cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+             dimension_numbers=None, feature_group_count=1, precision=None,
+             **kwargs):
+  """Drop-in for ``lax.conv_general_dilated`` (as ``nn.Conv`` calls it) in XLA:CPU's
+  fastest forms; see the module docstring.
+
+  Args:
+    lhs: input, (N, H, W, Cin).
+    rhs: kernel, (kh, kw, Cin / groups, Cout).
+    window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+    feature_group_count, precision: as for ``lax.conv_general_dilated``.
+
+  Returns:
+    (N, H', W', Cout), H' and W' as ``padding`` gives (H, W for "SAME").
+  """
+  pads = _stride1_pads(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                       dimension_numbers)
+  channels = lhs.shape[-1]
+  kh, kw = rhs.shape[0], rhs.shape[1]
+  if pads is not None and not kwargs.get("preferred_element_type"):
+    if feature_group_count == 1 and rhs.shape[2] == channels:
+      if (kh, kw) == (1, 1):
+        return lax.dot_general(lhs, rhs[0, 0], (((3,), (0,)), ((), ())),
+                               precision=precision)
+      if rhs.shape[2] * rhs.shape[3] >= TAP_KERNEL_GRAD_MIN_CHANNELS ** 2:
+        return _conv_tap_kernel_grad(lhs, rhs, pads)
+    if (feature_group_count == channels and rhs.shape[2] == 1 and
+        rhs.shape[3] == channels):
+      return _shifted_depthwise(lhs, rhs[:, :, 0, :], pads)
+  return lax.conv_general_dilated(
+      lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+      rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+      feature_group_count=feature_group_count, precision=precision, **kwargs)
+
+
+def shifted_depthwise_conv(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                           rhs_dilation=None, dimension_numbers=None,
+                           feature_group_count=1, precision=None, **kwargs):
+  """``cpu_conv`` (kept under its earlier name): a depthwise convolution as k*k fused
+  shifted multiply-adds, other convolutions in their CPU forms."""
+  return cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                  dimension_numbers, feature_group_count, precision, **kwargs)
+
+
+# ----------------------------------------------------------------------------- full kxk
+
+
+def _xla_conv(x, kernel, pads):
+  return lax.conv_general_dilated(x, kernel, (1, 1), pads, dimension_numbers=_NHWC)
+
+
+def _tap_products(xp, g, kh, kw, fn):
+  """``fn(window, g)`` for every tap (i, j) of a kh x kw kernel, where ``window`` is the
+  slice of the padded input ``xp`` that meets the output at that tap; stacked to
+  (kh, kw, ...). One tap per iteration of a loop: unrolled, XLA:CPU fuses the kh*kw
+  products into one multi-output loop that is several times slower."""
+  taps = jnp.array([(i, j) for i in range(kh) for j in range(kw)], jnp.int32)
+
+  def one(tap):
+    window = lax.dynamic_slice(xp, (0, tap[0], tap[1], 0), g.shape[:3] + xp.shape[3:])
+    return fn(window, g)
+  out = lax.map(one, taps)
+  return out.reshape((kh, kw) + out.shape[1:])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_tap_kernel_grad(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
+  """XLA's convolution of x (N, H, W, Cin) with kernel (kh, kw, Cin, Cout); only the
+  kernel gradient is computed differently (per-tap matrix products)."""
+  return _xla_conv(x, kernel, pads)
+
+
+def _conv_fwd(x, kernel, pads):
+  return _xla_conv(x, kernel, pads), (x, kernel)
+
+
+def _conv_bwd(pads, residuals, g):
+  x, kernel = residuals
+  # The input gradient is XLA's (a transposed convolution, as fast as the forward).
+  _, input_vjp = jax.vjp(lambda v: _xla_conv(v, kernel, pads), x)
+  dx, = input_vjp(g)
+  (pt, pb), (pl, pr) = pads
+  xp = jnp.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)])
+  cin, cout = x.shape[-1], g.shape[-1]
+
+  def product(window, g):
+    return lax.dot_general(window.reshape(-1, cin), g.reshape(-1, cout),
+                           (((0,), (0,)), ((), ())),
+                           preferred_element_type=jnp.float32)
+  dk = _tap_products(xp, g, kernel.shape[0], kernel.shape[1], product)
+  return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+_conv_tap_kernel_grad.defvjp(_conv_fwd, _conv_bwd)
+
+
+# ----------------------------------------------------------------------------- depthwise
+
+
+def _shift_sum(x: jax.Array, kernel: jax.Array, out_h: int, out_w: int) -> jax.Array:
+  """sum_ij x[:, i:i+out_h, j:j+out_w, :] * kernel[i, j]; x already padded."""
+  out = None
+  for i in range(kernel.shape[0]):
+    for j in range(kernel.shape[1]):
+      term = x[:, i:i + out_h, j:j + out_w, :] * kernel[i, j]
+      out = term if out is None else out + term
+  return out
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _shifted_depthwise(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
+  """Depthwise correlation of x (N, H, W, C) with kernel (kh, kw, C), zero pads."""
+  (pt, pb), (pl, pr) = pads
+  xp = jnp.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)])
+  kh, kw = kernel.shape[:2]
+  return _shift_sum(xp, kernel, xp.shape[1] - kh + 1, xp.shape[2] - kw + 1)
+
+
+def _shifted_depthwise_fwd(x, kernel, pads):
+  return _shifted_depthwise(x, kernel, pads), (x, kernel)
+
+
+def _shifted_depthwise_bwd(pads, residuals, g):
+  x, kernel = residuals
+  (pt, pb), (pl, pr) = pads
+  kh, kw = kernel.shape[:2]
+  h, w = x.shape[1:3]
+  # d/dx: correlate g with the flipped kernel over the complementary padding.
+  gp = jnp.pad(g, [(0, 0), (kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr), (0, 0)])
+  dx = _shift_sum(gp, kernel[::-1, ::-1], h, w)
+  # d/dkernel[i, j, c] = sum over n, y, x of x_padded[n, y+i, x+j, c] * g[n, y, x, c].
+  xp = jnp.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)])
+  dk = _tap_products(xp, g, kh, kw,
+                     lambda window, g: jnp.sum(window.astype(jnp.float32) * g,
+                                               axis=(0, 1, 2)))
+  return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+_shifted_depthwise.defvjp(_shifted_depthwise_fwd, _shifted_depthwise_bwd)

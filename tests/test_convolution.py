@@ -1,0 +1,81 @@
+"""The CPU forms of the convolutions equal lax.conv_general_dilated, gradients included."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nasnet_jax.models import NASNet, create_model
+from nasnet_jax.models.convolution import conv_general_dilated_for, cpu_conv
+
+DN = jax.lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+
+
+@pytest.mark.parametrize("kernel_shape, groups, padding", [
+    ((3, 3, 4, 5), 1, "SAME"),              # full 3x3, Cin != Cout
+    ((1, 1, 4, 6), 1, "SAME"),              # pointwise
+    ((3, 3, 1, 4), 4, "SAME"),              # depthwise
+    ((3, 3, 1, 4), 4, ((0, 2), (1, 0))),    # depthwise, uneven explicit padding
+    ((2, 4, 4, 3), 1, ((1, 0), (2, 1))),    # even-sized full kernel
+    ((3, 3, 4, 3), 1, "VALID"),
+    ((3, 3, 2, 4), 2, "SAME"),              # grouped, neither: falls back to lax
+])
+def test_cpu_conv_equals_lax_with_gradients(kernel_shape, groups, padding):
+  x = jax.random.normal(jax.random.key(0), (2, 10, 13, 4))
+  k = jax.random.normal(jax.random.key(1), kernel_shape)
+
+  def f(conv, x, k):
+    y = conv(x, k, (1, 1), padding, dimension_numbers=DN, feature_group_count=groups)
+    return jnp.sum(jnp.sin(y)), y
+
+  (ref_loss, ref_y), ref_grads = jax.value_and_grad(
+      lambda x, k: f(jax.lax.conv_general_dilated, x, k), (0, 1), has_aux=True)(x, k)
+  (loss, y), grads = jax.jit(jax.value_and_grad(
+      lambda x, k: f(cpu_conv, x, k), (0, 1), has_aux=True))(x, k)
+  assert y.shape == ref_y.shape
+  np.testing.assert_allclose(y, ref_y, rtol=1e-4, atol=1e-4)
+  for a, b in zip(grads, ref_grads):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_strided_conv_falls_back_to_lax():
+  x = jax.random.normal(jax.random.key(0), (1, 9, 9, 3))
+  k = jax.random.normal(jax.random.key(1), (3, 3, 3, 2))
+  got = cpu_conv(x, k, (2, 2), "SAME", dimension_numbers=DN)
+  ref = jax.lax.conv_general_dilated(x, k, (2, 2), "SAME", dimension_numbers=DN)
+  np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_gradients_keep_their_dtypes():
+  x = jax.random.normal(jax.random.key(0), (1, 8, 8, 4), jnp.bfloat16)
+  for shape, groups in (((3, 3, 4, 4), 1), ((3, 3, 1, 4), 4), ((1, 1, 4, 4), 1)):
+    k = jax.random.normal(jax.random.key(1), shape, jnp.bfloat16)
+    gx, gk = jax.grad(lambda x, k: jnp.sum(cpu_conv(
+        x, k, (1, 1), "SAME", dimension_numbers=DN, feature_group_count=groups)
+        .astype(jnp.float32)), (0, 1))(x, k)
+    assert gx.dtype == gk.dtype == jnp.bfloat16
+
+
+def test_impls_give_the_same_network_and_unknown_impl_is_an_error():
+  x = jax.random.uniform(jax.random.key(0), (1, 12, 10, 3))
+  model = NASNet(stages=1, blocks=2, features=8, conv_impl="cpu")
+  params = model.init(jax.random.key(1), x)
+  loss = lambda m: jax.value_and_grad(lambda p: jnp.mean(m.apply(p, x) ** 2))(params)
+  (v_cpu, g_cpu), (v_xla, g_xla) = loss(model), loss(model.clone(conv_impl="xla"))
+  np.testing.assert_allclose(v_cpu, v_xla, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(g_cpu), jax.tree.leaves(g_xla)):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+  assert conv_general_dilated_for("xla") is jax.lax.conv_general_dilated
+  with pytest.raises(ValueError, match="conv_impl must be one of"):
+    conv_general_dilated_for("fast")
+  with pytest.raises(ValueError, match="conv_impl must be one of"):
+    NASNet(stages=1, blocks=1, features=4, conv_impl="fast").init(jax.random.key(0), x)
+
+
+def test_legacy_depthwise_impl_field_is_read():
+  legacy = {"name": "nasnet", "stages": 1, "blocks": 1, "features": 4, "attention": "na",
+            "fuse_stages": True, "input_normalization": "", "remat": False,
+            "dtype": "float32", "depthwise_impl": "grouped"}
+  assert create_model(legacy).conv_impl == "xla"
+  assert isinstance(create_model(legacy), nn.Module)

@@ -1,0 +1,33 @@
+"""The training loss: L1 + (1 - SSIM), SSIM exactly dm_pix's."""
+
+import dm_pix
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nasnet_jax import losses
+
+
+def reference(pred, target):
+  ssim = dm_pix.ssim(pred, target, max_val=1.0, filter_size=11, filter_sigma=1.5)
+  return jnp.mean(jnp.abs(pred - target)) + 1.0 - jnp.mean(ssim)
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 24, 3), (1, 11, 11, 3), (1, 13, 520, 3)])
+def test_loss_and_gradient_equal_dm_pix(shape):
+  rng = np.random.default_rng(0)
+  target = jnp.asarray(rng.random(shape, np.float32))
+  pred = jnp.clip(target + 0.1 * jnp.asarray(rng.normal(size=shape), jnp.float32), 0, 1)
+  (loss, aux), grad = jax.value_and_grad(losses.l1_ssim_loss, has_aux=True)(pred, target)
+  ref_loss, ref_grad = jax.value_and_grad(reference)(pred, target)
+  np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+  np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-7)
+  assert 0 < float(aux["ssim"]) < 1 and float(aux["l1"]) > 0
+
+
+def test_identical_images_have_zero_loss():
+  x = jnp.asarray(np.random.default_rng(1).random((1, 20, 20, 3), np.float32))
+  loss, aux = losses.l1_ssim_loss(x, x)
+  np.testing.assert_allclose(loss, 0.0, atol=1e-5)
+  np.testing.assert_allclose(aux["ssim"], 1.0, atol=1e-5)
