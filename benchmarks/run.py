@@ -150,14 +150,16 @@ class PeakMemory:
     return False
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float], float]:
+def timed(fn: Callable[[], Any], repeats: int, torch_cuda: bool = False
+          ) -> tuple[float, list[float], float | None]:
   """(seconds of the warm-up call, seconds of each of ``repeats`` further calls, peak
-  memory of the repeats in bytes or nan). ``fn`` must block until its work is done."""
+  memory of the repeats in bytes or None). ``fn`` must block until its work is done;
+  ``torch_cuda``: it runs PyTorch on a GPU (whose allocator then gives the peak)."""
   start = time.perf_counter()
   fn()
   warmup = time.perf_counter() - start
   times = []
-  with PeakMemory(torch_cuda=getattr(fn, "torch_cuda", False)) as memory:
+  with PeakMemory(torch_cuda=torch_cuda) as memory:
     for _ in range(repeats):
       start = time.perf_counter()
       fn()
@@ -194,7 +196,6 @@ def torch_device() -> str:
 
 def torch_network(arch, params):
   """tests/torch_nasnet.NASNet with the weights of our ``params``."""
-  sys.path.insert(0, ROOT)
   from tests import torch_nasnet   # pylint: disable=g-import-not-at-top
   torch = _torch()
   stages, blocks, features = arch
@@ -262,16 +263,6 @@ class TorchTrainer:
     return float(loss.detach())
 
 
-def torch_tiles(h: int, w: int, tile: int | None, overlap: int):
-  """The (core, window) boxes ``Derainer`` uses; one whole-image box without tiling."""
-  if tile is None or (h <= tile and w <= tile):
-    return [((0, h, 0, w), (0, h, 0, w))]
-  return [((y0, min(y0 + tile, h), x0, min(x0 + tile, w)),
-           (max(y0 - overlap, 0), min(y0 + tile + overlap, h),
-            max(x0 - overlap, 0), min(x0 + tile + overlap, w)))
-          for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
-
-
 def torch_derain(net, image: np.ndarray, tile: int | None, overlap: int,
                  bf16: bool = False) -> np.ndarray:
   """(H, W, 3) float32 -> (H, W, 3) through ``net`` over the same tiles as Derainer."""
@@ -281,7 +272,10 @@ def torch_derain(net, image: np.ndarray, tile: int | None, overlap: int,
   x = torch.from_numpy(image).to(device).permute(2, 0, 1)[None]
   out = torch.zeros_like(x)
   with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-    for (cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1) in torch_tiles(h, w, tile, overlap):
+    whole = ((0, h, 0, w), (0, h, 0, w))
+    tiles = ([whole] if tile is None or (h <= tile and w <= tile)
+             else inference.tile_windows(h, w, tile, overlap))
+    for (cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1) in tiles:
       y = net(x[:, :, wy0:wy1, wx0:wx1]).float()
       out[:, :, cy0:cy1, cx0:cx1] = y[:, :, cy0 - wy0:cy1 - wy0, cx0 - wx0:cx1 - wx0]
   if device == "cuda":
@@ -293,8 +287,9 @@ def torch_derain(net, image: np.ndarray, tile: int | None, overlap: int,
 # ----------------------------------------------------------------------------- JAX
 
 
-def xla_flops(compiled) -> float | None:
-  cost = compiled.cost_analysis()
+def xla_flops(computation) -> float | None:
+  """XLA's FLOP count of a lowered or compiled computation (None if it gives none)."""
+  cost = computation.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else None
   flops = (cost or {}).get("flops")
@@ -396,10 +391,9 @@ def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> li
         config = model_config(arch)
         trainer = TorchTrainer(arch, jax_params, config, compile_net="compile" in variant,
                                bf16="bf16" in variant)
-        fn = lambda: trainer.step(data)   # noqa: E731
-        fn.torch_cuda = trainer.device == "cuda"
         torch.manual_seed(0)
-        warmup, times, memory = timed(fn, repeats)
+        warmup, times, memory = timed(lambda: trainer.step(data), repeats,
+                                      torch_cuda=trainer.device == "cuda")
       row.update(warmup_s=warmup, step_s=statistics.median(times),
                  images_per_s=batch / statistics.median(times),
                  peak_memory_gb=None if memory is None else memory / 2**30)
@@ -438,23 +432,26 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
              "tiles": f"{tile} + {radius} overlap" if tiled else "whole", "variant": variant}
       gc.collect()
       try:
+        torch_cuda = False
         if variant.startswith("jax"):
-          derainer = inference.Derainer(model, params, tile=tile if tiled else None,
-                                        dtype="bfloat16" if "bf16" in variant else None)
+          derainer = _CallRecordingDerainer(
+              model, params, tile=tile if tiled else None,
+              dtype="bfloat16" if "bf16" in variant else None)
           fn = lambda: derainer(image)   # noqa: E731
-          row["xla_gflop"] = _inference_flops(derainer, image, tiled)
         else:
           if net is None:
             net = torch_network(arch, params)
           fn = lambda: torch_derain(net, image, tile if tiled else None, radius,   # noqa: E731
                                     bf16="bf16" in variant)
-          fn.torch_cuda = torch_device() == "cuda"
+          torch_cuda = torch_device() == "cuda"
         out = fn()
+        if variant.startswith("jax"):
+          row["xla_gflop"] = derainer.gflop()
         if variant in ("jax", "torch"):
           if reference is None:
             reference = out
           row["max_abs_diff"] = float(np.max(np.abs(out - reference)))
-        warmup, times, memory = timed(fn, repeats)
+        warmup, times, memory = timed(fn, repeats, torch_cuda=torch_cuda)
         mp = h * w / 1e6
         row.update(warmup_s=warmup, call_s=statistics.median(times),
                    ms_per_mp=statistics.median(times) * 1e3 / mp,
@@ -466,23 +463,29 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
   return rows
 
 
-def _inference_flops(derainer, image, tiled) -> float | None:
-  """XLA's FLOPs for the whole image's calls (summed over tiles)."""
-  h, w, _ = image.shape
-  if not tiled or derainer.tile is None or (h <= derainer.tile and w <= derainer.tile):
-    shape = (1, inference.bucket_size(h), inference.bucket_size(w))
-    calls = 1
-  else:
-    t, o = derainer.tile, derainer.overlap
-    shape = (derainer.tile_batch, min(t + 2 * o, inference.bucket_size(h)),
-             min(t + 2 * o, inference.bucket_size(w)))
-    calls = len(torch_tiles(h, w, t, o))
-  images = jnp.zeros(shape + (3,), jnp.float32)
-  valid = jnp.zeros(shape + (1,), jnp.float32)
-  compiled = jax.jit(lambda p, x, v: derainer.model.apply({"params": p}, x, v)).lower(
-      derainer.params, images, valid).compile()
-  flops = xla_flops(compiled)
-  return flops * calls / 1e9 if flops else None
+class _CallRecordingDerainer(inference.Derainer):
+  """Derainer that records the shape of every network call, for XLA's FLOP count."""
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.calls = []
+
+  def _run(self, images, valid):
+    self.calls.append((images.shape, valid.shape))
+    return super()._run(images, valid)
+
+  def gflop(self) -> float | None:
+    """XLA's GFLOPs (of the optimised program) for the calls recorded so far."""
+    total = 0.0
+    for shapes in sorted(set(self.calls)):
+      compiled = inference._apply.lower(   # pylint: disable=protected-access
+          self.model, self.params,
+          *(jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes)).compile()
+      flops = xla_flops(compiled)
+      if flops is None:
+        return None
+      total += flops * self.calls.count(shapes)
+    return total / 1e9
 
 
 # ----------------------------------------------------------------------------- report
@@ -537,39 +540,46 @@ def machine() -> str:
           f"python {platform.python_version()}")
 
 
+TRAIN_COLUMNS = (("model", "model"), ("crop", "crop"), ("batch", "batch"),
+                 ("variant", "variant"), ("images/s", "images_per_s"),
+                 ("vs PyTorch eager", "vs_torch"), ("peak memory GB", "peak_memory_gb"),
+                 ("XLA GFLOP/step", "xla_gflop"), ("GFLOP/s", "gflop_per_s"))
+INFERENCE_COLUMNS = (("model", "model"), ("image", "image"), ("tiles", "tiles"),
+                     ("variant", "variant"), ("ms per MP", "ms_per_mp"),
+                     ("vs PyTorch eager", "vs_torch"), ("max abs diff", "max_abs_diff"),
+                     ("peak memory GB", "peak_memory_gb"), ("XLA GFLOP", "xla_gflop"),
+                     ("GFLOP/s", "gflop_per_s"))
+
+
+def _table(rows: list[dict], columns) -> list[str]:
+  """Markdown lines; a skipped row says why in its first measured column."""
+  lines = ["| " + " | ".join(title for title, _ in columns) + " |",
+           "|" + " --- |" * len(columns)]
+  for r in rows:
+    cells = []
+    for i, (_, key) in enumerate(columns):
+      if i == 4 and "skipped" in r:
+        cells.append(f"skipped: {r['skipped']}")
+      elif key == "vs_torch" and r.get(key):
+        cells.append(_fmt(r[key]) + "×")
+      else:
+        cells.append(_fmt(r.get(key), 2 if key == "max_abs_diff" else 3))
+    lines.append("| " + " | ".join(cells) + " |")
+  return lines
+
+
 def markdown(rows: list[dict], header: str) -> str:
   lines = [f"Machine: {header}", ""]
-  train = [r for r in rows if r["section"] == "train"]
-  if train:
-    lines += ["| model | crop | batch | variant | images/s | vs PyTorch eager | "
-              "peak memory GB | XLA GFLOP/step | GFLOP/s |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in train:
-      lines.append("| " + " | ".join([
-          r["model"], str(r["crop"]), str(r["batch"]), r["variant"],
-          _fmt(r.get("images_per_s")) if "skipped" not in r else f"skipped: {r['skipped']}",
-          _fmt(r.get("vs_torch")) + ("×" if r.get("vs_torch") else ""),
-          _fmt(r.get("peak_memory_gb")), _fmt(r.get("xla_gflop")),
-          _fmt(r.get("gflop_per_s"))]) + " |")
-    lines.append("")
-  infer = [r for r in rows if r["section"] == "inference"]
-  if infer:
-    lines += ["| model | image | tiles | variant | ms per MP | vs PyTorch eager | "
-              "max abs diff | peak memory GB | XLA GFLOP | GFLOP/s |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in infer:
-      lines.append("| " + " | ".join([
-          r["model"], r["image"], r["tiles"], r["variant"],
-          _fmt(r.get("ms_per_mp")) if "skipped" not in r else f"skipped: {r['skipped']}",
-          _fmt(r.get("vs_torch")) + ("×" if r.get("vs_torch") else ""),
-          _fmt(r.get("max_abs_diff"), 2), _fmt(r.get("peak_memory_gb")),
-          _fmt(r.get("xla_gflop")), _fmt(r.get("gflop_per_s"))]) + " |")
+  for section, columns in (("train", TRAIN_COLUMNS), ("inference", INFERENCE_COLUMNS)):
+    section_rows = [r for r in rows if r["section"] == section]
+    if section_rows:
+      lines += _table(section_rows, columns) + [""]
   if any("fraction_of_bf16_peak" in r for r in rows):
-    lines += ["", "Fraction of the GPU's dense bf16 peak: " + ", ".join(
+    lines += ["Fraction of the GPU's dense bf16 peak: " + ", ".join(
         f"{r['model']} {r.get('crop', r.get('image'))} {r['variant']}: "
         f"{100 * r['fraction_of_bf16_peak']:.1f} %"
         for r in rows if "fraction_of_bf16_peak" in r)]
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main(argv=None) -> int:
@@ -612,12 +622,11 @@ def main(argv=None) -> int:
   sections = set(args.sections.split(","))
   header = machine()
   print(header, flush=True)
+  if not args.no_check:
+    pairs = check_same_step((1, 2, min(models[0][1][2], 16)))
+    print(f"same step check (JAX, PyTorch losses): {pairs}", flush=True)
   rows = []
   for label, arch in models:
-    if not args.no_check:
-      pairs = check_same_step((1, 2, min(arch[2], 16)))
-      print(f"same step check (JAX, PyTorch losses): {pairs}", flush=True)
-      args.no_check = True
     repeats = args.paper_repeats if arch == NAMED_MODELS["paper"] else args.repeats
     if "train" in sections:
       for crop in (int(c) for c in args.crops.split(",")):

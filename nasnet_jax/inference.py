@@ -56,6 +56,19 @@ def _apply(model: nn.Module, params, images: jax.Array, valid: jax.Array) -> jax
   return model.apply({"params": params}, images, valid)
 
 
+def tile_windows(h: int, w: int, tile: int, overlap: int) -> list[tuple[tuple, tuple]]:
+  """The tiles of an h x w image, row by row: (core, window) boxes ``(y0, y1, x0, x1)``.
+
+  Cores are ``tile`` x ``tile`` (smaller at the bottom and right edges) and cover the
+  image once; each window is its core grown by ``overlap`` on every side, clipped to the
+  image.
+  """
+  return [((y0, min(y0 + tile, h), x0, min(x0 + tile, w)),
+           (max(y0 - overlap, 0), min(y0 + tile + overlap, h),
+            max(x0 - overlap, 0), min(x0 + tile + overlap, w)))
+          for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
+
+
 def _to_float(array: np.ndarray) -> np.ndarray:
   if array.dtype == np.uint8:
     return array.astype(np.float32) / 255.0
@@ -174,12 +187,7 @@ class Derainer:
     h, w, c = image.shape
     t, o = self.tile, self.overlap
     buf_h, buf_w = min(t + 2 * o, bucket_size(h)), min(t + 2 * o, bucket_size(w))
-    windows = []
-    for y0 in range(0, h, t):
-      for x0 in range(0, w, t):
-        core = (y0, min(y0 + t, h), x0, min(x0 + t, w))
-        win = (max(y0 - o, 0), min(y0 + t + o, h), max(x0 - o, 0), min(x0 + t + o, w))
-        windows.append((core, win))
+    windows = tile_windows(h, w, t, o)
     exact = self.tiles_are_exact
     out = np.zeros((h, w, c), np.float32)
     weight = None if exact else np.zeros((h, w, 1), np.float32)

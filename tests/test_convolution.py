@@ -79,3 +79,17 @@ def test_legacy_depthwise_impl_field_is_read():
             "dtype": "float32", "depthwise_impl": "grouped"}
   assert create_model(legacy).conv_impl == "xla"
   assert isinstance(create_model(legacy), nn.Module)
+
+
+def test_layouts_other_than_nhwc_fall_back_to_lax():
+  # NCHW/OIHW, lax's default; read as NHWC/HWIO these shapes would look like a 1x1 conv.
+  x = jax.random.normal(jax.random.key(0), (1, 1, 6, 3))
+  k = jax.random.normal(jax.random.key(1), (1, 1, 3, 3))
+  np.testing.assert_allclose(cpu_conv(x, k, (1, 1), "SAME"),
+                             jax.lax.conv_general_dilated(x, k, (1, 1), "SAME"),
+                             rtol=1e-5, atol=1e-5)
+  xh = jnp.transpose(x, (0, 2, 3, 1))
+  kh = jnp.transpose(k, (2, 3, 1, 0))
+  by_name = cpu_conv(xh, kh, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(by_name, cpu_conv(xh, kh, (1, 1), "SAME", dimension_numbers=DN),
+                             rtol=1e-5, atol=1e-5)

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
-from nasnet_jax.models.convolution import CONV_IMPLS, cpu_conv, shifted_depthwise_conv
+from nasnet_jax.models.convolution import CONV_IMPLS, cpu_conv
 from nasnet_jax.models.nasnet import (ATTENTION_KINDS, Block, NASNet, NeuronAttention,
                                       SqueezeExcitation, Stage)
 
@@ -55,5 +55,4 @@ def create_model(model_config: Mapping[str, Any]) -> nn.Module:
 
 
 __all__ = ["ATTENTION_KINDS", "Block", "CONV_IMPLS", "INPUT_STATS", "MODEL_NAMES", "NASNet",
-           "NeuronAttention", "SqueezeExcitation", "Stage", "cpu_conv", "create_model",
-           "shifted_depthwise_conv"]
+           "NeuronAttention", "SqueezeExcitation", "Stage", "cpu_conv", "create_model"]

@@ -57,13 +57,10 @@ def _stride1_pads(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
   convolution whose padding is at most kernel - 1 per side; else None."""
   if lhs.ndim != 4 or rhs.ndim != 4:
     return None
-  if dimension_numbers is not None:
-    if not isinstance(dimension_numbers, lax.ConvDimensionNumbers):
-      return None
-    if (tuple(dimension_numbers.lhs_spec) != _NHWC.lhs_spec or
-        tuple(dimension_numbers.rhs_spec) != _NHWC.rhs_spec or
-        tuple(dimension_numbers.out_spec) != _NHWC.out_spec):
-      return None
+  # None means NCHW/OIHW to lax; strings are normalised to the spec tuples.
+  dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  if tuple(map(tuple, dn)) != tuple(map(tuple, _NHWC)):
+    return None
   if any(s != 1 for s in window_strides):
     return None
   if any(d != 1 for d in (lhs_dilation or (1, 1))) or any(
@@ -117,15 +114,6 @@ def cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=
       lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
       rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
       feature_group_count=feature_group_count, precision=precision, **kwargs)
-
-
-def shifted_depthwise_conv(lhs, rhs, window_strides, padding, lhs_dilation=None,
-                           rhs_dilation=None, dimension_numbers=None,
-                           feature_group_count=1, precision=None, **kwargs):
-  """``cpu_conv`` (kept under its earlier name): a depthwise convolution as k*k fused
-  shifted multiply-adds, other convolutions in their CPU forms."""
-  return cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                  dimension_numbers, feature_group_count, precision, **kwargs)
 
 
 # ----------------------------------------------------------------------------- full kxk
