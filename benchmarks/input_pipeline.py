@@ -80,7 +80,7 @@ def time_train_step(model_overrides: dict, batch: int, crop: int, repeats: int) 
   state = jax.jit(lambda r: train_lib.create_train_state(config, model, r),
                   out_shardings=replicated)(jax.random.PRNGKey(0))
   state_sharding = jax.tree.map(lambda _: replicated, state)
-  step, batch_sharding = train_lib.jit_train_step(config, mesh, state_sharding)
+  step, batch_sharding = train_lib.jit_train_step(config, mesh, state_sharding, model)
   rng = np.random.default_rng(0)
   data = {k: jax.device_put(rng.integers(0, 255, (batch, crop, crop, 3), np.uint8),
                             batch_sharding) for k in ("rainy", "clean")}

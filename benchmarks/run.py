@@ -53,7 +53,7 @@ sys.path.insert(0, ROOT)
 
 from configs import default  # noqa: E402
 from nasnet_jax import convert, inference, train_lib  # noqa: E402
-from nasnet_jax.models import create_model  # noqa: E402
+from nasnet_jax.models import convolution, create_model  # noqa: E402
 
 NAMED_MODELS = {"paper": (3, 18, 64), "demo": (1, 4, 32)}
 
@@ -304,7 +304,8 @@ class JaxTrainer:
     self.state = train_lib.create_train_state(config, self.model, jax.random.PRNGKey(0))
     batch = jax.device_put(batch)
     self.batch = batch
-    self.compiled = jax.jit(train_lib.train_step, donate_argnums=0).lower(
+    self.compiled = jax.jit(train_lib.train_step, donate_argnums=0,
+                            compiler_options=convolution.compiler_options(self.model)).lower(
         self.state, batch).compile()
     self.flops = xla_flops(self.compiled)
 
@@ -353,7 +354,9 @@ def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> li
         if planned is None:
           config = model_config(arch)
           config.batch_size, config.data.crop_size = batch, crop
-          planned = _jax_bytes(jax.jit(train_lib.train_step).lower(
+          planned = _jax_bytes(jax.jit(
+              train_lib.train_step,
+              compiler_options=convolution.compiler_options(create_model(config.model))).lower(
               jax.eval_shape(lambda: train_lib.create_train_state(
                   config, create_model(config.model), jax.random.PRNGKey(0))),
               jax.eval_shape(lambda: data)).compile())
@@ -381,6 +384,7 @@ def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> li
         if jax_params is None:
           jax_params = jax.device_get(trainer.state.params)
         row["xla_gflop"] = trainer.flops / 1e9 if trainer.flops else None
+        row["compiler_options"] = convolution.compiler_options(trainer.model)
         warmup, times, memory = timed(trainer.step, repeats)
         row["xla_planned_gb"] = need / 2**30 if need else None
       else:
@@ -447,6 +451,7 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
         out = fn()
         if variant.startswith("jax"):
           row["xla_gflop"] = derainer.gflop()
+          row["compiler_options"] = convolution.compiler_options(derainer.model)
         if variant in ("jax", "torch"):
           if reference is None:
             reference = out
@@ -478,7 +483,7 @@ class _CallRecordingDerainer(inference.Derainer):
     """XLA's GFLOPs (of the optimised program) for the calls recorded so far."""
     total = 0.0
     for shapes in sorted(set(self.calls)):
-      compiled = inference._apply.lower(   # pylint: disable=protected-access
+      compiled = inference.jitted_apply(self.model).lower(
           self.model, self.params,
           *(jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes)).compile()
       flops = xla_flops(compiled)
@@ -537,7 +542,8 @@ def machine() -> str:
   return (f"{datetime.date.today().isoformat()}, {cpu}, jax backend {jax.default_backend()} "
           f"({device.device_kind}, {jax.device_count()} device(s)); jax {jax.__version__}, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"python {platform.python_version()}")
+          f"python {platform.python_version()}"
+          + (f", XLA_FLAGS={os.environ['XLA_FLAGS']!r}" if os.environ.get("XLA_FLAGS") else ""))
 
 
 TRAIN_COLUMNS = (("model", "model"), ("crop", "crop"), ("batch", "batch"),

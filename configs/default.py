@@ -50,8 +50,17 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.batch_size = 2          # global, over all devices and hosts
   config.total_steps = 300_000
+  # "l1_ssim" (NASNet's), "l1" or "charbonnier" (nasnet_jax.losses.image_loss). Images a
+  # network sows as "stage_outputs" (DualStageNet's stage 1) add this weight times theirs.
+  config.loss = "l1_ssim"
+  config.intermediate_loss_weight = 1.0
+  config.optimizer = "radam"     # or "adamw" (with weight_decay)
+  config.weight_decay = 0.0
+  # Learning rate: linear warmup, constant for constant_steps, then cosine to the end rate.
   config.learning_rate = 2e-4
   config.warmup_steps = 0
+  config.constant_steps = 0
+  config.end_learning_rate = 0.0
   config.adam_b1 = 0.9
   config.adam_b2 = 0.999
 
@@ -72,4 +81,42 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.overlap = -1
   config.eval.ensemble = False           # x8 flips/rotations, averaged
   config.eval.dtype = "float32"          # or "bfloat16"
+  return config
+
+
+def ddsa_model() -> ml_collections.ConfigDict:
+  """config.model for DDSA (nasnet_jax.models.DDSA; its docstring says what is inferred)."""
+  return ml_collections.ConfigDict(dict(
+      name="ddsa",
+      features=48,
+      blocks=(4, 6, 6, 8),
+      heads=(1, 2, 4, 8),
+      refinement_blocks=4,
+      sparse_ratios=(1 / 2, 2 / 3, 3 / 4, 4 / 5),
+      dense_branch=True,
+      mixing="per_image",        # or "global"
+      ffn_expansion=2.66,
+      spatial_ffn=True,          # False: Restormer's gated FFN
+      spatial_reduction=4,
+      layer_norm="bias_free",    # or "with_bias"
+      remat=False,
+      dtype="float32",
+      conv_impl="auto",
+  ))
+
+
+def use_ddsa_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """DDSA with DRSformer's training recipe (design note): L1, AdamW lr 3e-4 (weight decay
+  1e-4), constant for 92k steps then cosine to 1e-6 at 300k, 128x128 crops with flips
+  and rotations. Batch 8 is our choice (the note gives none)."""
+  config.model = ddsa_model()
+  config.loss = "l1"
+  config.optimizer = "adamw"
+  config.weight_decay = 1e-4
+  config.learning_rate = 3e-4
+  config.constant_steps = 92_000
+  config.end_learning_rate = 1e-6
+  config.total_steps = 300_000
+  config.data.crop_size = 128
+  config.batch_size = 8
   return config

@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nasnet_jax.models import convolution
+
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -51,9 +53,21 @@ def bucket_size(n: int, min_multiple: int = 16) -> int:
   return -(-n // step) * step
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _apply(model: nn.Module, params, images: jax.Array, valid: jax.Array) -> jax.Array:
+def _apply_model(model: nn.Module, params, images: jax.Array, valid: jax.Array) -> jax.Array:
   return model.apply({"params": params}, images, valid)
+
+
+@functools.lru_cache(maxsize=None)
+def _jit(options: tuple[tuple[str, str], ...]):
+  return jax.jit(_apply_model, static_argnames=("model",),
+                 compiler_options=dict(options) or None)
+
+
+def jitted_apply(model: nn.Module):
+  """``(model, params, images, valid) -> output``, jitted with the compiler options for
+  ``model`` (``convolution.compiler_options``); one compiled program per model and
+  input shape."""
+  return _jit(tuple(sorted((convolution.compiler_options(model) or {}).items())))
 
 
 def tile_windows(h: int, w: int, tile: int, overlap: int) -> list[tuple[tuple, tuple]]:
@@ -164,7 +178,7 @@ class Derainer:
   def _run(self, images: np.ndarray, valid: np.ndarray) -> np.ndarray:
     if self.sharding is not None:
       images, valid = jax.device_put((images, valid), self.sharding)
-    return np.asarray(_apply(self.model, self.params, images, valid))
+    return np.asarray(jitted_apply(self.model)(self.model, self.params, images, valid))
 
   def _forward(self, batch: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) float32 -> (N, H, W, 3) float32, not clipped."""

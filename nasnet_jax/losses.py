@@ -65,3 +65,30 @@ def l1_ssim_loss(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, dict[st
   l1 = jnp.mean(jnp.abs(pred - target))
   ssim_value = jnp.mean(ssim(pred, target))
   return l1 + (1.0 - ssim_value), {"l1": l1, "ssim": ssim_value}
+
+
+LOSSES = ("l1_ssim", "l1", "charbonnier")
+CHARBONNIER_EPSILON = 1e-3
+
+
+def image_loss(name: str, pred: jax.Array, target: jax.Array
+               ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The training loss ``name`` between (N, H, W, 3) batches in [0, 1].
+
+  "l1_ssim": L1 + (1 - SSIM) (NASNet's); "l1": mean absolute error (DDSA's recipe);
+  "charbonnier": mean sqrt((pred - target)^2 + 1e-6). Returns (loss, {"l1", "ssim"}):
+  both metrics are always reported, the ones the loss does not use without gradient.
+  """
+  if name not in LOSSES:
+    raise ValueError(f"config.loss={name!r} is unknown; choose one of {LOSSES}")
+  if name == "l1_ssim":
+    return l1_ssim_loss(pred, target)
+  pred = pred.astype(jnp.float32)
+  target = target.astype(jnp.float32)
+  diff = pred - target
+  l1 = jnp.mean(jnp.abs(diff))
+  ssim_value = jax.lax.stop_gradient(jnp.mean(ssim(pred, target)))
+  if name == "l1":
+    return l1, {"l1": l1, "ssim": ssim_value}
+  loss = jnp.mean(jnp.sqrt(jnp.square(diff) + CHARBONNIER_EPSILON ** 2))
+  return loss, {"l1": jax.lax.stop_gradient(l1), "ssim": ssim_value}

@@ -19,6 +19,7 @@ import signal
 import time
 from typing import Any, Mapping
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -31,7 +32,7 @@ from nasnet_jax import checkpointing, evaluation, losses
 from nasnet_jax import images as image_io
 from nasnet_jax.data import pipeline, synthetic_rain
 from nasnet_jax.metric_writers import MetricWriter
-from nasnet_jax.models import create_model
+from nasnet_jax.models import convolution, create_model
 
 
 class TrainState(train_state.TrainState):
@@ -47,15 +48,39 @@ def model_config_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return json.loads(config.model.to_json())
 
 
+OPTIMIZERS = ("radam", "adamw")
+
+
+def make_schedule(config: ml_collections.ConfigDict):
+  """Learning rate by step: linear warmup over ``warmup_steps``, constant for
+  ``constant_steps``, then cosine down to ``end_learning_rate`` at ``total_steps``."""
+  peak, total = config.learning_rate, config.total_steps
+  warmup = config.get("warmup_steps", 0)
+  constant = config.get("constant_steps", 0)
+  end = config.get("end_learning_rate", 0.0)
+  decay_steps = max(total - warmup - constant, 1)
+  pieces, boundaries = [], []
+  if warmup:
+    pieces.append(optax.linear_schedule(0.0, peak, warmup))
+    boundaries.append(warmup)
+  if constant:
+    pieces.append(optax.constant_schedule(peak))
+    boundaries.append(warmup + constant)
+  pieces.append(optax.cosine_decay_schedule(peak, decay_steps, alpha=end / peak if peak else 0))
+  return pieces[0] if len(pieces) == 1 else optax.join_schedules(pieces, boundaries)
+
+
 def make_optimizer(config: ml_collections.ConfigDict):
-  """RAdam with cosine decay from ``learning_rate`` to 0 over ``total_steps`` (+ warmup)."""
-  if config.warmup_steps:
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, config.learning_rate, config.warmup_steps, config.total_steps, end_value=0.0)
-  else:
-    schedule = optax.cosine_decay_schedule(config.learning_rate, config.total_steps,
-                                           alpha=0.0)
-  return optax.radam(schedule, b1=config.adam_b1, b2=config.adam_b2), schedule
+  """``config.optimizer`` ("radam", NASNet's; or "adamw" with ``weight_decay``, DDSA's)
+  on ``make_schedule``. Returns (optax transformation, schedule)."""
+  schedule = make_schedule(config)
+  name = config.get("optimizer", "radam")
+  if name == "radam":
+    return optax.radam(schedule, b1=config.adam_b1, b2=config.adam_b2), schedule
+  if name == "adamw":
+    return optax.adamw(schedule, b1=config.adam_b1, b2=config.adam_b2,
+                       weight_decay=config.get("weight_decay", 0.0)), schedule
+  raise ValueError(f"config.optimizer={name!r} is unknown; choose one of {OPTIMIZERS}")
 
 
 def create_train_state(config, model, rng: jax.Array) -> TrainState:
@@ -69,7 +94,8 @@ def create_train_state(config, model, rng: jax.Array) -> TrainState:
 
 def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
                rain_fraction: float = 0.0, rain_type: str = "mixed",
-               rain_weights: tuple[float, ...] | None = None):
+               rain_weights: tuple[float, ...] | None = None, loss: str = "l1_ssim",
+               intermediate_loss_weight: float = 1.0):
   """One optimisation step on a global batch.
 
   Args:
@@ -80,6 +106,9 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
       (state.rng, step) -- so it is reproducible and resumable.
     rain_type: static; the synthetic rain type for those.
     rain_weights: static; for "mixed", the odds of (streak, drop, mist); None: uniform.
+    loss: static; ``losses.image_loss``'s name. Images a network sows into its
+      "stage_outputs" collection (``DualStageNet``'s intermediate derained image) add
+      their loss times ``intermediate_loss_weight``.
 
   Returns:
     (new_state, metrics) with scalar ``loss``, ``l1``, ``ssim``, ``grad_norm``.
@@ -94,8 +123,11 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
     rainy = jnp.where(pick, fresh, rainy)
 
   def loss_fn(params):
-    pred = state.apply_fn({"params": params}, rainy)
-    return losses.l1_ssim_loss(pred, clean)
+    pred, extra = state.apply_fn({"params": params}, rainy, mutable=["stage_outputs"])
+    value, aux = losses.image_loss(loss, pred, clean)
+    for image in jax.tree.leaves(extra.get("stage_outputs", {})):
+      value = value + intermediate_loss_weight * losses.image_loss(loss, image, clean)[0]
+    return value, aux
 
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads)
@@ -158,14 +190,20 @@ def mixture_entries(config) -> list[MixtureEntry]:
   return entries
 
 
-def jit_train_step(config, mesh: Mesh, state_sharding):
+def jit_train_step(config, mesh: Mesh, state_sharding, model: nn.Module | None = None):
+  """``train_step`` jitted for ``mesh``: (state, batch) -> (state, metrics), the state
+  donated; compiled with ``convolution.compiler_options`` for ``model``."""
+  model = model if model is not None else create_model(config.model)
   batch_sharding = NamedSharding(mesh, P("data"))
   step = functools.partial(train_step, rain_fraction=float(config.data.synthetic_rain_fraction),
                            rain_type=config.data.synthetic_rain_type,
-                           rain_weights=synthetic_rain_weights(config))
+                           rain_weights=synthetic_rain_weights(config),
+                           loss=config.get("loss", "l1_ssim"),
+                           intermediate_loss_weight=config.get("intermediate_loss_weight", 1.0))
   return jax.jit(step, in_shardings=(state_sharding, batch_sharding),
                  out_shardings=(state_sharding, NamedSharding(mesh, P())),
-                 donate_argnums=(0,)), batch_sharding
+                 donate_argnums=(0,),
+                 compiler_options=convolution.compiler_options(model)), batch_sharding
 
 
 class _StopRequest:
@@ -303,7 +341,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       f.write(config.to_json_best_effort(indent=2))
     _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start_step)
   writer = MetricWriter(workdir, enabled=is_main, total_steps=config.total_steps)
-  step_fn, batch_sharding = jit_train_step(config, mesh, state_sharding)
+  step_fn, batch_sharding = jit_train_step(config, mesh, state_sharding, model)
   batches = pipeline.DevicePrefetcher(
       data_iter, lambda local: {k: jax.make_array_from_process_local_data(
           batch_sharding, local[k]) for k in ("rainy", "clean")},

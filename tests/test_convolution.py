@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nasnet_jax.models import NASNet, create_model
+from nasnet_jax.models import NASNet, convolution, create_model
 from nasnet_jax.models.convolution import conv_general_dilated_for, cpu_conv
 
 DN = jax.lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
@@ -93,3 +93,26 @@ def test_layouts_other_than_nhwc_fall_back_to_lax():
   by_name = cpu_conv(xh, kh, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
   np.testing.assert_allclose(by_name, cpu_conv(xh, kh, (1, 1), "SAME", dimension_numbers=DN),
                              rtol=1e-5, atol=1e-5)
+
+
+def test_compiler_options_turn_ynn_off_only_for_narrow_networks_on_cpu(monkeypatch):
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  narrow, wide = NASNet(features=32), NASNet(features=64)
+  assert convolution.compiler_options(narrow, "cpu") == {convolution.YNN_FLAG: ""}
+  assert convolution.compiler_options(wide, "cpu") is None
+  assert convolution.compiler_options(narrow, "gpu") is None
+  assert convolution.compiler_options(narrow.clone(conv_impl="xla"), "cpu") is None
+  monkeypatch.setenv("XLA_FLAGS", f"--{convolution.YNN_FLAG}=dot")   # the user's choice wins
+  assert convolution.compiler_options(narrow, "cpu") is None
+
+
+def test_compiler_options_compile_and_keep_the_result(monkeypatch):
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  model = NASNet(stages=1, blocks=1, features=8)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (1, 24, 24, 3))
+  params = model.init(jax.random.PRNGKey(1), x)["params"]
+  options = convolution.compiler_options(model, "cpu")
+  apply = lambda p, x: model.apply({"params": p}, x)   # noqa: E731
+  with_options = jax.jit(apply, compiler_options=options).lower(params, x).compile()
+  assert "ynn_fusion" not in with_options.as_text()
+  np.testing.assert_allclose(with_options(params, x), jax.jit(apply)(params, x), atol=1e-5)

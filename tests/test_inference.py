@@ -56,10 +56,11 @@ def test_padded_to_a_bucket_equals_the_image_at_its_own_size(kwargs):
 def test_one_compilation_per_bucket_not_per_size():
   model, params = _net(features=4)
   derainer = inference.Derainer(model, params)
-  before = inference._apply._cache_size()   # pylint: disable=protected-access
+  apply = inference.jitted_apply(model)
+  before = apply._cache_size()   # pylint: disable=protected-access
   for h, w in ((33, 40), (35, 41), (40, 48), (47, 33)):   # all in the 48x48 bucket
     derainer(_image(h, w))
-  assert inference._apply._cache_size() - before == 1   # pylint: disable=protected-access
+  assert apply._cache_size() - before == 1   # pylint: disable=protected-access
 
 
 @pytest.mark.parametrize("tile, tile_batch", [(16, 1), (24, 3)])

@@ -31,3 +31,23 @@ def test_identical_images_have_zero_loss():
   loss, aux = losses.l1_ssim_loss(x, x)
   np.testing.assert_allclose(loss, 0.0, atol=1e-5)
   np.testing.assert_allclose(aux["ssim"], 1.0, atol=1e-5)
+
+
+def test_named_losses():
+  rng = np.random.default_rng(1)
+  pred = jnp.asarray(rng.random((2, 16, 16, 3), np.float32))
+  target = jnp.asarray(rng.random((2, 16, 16, 3), np.float32))
+  l1 = float(jnp.mean(jnp.abs(pred - target)))
+  value, aux = losses.image_loss("l1", pred, target)
+  np.testing.assert_allclose(value, l1, rtol=1e-6)
+  assert set(aux) == {"l1", "ssim"}
+  value, _ = losses.image_loss("charbonnier", pred, target)
+  expected = jnp.mean(jnp.sqrt(jnp.square(pred - target) + 1e-6))
+  np.testing.assert_allclose(value, expected, rtol=1e-6)
+  np.testing.assert_allclose(losses.image_loss("l1_ssim", pred, target)[0],
+                             reference(pred, target), rtol=1e-5)
+  # "l1" trains on L1 alone: SSIM is reported without gradient.
+  grad = jax.grad(lambda p: losses.image_loss("l1", p, target)[0])(pred)
+  np.testing.assert_allclose(grad, jnp.sign(pred - target) / pred.size, atol=1e-9)
+  with pytest.raises(ValueError, match="config.loss='l2'"):
+    losses.image_loss("l2", pred, target)

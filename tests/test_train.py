@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -299,3 +300,43 @@ def test_export_of_a_training_run_holds_its_parameters(trained, tmp_path):
   assert jax.tree.structure(params) == jax.tree.structure(state.params)
   items = [p.name for p in (tmp_path / "export" / "checkpoint").iterdir() if p.is_dir()]
   assert sorted(items) == ["model", "params"]   # no optimizer state, step or data state
+
+
+class _TwoStageToy(nn.Module):
+  """Sows an intermediate image into "stage_outputs", as DualStageNet does."""
+
+  @nn.compact
+  def __call__(self, x, valid=None):
+    first = x + self.param("a", nn.initializers.constant(0.1), (3,))
+    self.sow("stage_outputs", "stage1", first)
+    return first + self.param("b", nn.initializers.constant(0.2), (3,))
+
+
+def test_sown_stage_outputs_add_their_weighted_loss():
+  config = tiny_config("unused")
+  model = _TwoStageToy()
+  state = train_lib.create_train_state(config, model, jax.random.PRNGKey(0))
+  rng = np.random.default_rng(0)
+  batch = {"rainy": rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8),
+           "clean": rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)}
+  rainy, clean = (jnp.asarray(batch[k], jnp.float32) / 255 for k in ("rainy", "clean"))
+  l1 = lambda p: float(jnp.mean(jnp.abs(p - clean)))   # noqa: E731
+  for weight in (0.0, 0.5):
+    _, metrics = train_lib.train_step(state, batch, loss="l1", intermediate_loss_weight=weight)
+    np.testing.assert_allclose(metrics["loss"], l1(rainy + 0.3) + weight * l1(rainy + 0.1),
+                               rtol=1e-5)
+    np.testing.assert_allclose(metrics["l1"], l1(rainy + 0.3), rtol=1e-5)
+
+
+def test_learning_rate_schedule_warmup_constant_cosine():
+  config = tiny_config("unused")
+  config.update(learning_rate=1.0, total_steps=100, warmup_steps=10, constant_steps=40,
+                end_learning_rate=0.01)
+  schedule = train_lib.make_schedule(config)
+  np.testing.assert_allclose([schedule(s) for s in (0, 5, 10, 30, 50, 75, 100)],
+                             [0.0, 0.5, 1.0, 1.0, 1.0, 0.505, 0.01], atol=1e-6)
+  config.update(warmup_steps=0, constant_steps=0, end_learning_rate=0.0)   # the paper's
+  np.testing.assert_allclose(train_lib.make_schedule(config)(50), 0.5, atol=1e-6)
+  config.optimizer = "sgd"
+  with pytest.raises(ValueError, match="config.optimizer='sgd'"):
+    train_lib.make_optimizer(config)

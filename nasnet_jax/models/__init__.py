@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from nasnet_jax.models.convolution import CONV_IMPLS, cpu_conv
+from nasnet_jax.models.ddsa import DDSA, DynamicDualAttention, SpatialEnhancedFeedForward
 from nasnet_jax.models.nasnet import (ATTENTION_KINDS, Block, NASNet, NeuronAttention,
                                       SqueezeExcitation, Stage)
 
@@ -22,7 +24,8 @@ INPUT_STATS = {
     "raincityscapes": ((0.39394617, 0.44335372, 0.40406548), (0.14550411, 0.15230632, 0.15129043)),
 }
 
-MODEL_NAMES = ("nasnet",)
+MODEL_CLASSES = {"nasnet": NASNet, "ddsa": DDSA}
+MODEL_NAMES = tuple(MODEL_CLASSES)
 LEGACY_DEPTHWISE_IMPLS = {"auto": "auto", "shifted": "cpu", "grouped": "xla"}
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -30,9 +33,10 @@ _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.floa
 def create_model(model_config: Mapping[str, Any]) -> nn.Module:
   """Builds the network a ``config.model`` describes.
 
-  Fields: ``name`` ("nasnet"), ``stages``, ``blocks``, ``features``, ``attention``,
-  ``fuse_stages``, ``input_normalization`` ("" for none, or a key of ``INPUT_STATS``),
-  ``remat``, ``dtype`` ("float32" / "bfloat16"), ``conv_impl`` ("auto", "cpu", "xla").
+  ``name`` picks the network (``MODEL_NAMES``: "nasnet", "ddsa"); every other field is
+  an attribute of its class (``NASNet``, ``DDSA``), except ``dtype`` ("float32" /
+  "bfloat16"), given as a string, and for NASNet ``input_normalization`` ("" for none,
+  or a key of ``INPUT_STATS``). A field the network does not have is an error naming it.
   The older field ``depthwise_impl`` (in configs saved before ``conv_impl``) is read as
   ``conv_impl``: "shifted" -> "cpu", "grouped" -> "xla".
   """
@@ -43,16 +47,29 @@ def create_model(model_config: Mapping[str, Any]) -> nn.Module:
   name = cfg.pop("name", "nasnet")
   if name not in MODEL_NAMES:
     raise ValueError(f"config.model.name={name!r} is unknown; choose one of {MODEL_NAMES}")
-  norm = cfg.pop("input_normalization", "") or ""
-  if norm and norm not in INPUT_STATS:
-    raise ValueError(f"config.model.input_normalization={norm!r} is unknown; use '' or "
-                     f"one of {sorted(INPUT_STATS)}")
-  mean, std = INPUT_STATS[norm] if norm else (None, None)
   dtype = cfg.pop("dtype", "float32")
   if dtype not in _DTYPES:
     raise ValueError(f"config.model.dtype={dtype!r} is unknown; choose one of {sorted(_DTYPES)}")
-  return NASNet(input_mean=mean, input_std=std, dtype=_DTYPES[dtype], **cfg)
+  cfg["dtype"] = _DTYPES[dtype]
+  if name == "nasnet":
+    norm = cfg.pop("input_normalization", "") or ""
+    if norm and norm not in INPUT_STATS:
+      raise ValueError(f"config.model.input_normalization={norm!r} is unknown; use '' or "
+                       f"one of {sorted(INPUT_STATS)}")
+    cfg["input_mean"], cfg["input_std"] = INPUT_STATS[norm] if norm else (None, None)
+  cls = MODEL_CLASSES[name]
+  fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+  unknown = sorted(set(cfg) - fields)
+  if unknown:
+    raise ValueError(f"config.model has fields {unknown} that {cls.__name__} does not take; "
+                     f"its fields are {sorted(fields)}")
+  for key, value in cfg.items():   # ConfigDict lists come back as lists; modules hash
+    if isinstance(value, list):
+      cfg[key] = tuple(value)
+  return cls(**cfg)
 
 
-__all__ = ["ATTENTION_KINDS", "Block", "CONV_IMPLS", "INPUT_STATS", "MODEL_NAMES", "NASNet",
-           "NeuronAttention", "SqueezeExcitation", "Stage", "cpu_conv", "create_model"]
+__all__ = ["ATTENTION_KINDS", "Block", "CONV_IMPLS", "DDSA", "DynamicDualAttention",
+           "INPUT_STATS", "MODEL_CLASSES", "MODEL_NAMES", "NASNet", "NeuronAttention",
+           "SpatialEnhancedFeedForward", "SqueezeExcitation", "Stage", "cpu_conv",
+           "create_model"]

@@ -24,44 +24,11 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from nasnet_jax.models.convolution import CONV_IMPLS, conv_general_dilated_for
+from nasnet_jax.models.convolution import CONV_IMPLS, pytorch_init_conv as _conv
 
 Dtype = Any
 
 ATTENTION_KINDS = ("na", "se", "none")
-
-
-# The authors' PyTorch model starts from torch.nn.Conv2d's default initialisation: weights
-# and biases uniform in +-1/sqrt(fan_in). Flax's default (LeCun normal, zero bias) has 3x
-# the weight variance, which through the residual chain starts the demo net far from the
-# identity (initial L1 + SSIM loss 2-3.5x that of returning the rainy input, against
-# 1.2-1.6x with PyTorch's).
-_KERNEL_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-
-
-def _uniform_bias_init(fan_in: int):
-  """PyTorch's Conv2d bias initialisation: uniform in +-1/sqrt(fan_in)."""
-  bound = 1.0 / max(fan_in, 1) ** 0.5
-
-  def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
-  return init
-
-
-def _conv(features: int, kernel_size: tuple[int, int], conv_impl: str = "auto", **kwargs):
-  """``nn.Conv`` with PyTorch's default initialisation, its fan-in read from the input,
-  computed as ``conv_impl`` says (see ``nasnet_jax.models.convolution``).
-
-  Returns ``apply(x)``, which creates the convolution (inside the calling module's
-  ``nn.compact`` method, under ``kwargs["name"]``) and applies it to ``x``.
-  """
-  def apply(x: jax.Array) -> jax.Array:
-    groups = kwargs.get("feature_group_count", 1)
-    fan_in = (x.shape[-1] // groups) * kernel_size[0] * kernel_size[1]
-    return nn.Conv(features, kernel_size, kernel_init=_KERNEL_INIT,
-                   bias_init=_uniform_bias_init(fan_in),
-                   conv_general_dilated=conv_general_dilated_for(conv_impl), **kwargs)(x)
-  return apply
 
 
 class NeuronAttention(nn.Module):

@@ -1,0 +1,309 @@
+"""DDSA: the deraining Transformer with dynamic dual self-attention (Fan, Chen & Li, 2023).
+
+Maps a rainy image (N, H, W, 3) in [0, 1], any H and W, to the derained image (float32,
+not clipped). Only the paper's abstract is available (``shared/design/other_models.md``);
+what it says and what is inferred:
+
+* **From the paper:** a Transformer that mixes dense and sparse self-attention ("dynamic
+  dual self-attention"). The sparse branch keeps only the largest similarity values
+  (top-k). A spatial-enhanced feed-forward network (SEFN). Multi-scale.
+* **Inferred: the backbone** (Restormer / DRSformer). A 3x3 embedding to ``features``
+  channels, then a U-Net with ``len(blocks)`` levels, doubling the channels at each level.
+  Downsampling is conv3x3 C -> C/2 + pixel-unshuffle; upsampling is conv3x3 C -> 2C +
+  pixel-shuffle. Decoder skips are concatenated, with a 1x1 reduction below the top
+  level; the top decoder level and ``refinement_blocks`` run at 2 * ``features``. A
+  conv3x3 to 3 channels plus the input gives the output. Bias-free LayerNorm comes
+  before attention and FFN, and the transformer convolutions have no bias.
+* **Inferred: the attention** (channel-wise, "transposed", as Restormer and DRSformer).
+  q, k, v come from a 1x1 conv then a depthwise 3x3, split into heads of d = C / heads
+  channels. q and k are L2-normalised over the pixels. The logits A = tau * q k^T
+  (d x d per head) have a learned temperature per head. The dense branch is softmax(A).
+  Each sparse branch keeps the k = ceil(rho * d) largest logits of each row, one branch
+  per rho in ``sparse_ratios``, and takes softmax over those. The branches are mixed by
+  a softmax over learned logits (equal at init). With ``mixing="per_image"`` (the
+  "dynamic" part) an MLP on the image's pooled features adds per-image logits.
+* **Inferred: the SEFN.** A gated depthwise FFN: 1x1 to 2 * hidden, depthwise 3x3, then
+  GELU(x1) * x2 and 1x1 back, with hidden = ``ffn_expansion`` * C. A spatial branch on the
+  FFN's input (avg-pool 2, then [conv3x3 to C / ``spatial_reduction``, LayerNorm, ReLU]
+  x 2, nearest upsampling, 1x1 to hidden) is added to x1 before the GELU.
+  ``spatial_ffn=False`` gives Restormer's plain gated FFN. Nearest rather than bilinear
+  upsampling keeps the output independent of the padding (see below).
+
+**Any size.** The input is zero-padded at the bottom and right to ``size_multiple`` (16
+with the SEFN, else 8, from the default four levels), and a ``valid`` mask follows it down
+the levels. Every activation is zeroed outside the mask before a convolution or the
+attention's sums read it, so the result on the image does not depend on how much padding
+there is: a caller's padding to a shape bucket, or a tile's, changes nothing. The
+attention is global over the image, so tiles (``Derainer(tile=...)``) are blended, not
+exact.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from nasnet_jax.models.convolution import CONV_IMPLS, pytorch_init_conv
+from nasnet_jax.models.layers import (ChannelLayerNorm, masked, masked_mean, pad_to_multiple,
+                                      pixel_shuffle, pixel_unshuffle, pool_valid, sparse_k,
+                                      top_k_mask)
+
+Dtype = Any
+
+MIXINGS = ("global", "per_image")
+
+
+class DynamicDualAttention(nn.Module):
+  """Channel-wise multi-head attention whose dense and top-k sparse branches are mixed
+  by learned (optionally per-image) weights. (N, H, W, C) -> (N, H, W, C), C = features.
+
+  Attributes:
+    features: channels C (a multiple of ``heads``).
+    heads: attention heads; each attends over d = C / heads channels.
+    sparse_ratios: one sparse branch per ratio rho, keeping ceil(rho * d) logits a row.
+    dense: include the dense (plain softmax) branch.
+    mixing: "global" (learned branch logits) or "per_image" (plus an MLP on the pooled
+      input).
+  """
+  features: int
+  heads: int
+  sparse_ratios: Sequence[float] = (1 / 2, 2 / 3, 3 / 4, 4 / 5)
+  dense: bool = True
+  mixing: str = "per_image"
+  conv_impl: str = "auto"
+  dtype: Dtype | None = None
+  param_dtype: Dtype = jnp.float32
+
+  def branch_keep_counts(self) -> tuple[int | None, ...]:
+    """Per branch, how many logits per row it keeps (None: the dense branch, all)."""
+    d = self.features // self.heads
+    return (((None,) if self.dense else ()) +
+            tuple(sparse_k(r, d) for r in self.sparse_ratios))
+
+  @nn.compact
+  def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+    n, h, w, c = x.shape
+    if c != self.features or c % self.heads:
+      raise ValueError(f"attention over {c} channels with features={self.features}, "
+                       f"heads={self.heads}: features must equal C and divide by heads")
+    if self.mixing not in MIXINGS:
+      raise ValueError(f"mixing must be one of {MIXINGS}, got {self.mixing!r}")
+    counts = self.branch_keep_counts()
+    if not counts:
+      raise ValueError("DynamicDualAttention needs a dense branch or a sparse ratio")
+    conv = functools.partial(pytorch_init_conv, conv_impl=self.conv_impl, use_bias=False,
+                             dtype=self.dtype, param_dtype=self.param_dtype)
+    qkv = masked(conv(3 * c, (1, 1), name="qkv")(x), valid)
+    qkv = conv(3 * c, (3, 3), feature_group_count=3 * c, name="qkv_depthwise")(qkv)
+    q, k, v = jnp.split(masked(qkv, valid), 3, axis=-1)
+    d = c // self.heads
+
+    def heads(t):   # (N, H, W, C) -> (N, heads, d, H*W)
+      return t.reshape(n, h * w, self.heads, d).transpose(0, 2, 3, 1)
+
+    def l2_normalise(t):   # over the pixels, as torch.nn.functional.normalize
+      t = t.astype(jnp.float32)
+      return t / jnp.maximum(jnp.linalg.norm(t, axis=-1, keepdims=True), 1e-12)
+
+    q, k, v = l2_normalise(heads(q)), l2_normalise(heads(k)), heads(v)
+    temperature = self.param("temperature", nn.initializers.ones, (self.heads, 1, 1),
+                             self.param_dtype)
+    logits = jnp.einsum("nhdp,nhep->nhde", q, k) * temperature.astype(jnp.float32)
+    maps = []
+    for keep in counts:
+      if keep is None or keep == d:
+        maps.append(jax.nn.softmax(logits, axis=-1))
+      else:
+        kept = top_k_mask(logits, keep)
+        maps.append(jax.nn.softmax(jnp.where(kept, logits, -jnp.inf), axis=-1))
+    mix = self.param("mix_logits", nn.initializers.zeros, (len(counts),), self.param_dtype)
+    mix = jnp.broadcast_to(mix.astype(jnp.float32), (n, len(counts)))
+    if self.mixing == "per_image" and len(counts) > 1:
+      pooled = masked_mean(x, valid)
+      hidden = nn.gelu(nn.Dense(max(c // 4, 8), dtype=jnp.float32,
+                                param_dtype=self.param_dtype, name="mix_mlp_0")(pooled),
+                       approximate=False)
+      mix = mix + nn.Dense(len(counts), kernel_init=nn.initializers.zeros,
+                           dtype=jnp.float32, param_dtype=self.param_dtype,
+                           name="mix_mlp_1")(hidden)
+    weights = jax.nn.softmax(mix, axis=-1)   # (N, branches)
+    # Mixing the attention maps, then one product with v, equals mixing the outputs.
+    attention = sum(weights[:, i, None, None, None] * m for i, m in enumerate(maps))
+    self.sow("intermediates", "attention", attention)   # (N, heads, d, d), for inspection
+    out = jnp.einsum("nhde,nhep->nhdp", attention.astype(v.dtype), v)
+    out = out.transpose(0, 3, 1, 2).reshape(n, h, w, c)
+    return conv(c, (1, 1), name="project")(out)
+
+
+class SpatialEnhancedFeedForward(nn.Module):
+  """The SEFN: a gated depthwise FFN with a pooled spatial branch added to its gate.
+  (N, H, W, C) -> (N, H, W, C); H and W even when ``spatial``."""
+  features: int
+  expansion: float = 2.66
+  spatial: bool = True
+  spatial_reduction: int = 4
+  layer_norm: str = "bias_free"
+  conv_impl: str = "auto"
+  dtype: Dtype | None = None
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+    c = self.features
+    hidden = int(c * self.expansion)
+    conv = functools.partial(pytorch_init_conv, conv_impl=self.conv_impl, use_bias=False,
+                             dtype=self.dtype, param_dtype=self.param_dtype)
+    y = masked(conv(2 * hidden, (1, 1), name="expand")(x), valid)
+    y = conv(2 * hidden, (3, 3), feature_group_count=2 * hidden, name="depthwise")(y)
+    x1, x2 = jnp.split(y, 2, axis=-1)
+    if self.spatial:
+      n, h, w, _ = x.shape
+      s = masked(x, valid).reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+      coarse = None if valid is None else pool_valid(valid)
+      width = max(c // self.spatial_reduction, 1)
+      for i in range(2):
+        s = conv(width, (3, 3), name=f"spatial_conv{i}")(masked(s, coarse))
+        s = nn.relu(ChannelLayerNorm(self.layer_norm, dtype=self.dtype,
+                                     param_dtype=self.param_dtype, name=f"spatial_norm{i}")(s))
+      s = jnp.repeat(jnp.repeat(s, 2, axis=1), 2, axis=2)
+      x1 = x1 + conv(hidden, (1, 1), name="spatial_to_gate")(s)
+    y = nn.gelu(x1, approximate=False) * x2
+    return conv(c, (1, 1), name="project")(y)
+
+
+class TransformerBlock(nn.Module):
+  """x + attention(norm(x)), then + SEFN(norm(x)); zeroed outside ``valid``."""
+  features: int
+  heads: int
+  sparse_ratios: Sequence[float]
+  dense: bool
+  mixing: str
+  ffn_expansion: float
+  spatial_ffn: bool
+  spatial_reduction: int
+  layer_norm: str
+  conv_impl: str
+  dtype: Dtype | None = None
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, valid: jax.Array | None) -> jax.Array:
+    norm = functools.partial(ChannelLayerNorm, self.layer_norm, dtype=self.dtype,
+                             param_dtype=self.param_dtype)
+    x = x + DynamicDualAttention(self.features, self.heads, tuple(self.sparse_ratios),
+                                 self.dense, self.mixing, self.conv_impl, self.dtype,
+                                 self.param_dtype, name="attention")(norm(name="norm1")(x),
+                                                                     valid)
+    x = x + SpatialEnhancedFeedForward(self.features, self.ffn_expansion, self.spatial_ffn,
+                                       self.spatial_reduction, self.layer_norm,
+                                       self.conv_impl, self.dtype, self.param_dtype,
+                                       name="ffn")(norm(name="norm2")(x), valid)
+    return masked(x, valid)
+
+
+class DDSA(nn.Module):
+  """The DDSA deraining network (see the module docstring for what is inferred).
+
+  Attributes:
+    features: channels at the top level (48); level i has features * 2**i.
+    blocks: transformer blocks per level, top to bottom ((4, 6, 6, 8)); the decoder
+      repeats them bottom-up.
+    heads: attention heads per level ((1, 2, 4, 8)).
+    refinement_blocks: blocks after the decoder, at 2 * features (4, as Restormer).
+    sparse_ratios: keep-ratios of the top-k branches ((1/2, 2/3, 3/4, 4/5), DRSformer's).
+    dense_branch: include the dense softmax branch (the paper's "dual").
+    mixing: "per_image" (dynamic, from the pooled input) or "global" branch weights.
+    ffn_expansion: FFN hidden width over C (2.66).
+    spatial_ffn: the SEFN's spatial branch (False: Restormer's gated FFN).
+    spatial_reduction: the spatial branch runs at C / this many channels (4).
+    layer_norm: "bias_free" or "with_bias".
+    remat: rematerialise each transformer block in the backward pass.
+    conv_impl: how convolutions are computed (``nasnet_jax.models.convolution``).
+    dtype: computation dtype (bfloat16 for mixed precision); attention logits, softmax
+      and norms stay float32, the output is float32.
+  """
+  features: int = 48
+  blocks: Sequence[int] = (4, 6, 6, 8)
+  heads: Sequence[int] = (1, 2, 4, 8)
+  refinement_blocks: int = 4
+  sparse_ratios: Sequence[float] = (1 / 2, 2 / 3, 3 / 4, 4 / 5)
+  dense_branch: bool = True
+  mixing: str = "per_image"
+  ffn_expansion: float = 2.66
+  spatial_ffn: bool = True
+  spatial_reduction: int = 4
+  layer_norm: str = "bias_free"
+  remat: bool = False
+  conv_impl: str = "auto"
+  dtype: Dtype | None = None
+  param_dtype: Dtype = jnp.float32
+
+  # Not local: tiles are cross-faded (Derainer's default overlap for such networks).
+  receptive_field_radius = None
+
+  @property
+  def size_multiple(self) -> int:
+    """Inputs are padded to a multiple of this (2 ** (levels - 1), doubled for the
+    SEFN's pooling at the lowest level)."""
+    return 2 ** (len(self.blocks) - 1) * (2 if self.spatial_ffn else 1)
+
+  def _check(self) -> None:
+    if len(self.blocks) < 1 or len(self.blocks) != len(self.heads):
+      raise ValueError(f"blocks {tuple(self.blocks)} and heads {tuple(self.heads)} must "
+                       "give one entry per level")
+    for level, heads in enumerate(self.heads):
+      if (self.features * 2 ** level) % heads:
+        raise ValueError(f"level {level}: {self.features * 2 ** level} channels do not "
+                         f"divide into heads={heads}")
+    if self.conv_impl not in CONV_IMPLS:
+      raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
+
+  @nn.compact
+  def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+    """x: (N, H, W, 3) in [0, 1] -> (N, H, W, 3) float32. ``valid`` (N, H, W, 1) marks
+    the image pixels when the caller has padded (a rectangle at the top left)."""
+    if x.ndim != 4 or x.shape[-1] != 3:
+      raise ValueError(f"DDSA expects NHWC images with 3 channels, got shape {x.shape}")
+    self._check()
+    n, h, w, _ = x.shape
+    x = x.astype(jnp.float32)
+    image, valid = pad_to_multiple(x, valid, self.size_multiple)
+    conv = functools.partial(pytorch_init_conv, conv_impl=self.conv_impl, use_bias=False,
+                             dtype=self.dtype, param_dtype=self.param_dtype)
+    block_cls = nn.remat(TransformerBlock) if self.remat else TransformerBlock
+
+    def run_blocks(t, count, heads, v, name):
+      for i in range(count):
+        t = block_cls(t.shape[-1], heads, tuple(self.sparse_ratios), self.dense_branch,
+                      self.mixing, self.ffn_expansion, self.spatial_ffn,
+                      self.spatial_reduction, self.layer_norm, self.conv_impl, self.dtype,
+                      self.param_dtype, name=f"{name}_{i}")(t, v)
+      return t
+
+    levels = len(self.blocks)
+    valids = [valid]
+    for _ in range(levels - 1):
+      valids.append(pool_valid(valids[-1]))
+    t = masked(conv(self.features, (3, 3), name="embed")(masked(image, valid)), valid)
+    skips = []
+    for level in range(levels):
+      t = run_blocks(t, self.blocks[level], self.heads[level], valids[level],
+                     f"encoder{level}" if level < levels - 1 else "latent")
+      if level < levels - 1:
+        skips.append(t)
+        t = conv(t.shape[-1] // 2, (3, 3), name=f"down{level}")(t)
+        t = masked(pixel_unshuffle(t), valids[level + 1])
+    for level in reversed(range(levels - 1)):
+      t = pixel_shuffle(conv(t.shape[-1] * 2, (3, 3), name=f"up{level}")(t))
+      t = jnp.concatenate([masked(t, valids[level]), skips[level]], axis=-1)
+      if level > 0:
+        t = conv(t.shape[-1] // 2, (1, 1), name=f"reduce{level}")(t)
+      t = run_blocks(t, self.blocks[level], self.heads[level], valids[level],
+                     f"decoder{level}")
+    t = run_blocks(t, self.refinement_blocks, self.heads[0], valid, "refinement")
+    out = conv(3, (3, 3), name="output")(masked(t, valid))
+    return (out.astype(jnp.float32) + image)[:, :h, :w]
