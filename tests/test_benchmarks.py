@@ -177,11 +177,17 @@ def test_every_config_names_a_dataset_a_split_and_protocols(path, variant, tmp_p
   from nasnet_jax import metrics   # pylint: disable=g-import-not-at-top
   assert set(config.eval.protocols) <= set(metrics.PROTOCOLS)
   from nasnet_jax.models import INPUT_STATS, create_model  # pylint: disable=g-import-not-at-top
-  assert config.model.input_normalization in ("",) + tuple(INPUT_STATS)
+  if config.model.name == "nasnet":
+    assert config.model.input_normalization in ("",) + tuple(INPUT_STATS)
   create_model(config.model)
   if path.startswith(os.path.join("configs", "ablations")):
     assert config.data.name in ("spa_data", "rain100h")
-  elif "synthetic" not in path and "default" not in path:
+  elif "synthetic" in path or "default" in path:
+    pass
+  elif config.model.name == "ddsa":   # DRSformer's recipe
+    assert (config.batch_size, config.data.crop_size, config.total_steps) == (8, 128, 300_000)
+    assert (config.learning_rate, config.loss, config.optimizer) == (3e-4, "l1", "adamw")
+  else:
     assert (config.batch_size, config.data.crop_size, config.total_steps) == (2, 240, 300_000)
     assert config.learning_rate == 2e-4
 
