@@ -363,8 +363,7 @@ def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> li
         if planned and planned > memory_limit:
           row["skipped"] = (f"would need about {planned / 2**30:.1f} GB (XLA's plan for "
                             "the same step), over --memory_limit_gb")
-          rows.append(row)
-          print(_row_line(row), flush=True)
+          _emit(rows, row)
           continue
       if variant.startswith("jax"):
         overrides = {"remat": "remat" in variant,
@@ -377,8 +376,7 @@ def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> li
           planned = need
         if memory_limit and need and need > memory_limit:
           row["skipped"] = f"XLA plans {need / 2**30:.1f} GB, over --memory_limit_gb"
-          rows.append(row)
-          print(_row_line(row), flush=True)
+          _emit(rows, row)
           trainer = None
           continue
         if jax_params is None:
@@ -403,11 +401,16 @@ def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> li
                  peak_memory_gb=None if memory is None else memory / 2**30)
     except Exception as e:   # pylint: disable=broad-except
       row["skipped"] = f"{type(e).__name__}: {str(e).splitlines()[0][:150]}"
-    rows.append(row)
-    print(_row_line(row), flush=True)
+    _emit(rows, row)
     del row
     trainer = None
   return rows
+
+
+def _emit(rows: list[dict], row: dict) -> None:
+  """Adds a finished (or skipped) row and prints it at once."""
+  rows.append(row)
+  print(_row_line(row), flush=True)
 
 
 def _jax_bytes(compiled) -> int | None:
@@ -463,8 +466,7 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
                    peak_memory_gb=None if memory is None else memory / 2**30)
       except Exception as e:   # pylint: disable=broad-except
         row["skipped"] = f"{type(e).__name__}: {str(e).splitlines()[0][:150]}"
-      rows.append(row)
-      print(_row_line(row), flush=True)
+      _emit(rows, row)
   return rows
 
 
@@ -483,7 +485,7 @@ class _CallRecordingDerainer(inference.Derainer):
     """XLA's GFLOPs (of the optimised program) for the calls recorded so far."""
     total = 0.0
     for shapes in sorted(set(self.calls)):
-      compiled = inference.jitted_apply(self.model).lower(
+      compiled = self._apply.lower(
           self.model, self.params,
           *(jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes)).compile()
       flops = xla_flops(compiled)

@@ -146,6 +146,7 @@ class Derainer:
     if tile_batch < 1:
       raise ValueError(f"tile_batch={tile_batch} must be >= 1")
     self.model, self.params = model, params
+    self._apply = jitted_apply(model)
     self.tile, self.overlap, self.ensemble = tile, overlap, ensemble
     self.sharding, self.tile_batch = sharding, tile_batch
 
@@ -178,7 +179,7 @@ class Derainer:
   def _run(self, images: np.ndarray, valid: np.ndarray) -> np.ndarray:
     if self.sharding is not None:
       images, valid = jax.device_put((images, valid), self.sharding)
-    return np.asarray(jitted_apply(self.model)(self.model, self.params, images, valid))
+    return np.asarray(self._apply(self.model, self.params, images, valid))
 
   def _forward(self, batch: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) float32 -> (N, H, W, 3) float32, not clipped."""

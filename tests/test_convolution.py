@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nasnet_jax.models import NASNet, convolution, create_model
+from nasnet_jax.models import DDSA, NASNet, convolution, create_model
 from nasnet_jax.models.convolution import conv_general_dilated_for, cpu_conv
 
 DN = jax.lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
@@ -102,6 +102,7 @@ def test_compiler_options_turn_ynn_off_only_for_narrow_networks_on_cpu(monkeypat
   assert convolution.compiler_options(wide, "cpu") is None
   assert convolution.compiler_options(narrow, "gpu") is None
   assert convolution.compiler_options(narrow.clone(conv_impl="xla"), "cpu") is None
+  assert convolution.compiler_options(DDSA(features=16), "cpu") is None   # it helps DDSA
   monkeypatch.setenv("XLA_FLAGS", f"--{convolution.YNN_FLAG}=dot")   # the user's choice wins
   assert convolution.compiler_options(narrow, "cpu") is None
 

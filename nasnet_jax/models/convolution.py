@@ -21,13 +21,15 @@ Anything else (strides, dilations, other groupings or layouts) goes to
 ``lax.conv_general_dilated``.
 
 **XLA:CPU's library fusions.** jaxlib 0.10's XLA:CPU hands convolutions and matrix
-products to YNNPACK ("ynn fusions"). For 32-channel convolutions its kernels are slower
-than XLA's own (Eigen) ones on the CPU we measured, and they parallelise worse on small
-images: the demo net's train step at 8 x 240^2 runs 1.9x faster with them off, tiles of
-292^2 infer 15% faster; at 64 channels they are as fast or 6% faster. So
-``compiler_options(model)`` turns them off for networks narrower than
-``YNN_MIN_FEATURES`` on the CPU backend, and the library passes it to every ``jax.jit``
-of a network (train step, inference). Setting the flag in ``XLA_FLAGS`` yourself wins.
+products to YNNPACK ("ynn fusions"). For NASNet's 32-channel convolutions its kernels are
+slower than XLA's own (Eigen) ones on the CPU we measured, and they parallelise worse on
+small images: the demo net's train step at 8 x 240^2 runs 1.9x faster with them off,
+tiles of 292^2 infer 15% faster. At 64 channels they are 6% faster, and so they are for
+DDSA's transformer at 16 channels (5%). A network says whether it wants them through an
+``xla_cpu_ynn_fusions`` property (default True); ``compiler_options(model)`` turns
+them off on the CPU backend when it says False, and the library passes it to every
+``jax.jit`` of a network (train step, inference). Setting the flag in ``XLA_FLAGS``
+yourself wins.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ CONV_IMPLS = ("auto", "cpu", "xla")
 # used there.
 TAP_KERNEL_GRAD_MIN_CHANNELS = 64
 
-# Networks at least this wide keep YNNPACK on XLA:CPU (see the module docstring).
+# NASNet at least this wide keeps YNNPACK on XLA:CPU (see the module docstring).
 YNN_MIN_FEATURES = 64
 YNN_FLAG = "xla_cpu_experimental_ynn_fusion_type"
 
@@ -69,8 +71,8 @@ def conv_general_dilated_for(impl: str) -> Callable[..., jax.Array]:
 def compiler_options(model: Any, platform: str | None = None) -> dict[str, str] | None:
   """XLA compiler options for jitting ``model`` on ``platform`` (the default backend).
 
-  On CPU, a network whose ``conv_impl`` resolves to the CPU forms and whose ``features``
-  are below ``YNN_MIN_FEATURES`` compiles with XLA:CPU's YNNPACK fusions off; anything
+  On CPU, a network whose ``conv_impl`` resolves to the CPU forms and whose
+  ``xla_cpu_ynn_fusions`` is False compiles with XLA:CPU's YNNPACK fusions off; anything
   else, or an ``XLA_FLAGS`` that sets the flag, gets None (XLA's defaults). Pass the
   result as ``jax.jit(..., compiler_options=...)``.
   """
@@ -79,8 +81,7 @@ def compiler_options(model: Any, platform: str | None = None) -> dict[str, str] 
     return None
   if getattr(model, "conv_impl", "xla") not in ("auto", "cpu"):
     return None
-  features = getattr(model, "features", None)
-  if features is None or features >= YNN_MIN_FEATURES:
+  if getattr(model, "xla_cpu_ynn_fusions", True):
     return None
   return {YNN_FLAG: ""}
 

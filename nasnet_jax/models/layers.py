@@ -57,11 +57,12 @@ def pad_to_multiple(x: jax.Array, valid: jax.Array | None, multiple: int
   n, h, w, _ = x.shape
   if valid is None:
     valid = jnp.ones((n, h, w, 1), x.dtype)
-  ph, pw = -h % multiple, -w % multiple
-  if ph or pw:
-    pads = ((0, 0), (0, ph), (0, pw), (0, 0))
-    x, valid = jnp.pad(x, pads), jnp.pad(valid, pads)
-  return x, valid.astype(x.dtype)
+  # Written as multiple * ceil(size / multiple) so that, with jax.export's symbolic sizes,
+  # the padded size is provably a multiple and every level's halving is exact.
+  ph = (h + multiple - 1) // multiple * multiple - h
+  pw = (w + multiple - 1) // multiple * multiple - w
+  pads = ((0, 0), (0, ph), (0, pw), (0, 0))
+  return jnp.pad(x, pads), jnp.pad(valid, pads).astype(x.dtype)
 
 
 def masked_mean(x: jax.Array, valid: jax.Array | None) -> jax.Array:

@@ -24,7 +24,8 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from nasnet_jax.models.convolution import CONV_IMPLS, pytorch_init_conv as _conv
+from nasnet_jax.models.convolution import CONV_IMPLS, YNN_MIN_FEATURES
+from nasnet_jax.models.convolution import pytorch_init_conv as _conv
 
 Dtype = Any
 
@@ -198,6 +199,12 @@ class NASNet(nn.Module):
   conv_impl: str = "auto"
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
+
+  @property
+  def xla_cpu_ynn_fusions(self) -> bool:
+    """Whether XLA:CPU's YNNPACK fusions speed this network up: from 64 features, not
+    below (``convolution.compiler_options``)."""
+    return self.features >= YNN_MIN_FEATURES
 
   @property
   def receptive_field_radius(self) -> int | None:
