@@ -4,15 +4,22 @@
   python benchmarks/run.py --models=demo --repeats=5
   python benchmarks/run.py --models=paper --crops=240 --batches=2 --sections=train
   python benchmarks/run.py --markdown=/tmp/bench.md --json=/tmp/bench.json
+  python benchmarks/run.py --models=ddsa_demo,dual_stage_demo --sections=sizes,train
 
 Models are named (``paper``: NASNet 3 stages x 18 blocks x 64 features, the default;
 ``demo``: 1 x 4 x 32, ``configs/synthetic.py``) or given as ``SxBxF``. For each, the
 PyTorch network is ``tests/torch_nasnet.py`` (the authors' module structure) holding the
 very same weights (converted with ``nasnet_jax.convert``), and its first training losses
 are checked against ours before anything is timed, so both sides run the same network and
-the same step.
+the same step. The transformer networks (``ddsa``, ``dual_stage`` at their default sizes,
+``ddsa_demo``, ``dual_stage_demo`` as in their synthetic configs) have no PyTorch twin:
+they get the JAX rows only, trained with their own recipes' loss and optimizer.
 
 Sections:
+
+* ``sizes``: parameters and XLA's FLOP count of one forward pass on a 256x256 image, for
+  every named network and each of ``--models`` (lax convolutions, so the count is the
+  textbook one: 2 FLOPs per multiply-add, plus the elementwise work).
 
 * ``train``: images/s of one optimisation step (forward, L1 + (1 - SSIM) with an 11x11
   Gaussian window, backward, RAdam with the cosine schedule) for every model x crop x
@@ -33,7 +40,6 @@ of ``--repeats`` calls after one warm-up call (which includes compilation).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import gc
 import json
@@ -51,11 +57,19 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from configs import default  # noqa: E402
+from configs import ddsa_synthetic, default, dual_stage_synthetic  # noqa: E402
 from nasnet_jax import convert, inference, train_lib  # noqa: E402
-from nasnet_jax.models import convolution, create_model  # noqa: E402
+from nasnet_jax.models import convolution, create_model, init_params  # noqa: E402
 
 NAMED_MODELS = {"paper": (3, 18, 64), "demo": (1, 4, 32)}
+# The other networks, by name: each a function giving its config (recipe and model).
+TRANSFORMER_MODELS = {
+    "ddsa": lambda: default.use_ddsa_recipe(default.get_config()),
+    "ddsa_demo": ddsa_synthetic.get_config,
+    "dual_stage": lambda: default.use_dual_stage_recipe(default.get_config()),
+    "dual_stage_demo": dual_stage_synthetic.get_config,
+}
+SIZE_IMAGE = 256
 
 # Dense bf16 peak FLOP/s of GPUs by jax device_kind prefix (vendor data sheets, SXM parts).
 GPU_BF16_PEAK = {"NVIDIA H200": 989e12, "NVIDIA H100": 989e12, "NVIDIA A100": 312e12,
@@ -65,22 +79,36 @@ GPU_BF16_PEAK = {"NVIDIA H200": 989e12, "NVIDIA H100": 989e12, "NVIDIA A100": 31
 # ----------------------------------------------------------------------------- helpers
 
 
-def parse_model(spec: str) -> tuple[str, tuple[int, int, int]]:
-  """"paper", "demo" or "SxBxF" -> (label, (stages, blocks, features))."""
+def parse_model(spec: str) -> tuple[str, tuple[int, int, int] | str]:
+  """"paper", "demo" or "SxBxF" -> (label, (stages, blocks, features)); a name of
+  ``TRANSFORMER_MODELS`` -> (name, name)."""
   if spec in NAMED_MODELS:
     s, b, f = NAMED_MODELS[spec]
     return f"{spec} {s}x{b}x{f}", NAMED_MODELS[spec]
+  if spec in TRANSFORMER_MODELS:
+    return spec, spec
   try:
     s, b, f = (int(v) for v in spec.split("x"))
   except ValueError:
-    raise SystemExit(f"--models: {spec!r} is neither one of {sorted(NAMED_MODELS)} nor "
+    raise SystemExit(f"--models: {spec!r} is neither one of "
+                     f"{sorted(NAMED_MODELS) + sorted(TRANSFORMER_MODELS)} nor "
                      "STAGESxBLOCKSxFEATURES (e.g. 1x6x64)") from None
   return spec, (s, b, f)
 
 
-def model_config(arch: tuple[int, int, int], **overrides):
-  config = default.get_config()
-  config.model.stages, config.model.blocks, config.model.features = arch
+def is_nasnet(arch) -> bool:
+  """NASNet architectures are (stages, blocks, features); the others are named."""
+  return not isinstance(arch, str)
+
+
+def model_config(arch: tuple[int, int, int] | str, **overrides):
+  """The config a row trains with: NASNet's paper recipe at ``arch``, or a transformer's
+  own config; ``overrides`` are set on ``config.model``."""
+  if is_nasnet(arch):
+    config = default.get_config()
+    config.model.stages, config.model.blocks, config.model.features = arch
+  else:
+    config = TRANSFORMER_MODELS[arch]()
   for k, v in overrides.items():
     config.model[k] = v
   return config
@@ -388,8 +416,8 @@ def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> li
       else:
         torch = _torch()
         if jax_params is None:
-          jax_params = create_model(model_config(arch).model).init(
-              jax.random.PRNGKey(0), jnp.zeros((1, crop, crop, 3)))["params"]
+          jax_params = init_params(create_model(model_config(arch).model),
+                                   jax.random.PRNGKey(0))
         config = model_config(arch)
         trainer = TorchTrainer(arch, jax_params, config, compile_net="compile" in variant,
                                bf16="bf16" in variant)
@@ -429,14 +457,15 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
   image = rng.random((h, w, 3), dtype=np.float32)
   config = model_config(arch)
   model = create_model(config.model)
-  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))["params"]
-  radius = model.receptive_field_radius
+  params = init_params(model, jax.random.PRNGKey(0))
+  overlap = inference.Derainer(model, params, tile=tile).overlap
   net = None
   reference = None
   for tiled in (False, True):
     for variant in variants:
       row = {"section": "inference", "model": label, "image": f"{w}x{h}",
-             "tiles": f"{tile} + {radius} overlap" if tiled else "whole", "variant": variant}
+             "tiles": f"{tile} + {overlap} overlap" if tiled else "whole",
+             "variant": variant}
       gc.collect()
       try:
         torch_cuda = False
@@ -448,7 +477,7 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
         else:
           if net is None:
             net = torch_network(arch, params)
-          fn = lambda: torch_derain(net, image, tile if tiled else None, radius,   # noqa: E731
+          fn = lambda: torch_derain(net, image, tile if tiled else None, overlap,   # noqa: E731
                                     bf16="bf16" in variant)
           torch_cuda = torch_device() == "cuda"
         out = fn()
@@ -468,6 +497,18 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
         row["skipped"] = f"{type(e).__name__}: {str(e).splitlines()[0][:150]}"
       _emit(rows, row)
   return rows
+
+
+def bench_sizes(label, arch) -> dict:
+  """Parameters and XLA's FLOPs for one forward pass on a SIZE_IMAGE^2 image."""
+  model = create_model(model_config(arch, conv_impl="xla").model)
+  x = jax.ShapeDtypeStruct((1, SIZE_IMAGE, SIZE_IMAGE, 3), jnp.float32)
+  params = jax.eval_shape(lambda: init_params(model, jax.random.PRNGKey(0)))
+  flops = xla_flops(jax.jit(lambda p, x: model.apply({"params": p}, x)).lower(params, x))
+  return {"section": "sizes", "model": label, "class": type(model).__name__,
+          "parameters": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params)),
+          "image": f"{SIZE_IMAGE}x{SIZE_IMAGE}",
+          "xla_gflop": None if flops is None else flops / 1e9}
 
 
 class _CallRecordingDerainer(inference.Derainer):
@@ -507,8 +548,9 @@ def _fmt(v, digits=3):
 
 
 def _row_line(row):
-  keys = [k for k in ("model", "crop", "batch", "image", "tiles", "variant", "images_per_s",
-                      "ms_per_mp", "peak_memory_gb", "xla_gflop", "skipped") if k in row]
+  keys = [k for k in ("model", "parameters", "crop", "batch", "image", "tiles", "variant",
+                      "images_per_s", "ms_per_mp", "peak_memory_gb", "xla_gflop", "skipped")
+          if k in row]
   return "  ".join(f"{k}={_fmt(row[k])}" for k in keys)
 
 
@@ -516,7 +558,7 @@ def add_ratios(rows: list[dict]) -> None:
   """Speed of each row over PyTorch eager float32 on the same case; achieved GFLOP/s."""
   peak = gpu_peak() if jax.default_backend() == "gpu" else None
   for row in rows:
-    if "skipped" in row:
+    if "skipped" in row or row["section"] == "sizes":
       continue
     key = ("model", "crop", "batch") if row["section"] == "train" else ("model", "image",
                                                                          "tiles")
@@ -548,6 +590,8 @@ def machine() -> str:
           + (f", XLA_FLAGS={os.environ['XLA_FLAGS']!r}" if os.environ.get("XLA_FLAGS") else ""))
 
 
+SIZE_COLUMNS = (("model", "model"), ("class", "class"), ("parameters", "parameters"),
+                ("image", "image"), ("XLA GFLOP (forward)", "xla_gflop"))
 TRAIN_COLUMNS = (("model", "model"), ("crop", "crop"), ("batch", "batch"),
                  ("variant", "variant"), ("images/s", "images_per_s"),
                  ("vs PyTorch eager", "vs_torch"), ("peak memory GB", "peak_memory_gb"),
@@ -570,6 +614,8 @@ def _table(rows: list[dict], columns) -> list[str]:
         cells.append(f"skipped: {r['skipped']}")
       elif key == "vs_torch" and r.get(key):
         cells.append(_fmt(r[key]) + "×")
+      elif key == "parameters":
+        cells.append(f"{r[key]:,}")
       else:
         cells.append(_fmt(r.get(key), 2 if key == "max_abs_diff" else 3))
     lines.append("| " + " | ".join(cells) + " |")
@@ -578,7 +624,8 @@ def _table(rows: list[dict], columns) -> list[str]:
 
 def markdown(rows: list[dict], header: str) -> str:
   lines = [f"Machine: {header}", ""]
-  for section, columns in (("train", TRAIN_COLUMNS), ("inference", INFERENCE_COLUMNS)):
+  for section, columns in (("sizes", SIZE_COLUMNS), ("train", TRAIN_COLUMNS),
+                           ("inference", INFERENCE_COLUMNS)):
     section_rows = [r for r in rows if r["section"] == section]
     if section_rows:
       lines += _table(section_rows, columns) + [""]
@@ -593,21 +640,24 @@ def markdown(rows: list[dict], header: str) -> str:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--models", default="demo,paper",
-                      help="comma-separated: paper, demo or SxBxF")
+                      help="comma-separated: paper, demo, SxBxF, or one of "
+                      f"{', '.join(TRANSFORMER_MODELS)} (JAX rows only)")
   parser.add_argument("--crops", default="96,240")
   parser.add_argument("--batches", default="2,8")
-  parser.add_argument("--sections", default="train,inference")
+  parser.add_argument("--sections", default="sizes,train,inference")
   parser.add_argument("--train_variants",
                       default="jax,jax_remat,jax_bf16,torch,torch_bf16,torch_compile")
   parser.add_argument("--inference_variants", default="jax,jax_bf16,torch")
   parser.add_argument("--image", default="1024x768",
                       help="WxH of the inference image (the paper net: see --paper_image)")
   parser.add_argument("--paper_image", default="512x384",
-                      help="WxH for the paper net's inference (12 TFLOP per megapixel)")
+                      help="WxH for the inference of the paper net (12 TFLOP per "
+                      "megapixel) and of ddsa and dual_stage")
   parser.add_argument("--tile", type=int, default=256)
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--paper_repeats", type=int, default=1,
-                      help="repeats for the paper net (minutes per call on a CPU)")
+                      help="repeats for the paper net, ddsa and dual_stage (minutes per "
+                      "call on a CPU)")
   parser.add_argument("--memory_limit_gb", type=float, default=None,
                       help="skip a JAX train row whose XLA plan exceeds this (default: 80%% "
                       "of this machine's RAM on CPU, none on GPU)")
@@ -630,22 +680,31 @@ def main(argv=None) -> int:
   sections = set(args.sections.split(","))
   header = machine()
   print(header, flush=True)
-  if not args.no_check:
-    pairs = check_same_step((1, 2, min(models[0][1][2], 16)))
+  nasnets = [arch for _, arch in models if is_nasnet(arch)]
+  if not args.no_check and nasnets and {"train", "inference"} & sections:
+    pairs = check_same_step((1, 2, min(nasnets[0][2], 16)))
     print(f"same step check (JAX, PyTorch losses): {pairs}", flush=True)
   rows = []
+  if "sizes" in sections:
+    named = [parse_model(m) for m in list(NAMED_MODELS) + list(TRANSFORMER_MODELS)]
+    for label, arch in named + [m for m in models if m not in named]:
+      _emit(rows, bench_sizes(label, arch))
   for label, arch in models:
-    repeats = args.paper_repeats if arch == NAMED_MODELS["paper"] else args.repeats
+    big = arch in (NAMED_MODELS["paper"], "ddsa", "dual_stage")
+    repeats = args.paper_repeats if big else args.repeats
+    # Only NASNet has a PyTorch twin (tests/torch_nasnet.py).
+    keep = lambda variants: [v for v in variants.split(",")   # noqa: E731
+                             if is_nasnet(arch) or v.startswith("jax")]
     if "train" in sections:
       for crop in (int(c) for c in args.crops.split(",")):
         for batch in (int(b) for b in args.batches.split(",")):
-          rows += bench_train(label, arch, crop, batch, repeats,
-                              args.train_variants.split(","), memory_limit)
+          rows += bench_train(label, arch, crop, batch, repeats, keep(args.train_variants),
+                              memory_limit)
     if "inference" in sections:
-      image = args.paper_image if arch == NAMED_MODELS["paper"] else args.image
+      image = args.paper_image if big else args.image
       w, h = (int(v) for v in image.split("x"))
       rows += bench_inference(label, arch, (h, w), args.tile, repeats,
-                              args.inference_variants.split(","))
+                              keep(args.inference_variants))
   add_ratios(rows)
   table = markdown(rows, header)
   print(table)

@@ -120,3 +120,42 @@ def use_ddsa_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
   config.data.crop_size = 128
   config.batch_size = 8
   return config
+
+
+def dual_stage_model() -> ml_collections.ConfigDict:
+  """config.model for DualStageNet (nasnet_jax.models.DualStageNet; its docstring says
+  what is inferred: the paper gives the structure, not the sizes)."""
+  return ml_collections.ConfigDict(dict(
+      name="dual_stage",
+      features=48,
+      heads=3,
+      stage1_blocks=4,
+      stage2_blocks=4,
+      window_size=8,
+      clusters=64,
+      group_size=64,
+      mask_element="disk",       # or "lines"
+      mask_radius=2,
+      mask_line_length=11,
+      mask_orientations=12,
+      mask_threshold="fixed",    # or "otsu"
+      mask_level=0.05,
+      mask_dilation=1,
+      ffn_expansion=2.66,
+      layer_norm="with_bias",    # or "bias_free"
+      remat=False,
+      dtype="float32",
+      conv_impl="auto",
+  ))
+
+
+def use_dual_stage_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """DualStageNet, trained as DDSA (DRSformer's recipe: AdamW lr 3e-4, weight decay 1e-4,
+  constant 92k steps then cosine to 1e-6 at 300k, 128x128 crops, batch 8) with the
+  Charbonnier loss on both the intermediate and the final image (the design note's
+  inferred loss; the paper reports no recipe)."""
+  use_ddsa_recipe(config)
+  config.model = dual_stage_model()
+  config.loss = "charbonnier"
+  config.intermediate_loss_weight = 1.0
+  return config

@@ -32,7 +32,7 @@ from nasnet_jax import checkpointing, evaluation, losses
 from nasnet_jax import images as image_io
 from nasnet_jax.data import pipeline, synthetic_rain
 from nasnet_jax.metric_writers import MetricWriter
-from nasnet_jax.models import convolution, create_model
+from nasnet_jax.models import convolution, create_model, init_params
 
 
 class TrainState(train_state.TrainState):
@@ -84,11 +84,11 @@ def make_optimizer(config: ml_collections.ConfigDict):
 
 
 def create_train_state(config, model, rng: jax.Array) -> TrainState:
-  """Initialises parameters and optimizer state (on the default device)."""
+  """Initialises parameters (``models.init_params``) and optimizer state, on the default
+  device (or as part of the caller's program, under ``jax.jit``)."""
   tx, _ = make_optimizer(config)
   init_rng, base_rng = jax.random.split(rng)
-  crop = config.data.crop_size
-  params = model.init(init_rng, jnp.zeros((1, crop, crop, 3), jnp.float32))["params"]
+  params = init_params(model, init_rng)
   return TrainState.create(apply_fn=model.apply, params=params, tx=tx, rng=base_rng)
 
 
@@ -323,8 +323,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                       prefetch=config.data.prefetch)
 
   replicated = NamedSharding(mesh, P())
-  state = jax.jit(functools.partial(create_train_state, config, model),
-                  out_shardings=replicated)(jax.random.PRNGKey(config.seed))
+  state = jax.device_put(
+      create_train_state(config, model, jax.random.PRNGKey(config.seed)), replicated)
   state_sharding = jax.tree.map(lambda _: replicated, state)
   manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
   abstract = jax.tree.map(

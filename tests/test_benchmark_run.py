@@ -11,13 +11,14 @@ pytest.importorskip("torch")
 
 from benchmarks import run  # noqa: E402  pylint: disable=g-import-not-at-top
 from nasnet_jax.inference import bucket_size  # noqa: E402
-from nasnet_jax.models import NASNet  # noqa: E402
+from nasnet_jax.models import NASNet, init_params  # noqa: E402
 
 
 def test_run_measures_every_row_side_by_side(tmp_path, capsys):
   out = tmp_path / "rows.json"
   table = tmp_path / "table.md"
-  assert run.main(["--models=1x1x8", "--crops=16", "--batches=2", "--image=40x24",
+  assert run.main(["--models=1x1x8", "--sections=train,inference", "--crops=16",
+                   "--batches=2", "--image=40x24",
                    "--tile=16", "--repeats=1", "--train_variants=jax,jax_remat,torch",
                    "--inference_variants=jax,torch", f"--json={out}",
                    f"--markdown={table}"]) == 0
@@ -53,6 +54,21 @@ def test_same_step_check_compares_losses():
   for j, t in pairs:
     assert abs(j - t) < 1e-3
   assert pairs[1][0] != pairs[0][0]    # the optimizer moved
+
+
+def test_sizes_give_parameters_and_forward_flops_at_256():
+  nasnet = run.bench_sizes(*run.parse_model("1x1x8"))
+  model = NASNet(stages=1, blocks=1, features=8)
+  params = init_params(model, jax.random.key(0))
+  assert nasnet["parameters"] == sum(x.size for x in jax.tree.leaves(params))
+  weights = sum(x.size for path, x in jax.tree_util.tree_leaves_with_path(params)
+                if "kernel" in jax.tree_util.keystr(path))
+  assert 2 * weights * 256 * 256 / 1e9 <= nasnet["xla_gflop"] <= 1.34 * 2 * weights * 256 * 256 / 1e9
+  dual = run.bench_sizes(*run.parse_model("dual_stage_demo"))
+  assert dual["class"] == "DualStageNet" and dual["parameters"] == 23_056
+  # Beyond its weights' multiply-adds: the window and group attention's products.
+  assert dual["xla_gflop"] > 2 * 23_056 * 256 * 256 / 1e9
+  assert run.parse_model("ddsa") == ("ddsa", "ddsa")
 
 
 def test_bad_model_spec_is_a_one_line_error():

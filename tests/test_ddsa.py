@@ -7,7 +7,7 @@ import pytest
 
 from configs import default
 from nasnet_jax import inference, train_lib
-from nasnet_jax.models import DDSA, DynamicDualAttention, create_model
+from nasnet_jax.models import DDSA, DynamicDualAttention, create_model, init_params
 
 # Three levels, two sparse branches: small, but every part of the network. (Compiling the
 # initialisation dominates these tests, so one set of parameters is shared.)
@@ -18,8 +18,7 @@ TINY = dict(features=8, blocks=(1, 1, 1), heads=(1, 2, 2), refinement_blocks=0,
 @pytest.fixture(scope="module")
 def tiny():
   model = DDSA(**TINY)
-  params = jax.jit(model.init)(jax.random.PRNGKey(1), jnp.zeros((1, 16, 16, 3)))["params"]
-  return model, params
+  return model, init_params(model, jax.random.PRNGKey(1))
 
 
 def test_size_multiple_covers_the_levels_and_the_spatial_pooling():
@@ -113,8 +112,7 @@ def test_one_training_step_lowers_the_loss():
   config.data.crop_size, config.batch_size = 16, 2
   config.learning_rate, config.constant_steps = 1e-3, 10
   model = create_model(config.model)
-  state = jax.jit(lambda rng: train_lib.create_train_state(config, model, rng))(
-      jax.random.PRNGKey(0))
+  state = train_lib.create_train_state(config, model, jax.random.PRNGKey(0))
   rng = np.random.default_rng(0)
   clean = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
   rainy = np.clip(clean.astype(int) + 60 * (rng.random((2, 16, 16, 1)) < 0.2), 0, 255)

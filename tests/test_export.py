@@ -4,12 +4,12 @@ import os
 import textwrap
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import nasnet_jax
 from nasnet_jax import export, inference
-from nasnet_jax.models import create_model
+from nasnet_jax.models import create_model, init_params
 from tests.conftest import run_script
 
 MODEL_CONFIG = {"name": "nasnet", "stages": 1, "blocks": 2, "features": 8,
@@ -21,7 +21,7 @@ def tiny_export(directory, config=None, seed=0):
   """An export of a freshly initialised network (what a trained one looks like on disk)."""
   config = dict(config or MODEL_CONFIG)
   model = create_model(config)
-  params = jax.jit(model.init)(jax.random.PRNGKey(seed), jnp.zeros((1, 16, 16, 3)))["params"]
+  params = init_params(model, jax.random.PRNGKey(seed))
   source = os.path.join(str(directory), "source")
   export.save_params(os.path.join(source, "checkpoint"), config, params)
   return source, model, params
@@ -41,16 +41,20 @@ def test_export_restores_without_training_state_and_matches(tmp_path):
                              inference.derain(model, params, images), atol=1e-5)
 
 
-def test_ddsa_exports_with_symbolic_sizes(tmp_path):
-  # DDSA pads to a multiple of its levels inside the network; the artifact must still
-  # take any size.
-  config = {"name": "ddsa", "features": 8, "blocks": (1, 1), "heads": (1, 2),
-            "refinement_blocks": 0, "sparse_ratios": (0.5,)}
+@pytest.mark.parametrize("config", [
+    {"name": "ddsa", "features": 8, "blocks": (1, 1), "heads": (1, 2),
+     "refinement_blocks": 0, "sparse_ratios": (0.5,)},
+    {"name": "dual_stage", "features": 8, "heads": 2, "stage1_blocks": 1,
+     "stage2_blocks": 1, "clusters": 4, "group_size": 16, "mask_threshold": "otsu"},
+], ids=["ddsa", "dual_stage"])
+def test_transformers_export_with_symbolic_sizes(tmp_path, config):
+  # The transformers pad to their level / window multiple inside the network (and
+  # DualStageNet sorts and groups its pixels); the artifact must still take any size.
   source, model, params = tiny_export(tmp_path, config)
   out = export.export(source, str(tmp_path / "export"))
   images = np.random.default_rng(0).random((1, 21, 30, 3), dtype=np.float32)
-  # Derainer pads to its 32-pixel bucket, the artifact to DDSA's multiple of 4: the
-  # same result up to float summation order over the extra zeros.
+  # Derainer pads to its 32-pixel bucket, the artifact to the network's own multiple:
+  # the same result up to float summation order over the extra zeros.
   np.testing.assert_allclose(np.asarray(export.load_exported(out).call(images)),
                              inference.derain(model, params, images), atol=5e-5)
 

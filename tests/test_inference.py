@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from nasnet_jax import inference
-from nasnet_jax.models import NASNet
+from nasnet_jax.models import NASNet, init_params
 
 
 def _net(**kwargs):
   model = NASNet(**{"stages": 2, "blocks": 1, "features": 8, **kwargs})
-  params = model.init(jax.random.PRNGKey(1), jnp.zeros((1, 16, 16, 3)))["params"]
+  params = init_params(model, jax.random.PRNGKey(1))
   # Larger weights than the initialisation, so that borders and tiles matter.
   params = jax.tree.map(lambda p: p * 2.0, params)
   return model, params
