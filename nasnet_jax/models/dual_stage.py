@@ -368,7 +368,7 @@ class MaskAttentionBlock(nn.Module):
     x = x + SpatialEnhancedFeedForward(self.features, self.ffn_expansion, False,
                                        layer_norm=self.layer_norm, conv_impl=self.conv_impl,
                                        dtype=self.dtype, param_dtype=self.param_dtype,
-                                       name="ffn")(masked(norm(name="norm2")(x), valid), valid)
+                                       name="ffn")(norm(name="norm2")(x), valid)
     return masked(x, valid)
 
 
@@ -399,7 +399,7 @@ class NonLocalBlock(nn.Module):
     x = x + SpatialEnhancedFeedForward(self.features, self.ffn_expansion, False,
                                        layer_norm=self.layer_norm, conv_impl=self.conv_impl,
                                        dtype=self.dtype, param_dtype=self.param_dtype,
-                                       name="ffn")(masked(norm(name="norm3")(x), valid), valid)
+                                       name="ffn")(norm(name="norm3")(x), valid)
     return masked(x, valid)
 
 
