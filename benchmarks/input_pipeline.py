@@ -34,10 +34,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import default  # noqa: E402
 from nasnet_jax import train_lib  # noqa: E402
-from nasnet_jax.data import pipeline, synthetic_rain_builder  # noqa: E402
+from nasnet_jax.data import photos, pipeline  # noqa: E402
 from nasnet_jax.models import create_model  # noqa: E402
 
-PHOTOS = synthetic_rain_builder.TRAIN_PHOTOS + synthetic_rain_builder.TEST_PHOTOS
+PHOTOS = photos.TRAIN_PHOTOS + photos.TEST_PHOTOS
 
 
 def write_fake_rain100h(root: str, pairs: int) -> None:
@@ -45,7 +45,7 @@ def write_fake_rain100h(root: str, pairs: int) -> None:
   os.makedirs(folder, exist_ok=True)
   rng = np.random.default_rng(0)
   for n in range(1, pairs + 1):
-    photo = synthetic_rain_builder.load_photo(PHOTOS[n % len(PHOTOS)])
+    photo = photos.load_photo(PHOTOS[n % len(PHOTOS)])
     h, w = photo.shape[:2]
     top, left = rng.integers(0, max(1, h - 321)), rng.integers(0, max(1, w - 481))
     clean = np.asarray(Image.fromarray(photo[top:top + 321, left:left + 481]).resize((481, 321)))

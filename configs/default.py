@@ -44,6 +44,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic_rain_fraction = 0.0
   config.data.synthetic_rain_type = "mixed"
   config.data.synthetic_rain_weights = (1.0, 1.0, 1.0)
+  # Fraction of training pairs made rain-free (rainy = clean), so that a photo without
+  # rain is given back unchanged.
+  config.data.clean_fraction = 0.0
+  # The same random gamma, white balance and brightness for rainy and clean (before any
+  # synthetic rain is rendered), and crops of crop_size * s (s log-uniform in the range)
+  # resized to crop_size. When synthetic rain is rendered on the fly, random_flip and
+  # random_rotate are applied on device after it (nasnet_jax.data.augment).
+  config.data.photometric_augmentation = False
+  config.data.scale_range = (1.0, 1.0)
   config.data.num_threads = 2
   config.data.prefetch = 4          # host batches read ahead by grain's threads
   config.data.device_prefetch = 2   # batches already on the devices ahead of the step

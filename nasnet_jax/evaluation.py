@@ -81,14 +81,31 @@ def _safe_name(example_id: str) -> str:
   return stem.replace(os.sep, "__").replace("/", "__")
 
 
+CLEAN = "clean"            # rain_type of rain-free examples (input == target)
+HELDOUT_PREFIX = "heldout_"   # rain_type prefix of the held-out renderer's examples
+
+
 def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-  """Mean of every numeric column, over all rows and per ``rain_type``."""
-  groups = collections.OrderedDict([("all", list(rows))])
-  for row in rows:
-    if "rain_type" in row:
-      groups.setdefault(row["rain_type"], []).append(row)
+  """Mean of every numeric column, overall and per ``rain_type``.
+
+  Groups: ``all`` (every rainy row: rain-free ``clean`` rows are left out, since their
+  input is the target), then, when the rows hold both, ``own`` (the training renderer's
+  types) and ``heldout`` (types starting ``heldout_``), then each rain type in order of
+  appearance, ``clean`` last.
+  """
+  typed = [r for r in rows if "rain_type" in r]
+  rainy = [r for r in rows if r.get("rain_type") != CLEAN]
+  groups = collections.OrderedDict([("all", rainy)])
+  heldout = [r for r in typed if r["rain_type"].startswith(HELDOUT_PREFIX)]
+  own = [r for r in typed if r["rain_type"] != CLEAN and r not in heldout]
+  if heldout and own:
+    groups["own"], groups["heldout"] = own, heldout
+  for row in sorted(typed, key=lambda r: r["rain_type"] == CLEAN):
+    groups.setdefault(row["rain_type"], []).append(row)
   summary = {}
   for name, group in groups.items():
+    if not group and name == "all" and rows:
+      continue
     keys = [k for k in group[0] if isinstance(group[0][k], float)] if group else []
     entry = {"count": len(group)}
     for k in keys:
@@ -99,20 +116,25 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def format_table(summary: Mapping[str, Mapping[str, float]], protocols: Sequence[str]) -> str:
-  """A plain-text table: one line per group and protocol, input vs output."""
-  lines = [f"{'group':<10} {'n':>4} {'protocol':<10} {'input PSNR':>10} {'PSNR':>8} "
+  """A plain-text table: one line per group and protocol, input vs output.
+
+  The ``clean`` group's input equals its target, so it shows only how close the output
+  stays to the input (higher is better; 40 dB is about one grey level of error).
+  """
+  lines = [f"{'group':<22} {'n':>4} {'protocol':<10} {'input PSNR':>10} {'PSNR':>8} "
            f"{'gain':>7} {'input SSIM':>10} {'SSIM':>7}"]
+  finite = lambda v: v is not None and math.isfinite(v)
   for group, entry in summary.items():
     for p in protocols:
       if f"psnr_{p}" not in entry:
         continue
       inp = entry.get(f"input_psnr_{p}")
       out = entry[f"psnr_{p}"]
-      gain = f"{out - inp:+7.2f}" if inp is not None else f"{'':>7}"
-      inp_s = f"{inp:10.2f}" if inp is not None else f"{'-':>10}"
+      gain = f"{out - inp:+7.2f}" if finite(inp) else f"{'-':>7}"
+      inp_s = f"{inp:10.2f}" if finite(inp) else f"{'-':>10}"
       inp_ssim = entry.get(f"input_ssim_{p}")
-      inp_ssim_s = f"{inp_ssim:10.4f}" if inp_ssim is not None else f"{'-':>10}"
-      lines.append(f"{group:<10} {entry['count']:>4} {p:<10} {inp_s} {out:8.2f} {gain} "
+      inp_ssim_s = f"{inp_ssim:10.4f}" if finite(inp_ssim) else f"{'-':>10}"
+      lines.append(f"{group:<22} {entry['count']:>4} {p:<10} {inp_s} {out:8.2f} {gain} "
                    f"{inp_ssim_s} {entry[f'ssim_{p}']:7.4f}")
   return "\n".join(lines)
 

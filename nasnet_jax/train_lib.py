@@ -30,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from nasnet_jax import checkpointing, evaluation, losses
 from nasnet_jax import images as image_io
-from nasnet_jax.data import pipeline, synthetic_rain
+from nasnet_jax.data import augment, pipeline, synthetic_rain
 from nasnet_jax.metric_writers import MetricWriter
 from nasnet_jax.models import convolution, create_model, init_params
 
@@ -92,20 +92,52 @@ def create_train_state(config, model, rng: jax.Array) -> TrainState:
   return TrainState.create(apply_fn=model.apply, params=params, tx=tx, rng=base_rng)
 
 
+def training_pair(key: jax.Array, batch: Mapping[str, jax.Array], *,
+                  rain_fraction: float = 0.0, rain_type: str = "mixed",
+                  rain_weights: tuple[float, ...] | None = None,
+                  clean_fraction: float = 0.0, photometric: bool = False,
+                  flip: bool = False, rotate: bool = False) -> tuple[jax.Array, jax.Array]:
+  """The (rainy, clean) float32 (N, H, W, 3) in [0, 1] a train step learns from.
+
+  In this order, each drawn per example from ``key``:
+
+  1. ``photometric``: the same random gamma, white balance and brightness for rainy and
+     clean (``augment.photometric``);
+  2. ``rain_fraction`` of the examples get their rainy input replaced by synthetic rain
+     of ``rain_type`` (odds ``rain_weights``) rendered over their clean image;
+  3. ``clean_fraction`` of the examples become rain-free pairs (rainy = clean), so the
+     network learns to leave a photo without rain alone;
+  4. ``flip`` / ``rotate``: the same random flip / rot90 for both (``augment.dihedral``),
+     after the rain, so rain is seen in every orientation.
+
+  ``batch`` holds ``rainy`` and ``clean`` uint8 (N, H, W, 3). All arguments but the
+  key and the batch are static.
+  """
+  rainy = batch["rainy"].astype(jnp.float32) / 255.0
+  clean = batch["clean"].astype(jnp.float32) / 255.0
+  k_photo, k_pick, k_rain, k_clean, k_geo = jax.random.split(key, 5)
+  picks = lambda k, p: jax.random.uniform(k, (rainy.shape[0], 1, 1, 1)) < p
+  if photometric:
+    rainy, clean = augment.photometric(k_photo, (rainy, clean))
+  if rain_fraction > 0.0:
+    fresh = synthetic_rain.add_rain_batch(k_rain, clean, rain_type, weights=rain_weights)
+    rainy = jnp.where(picks(k_pick, rain_fraction), fresh, rainy)
+  if clean_fraction > 0.0:
+    rainy = jnp.where(picks(k_clean, clean_fraction), clean, rainy)
+  return augment.dihedral(k_geo, (rainy, clean), flip=flip, rotate=rotate)
+
+
 def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
-               rain_fraction: float = 0.0, rain_type: str = "mixed",
-               rain_weights: tuple[float, ...] | None = None, loss: str = "l1_ssim",
+               pair_options: Mapping[str, Any] | None = None, loss: str = "l1_ssim",
                intermediate_loss_weight: float = 1.0):
   """One optimisation step on a global batch.
 
   Args:
     state: the train state (replicated).
     batch: ``rainy`` and ``clean``, uint8 (N, H, W, 3), sharded over ``data``.
-    rain_fraction: static; this fraction of the batch (on average) gets its rainy input
-      replaced by freshly rendered synthetic rain over its clean image, keyed by
-      (state.rng, step) -- so it is reproducible and resumable.
-    rain_type: static; the synthetic rain type for those.
-    rain_weights: static; for "mixed", the odds of (streak, drop, mist); None: uniform.
+    pair_options: static; ``training_pair``'s options (synthetic rain, rain-free pairs,
+      on-device augmentation), drawn from a key folded from (state.rng, step) -- so they
+      are reproducible and resumable. None: the batch as it is.
     loss: static; ``losses.image_loss``'s name. Images a network sows into its
       "stage_outputs" collection (``DualStageNet``'s intermediate derained image) add
       their loss times ``intermediate_loss_weight``.
@@ -113,14 +145,8 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
   Returns:
     (new_state, metrics) with scalar ``loss``, ``l1``, ``ssim``, ``grad_norm``.
   """
-  rainy = batch["rainy"].astype(jnp.float32) / 255.0
-  clean = batch["clean"].astype(jnp.float32) / 255.0
-  if rain_fraction > 0.0:
-    step_key = jax.random.fold_in(state.rng, state.step)
-    k_pick, k_rain = jax.random.split(step_key)
-    fresh = synthetic_rain.add_rain_batch(k_rain, clean, rain_type, weights=rain_weights)
-    pick = jax.random.uniform(k_pick, (rainy.shape[0], 1, 1, 1)) < rain_fraction
-    rainy = jnp.where(pick, fresh, rainy)
+  step_key = jax.random.fold_in(state.rng, state.step)
+  rainy, clean = training_pair(step_key, batch, **dict(pair_options or {}))
 
   def loss_fn(params):
     pred, extra = state.apply_fn({"params": params}, rainy, mutable=["stage_outputs"])
@@ -132,6 +158,26 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads)
   return new_state, {"loss": loss, **aux, "grad_norm": optax.global_norm(grads)}
+
+
+def pipeline_augments_geometry(config) -> bool:
+  """Whether the host pipeline flips and rotates crops (True) or the train step does,
+  after rendering synthetic rain (False: whenever rain is rendered on the fly)."""
+  return not float(config.data.synthetic_rain_fraction) > 0.0
+
+
+def pair_options(config) -> dict[str, Any]:
+  """``training_pair``'s options from ``config.data``, checked."""
+  clean_fraction = float(config.data.get("clean_fraction", 0.0))
+  if not 0.0 <= clean_fraction <= 1.0:
+    raise ValueError(f"config.data.clean_fraction={clean_fraction} must be in [0, 1]")
+  on_device = not pipeline_augments_geometry(config)
+  return dict(rain_fraction=float(config.data.synthetic_rain_fraction),
+              rain_type=config.data.synthetic_rain_type,
+              rain_weights=synthetic_rain_weights(config), clean_fraction=clean_fraction,
+              photometric=bool(config.data.get("photometric_augmentation", False)),
+              flip=on_device and bool(config.data.random_flip),
+              rotate=on_device and bool(config.data.random_rotate))
 
 
 def make_mesh() -> Mesh:
@@ -195,9 +241,7 @@ def jit_train_step(config, mesh: Mesh, state_sharding, model: nn.Module | None =
   donated; compiled with ``convolution.compiler_options`` for ``model``."""
   model = model if model is not None else create_model(config.model)
   batch_sharding = NamedSharding(mesh, P("data"))
-  step = functools.partial(train_step, rain_fraction=float(config.data.synthetic_rain_fraction),
-                           rain_type=config.data.synthetic_rain_type,
-                           rain_weights=synthetic_rain_weights(config),
+  step = functools.partial(train_step, pair_options=pair_options(config),
                            loss=config.get("loss", "l1_ssim"),
                            intermediate_loss_weight=config.get("intermediate_loss_weight", 1.0))
   return jax.jit(step, in_shardings=(state_sharding, batch_sharding),
@@ -261,8 +305,9 @@ def evaluate_during_training(config, model, params, eval_source, workdir, step,
   flat = {f"eval/{group}/{key}": value for group, entry in summary.items()
           for key, value in entry.items() if key != "count"}
   headline = config.eval.protocols[0]   # plain "psnr"/"ssim" use the first protocol
+  main_group = summary.get("all") or next(iter(summary.values()))
   for name in ("psnr", "ssim", "input_psnr", "input_ssim"):
-    flat[name] = summary["all"][f"{name}_{headline}"]
+    flat[name] = main_group.get(f"{name}_{headline}", float("nan"))
   return flat
 
 
@@ -301,7 +346,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   os.makedirs(workdir, exist_ok=True)
   mesh = make_mesh()
   check_batch_size(config.batch_size, jax.device_count())
-  synthetic_rain_weights(config)   # config errors before any dataset is built
+  pair_options(config)   # config errors before any dataset is built
   mixture = mixture_entries(config)
   model = create_model(config.model)
   model_cfg = model_config_dict(config)
@@ -317,7 +362,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                          config.data.data_dir, config.data.manual_dir)
   dataset = pipeline.train_dataset(
       train_source, crop_size=config.data.crop_size, global_batch_size=config.batch_size,
-      seed=config.seed, flip=config.data.random_flip, rotate=config.data.random_rotate,
+      seed=config.seed,
+      flip=config.data.random_flip and pipeline_augments_geometry(config),
+      rotate=config.data.random_rotate and pipeline_augments_geometry(config),
+      scale_range=tuple(config.data.get("scale_range", (1.0, 1.0))),
       pad_small_images=config.data.pad_small_images)
   data_iter = pipeline.train_iterator(dataset, num_threads=config.data.num_threads,
                                       prefetch=config.data.prefetch)

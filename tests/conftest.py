@@ -12,19 +12,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class TinyRain(synthetic_rain_builder.SyntheticRain):
-  """synthetic_rain at toy size: 2 train photos (48x48, 3 renders), 1 test photo (40x40)."""
+  """synthetic_rain at toy size: 2 train photos (short side 48, 3 renders), 1 test photo
+  (40x40: 3 types x 2 strengths, 4 held-out kinds x 1 level, 1 clean)."""
   BUILDER_CONFIGS = [synthetic_rain_builder.SyntheticRainConfig(
       name=t, rain_type=t, renders_per_image=3) for t in ("streak", "mixed")]
-  train_photos = ("astronaut.png", "coffee.png")
-  test_photos = ("chelsea.png",)
+  train_photos = ("astronaut", "coffee")
+  test_photos = ("chelsea",)
   train_size = 48
   test_size = 40
   test_strengths = (0.3, 0.9)
+  heldout_levels = (0.7,)
 
 
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory):
-  """A TFDS data_dir holding tiny_rain/mixed (train 6 examples, test 6)."""
+  """A TFDS data_dir holding tiny_rain/mixed (train 6 examples, test 11)."""
   data_dir = str(tmp_path_factory.mktemp("tfds"))
   builder = TinyRain(config="mixed", data_dir=data_dir, file_format="array_record")
   builder.download_and_prepare()

@@ -9,14 +9,13 @@ import pytest
 import tensorflow_datasets as tfds
 
 from nasnet_jax import metrics
-from nasnet_jax.data import pipeline, synthetic_rain
+from nasnet_jax.data import heldout_rain, photos, pipeline, synthetic_rain
 from tests.conftest import TinyRain
 
 
 @pytest.fixture(scope="module")
 def photo():
-  from nasnet_jax.data.synthetic_rain_builder import load_photo, _square
-  return jnp.asarray(_square(load_photo("chelsea.png"), 96), jnp.float32) / 255.0
+  return jnp.asarray(photos.square(photos.load_photo("chelsea"), 96), jnp.float32) / 255.0
 
 
 @pytest.mark.parametrize("rain_type", synthetic_rain.RAIN_TYPES)
@@ -31,9 +30,18 @@ def test_rain_is_deterministic_in_range_and_grows_with_strength(photo, rain_type
   clean8 = metrics.to_uint8(photo)
   psnrs = [np.mean([metrics.psnr(metrics.to_uint8(render(jax.random.key(k), photo,
                                                           rain_type, s)), clean8)
-                    for k in range(3)]) for s in (0.0, 0.5, 1.0)]
+                    for k in range(3)]) for s in (0.2, 0.5, 1.0)]
   assert psnrs[0] > psnrs[1] > psnrs[2], psnrs
   assert psnrs[0] < 40   # even light rain is visible
+
+
+@pytest.mark.parametrize("rain_type", synthetic_rain.RAIN_TYPES + ("mixed",))
+def test_strength_zero_returns_the_image_unchanged(photo, rain_type):
+  for k in range(3):
+    out = synthetic_rain.add_rain(jax.random.key(k), photo, rain_type, 0.0)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(photo))
+  light = synthetic_rain.add_rain(jax.random.key(0), photo, rain_type, 0.05)
+  assert 0 < float(jnp.abs(light - photo).max())   # just above zero it starts to show
 
 
 def test_rain_models_follow_their_equations(photo):
@@ -43,8 +51,8 @@ def test_rain_models_follow_their_equations(photo):
   drops = synthetic_rain.add_drops(key, photo, 0.5)
   changed = jnp.any(jnp.abs(drops - photo) > 1e-3, axis=-1)
   assert 0.02 < float(changed.mean()) < 0.9                 # drops cover part of it
-  # Mist with zero strength still veils a little; full strength much more.
-  light = synthetic_rain.add_mist(key, photo, 0.0)
+  # Light mist veils a little; full strength much more.
+  light = synthetic_rain.add_mist(key, photo, 0.2)
   heavy = synthetic_rain.add_mist(key, photo, 1.0)
   assert float(jnp.std(heavy)) < float(jnp.std(light)) < float(jnp.std(photo)) + 1e-3
 
@@ -74,15 +82,53 @@ def test_mixed_rain_weights_pick_the_types(photo):
 def test_builder_splits_counts_and_features(tiny_data_dir):
   train = pipeline.get_data_source("tiny_rain/mixed", "train", tiny_data_dir)
   test = pipeline.get_data_source("tiny_rain/mixed", "test", tiny_data_dir)
-  assert len(train) == 2 * 3 and len(test) == 1 * 3 * 2
+  assert len(train) == 2 * 3 and len(test) == 1 * (3 * 2 + 4 * 1 + 1)
   examples = list(pipeline.eval_examples(test))
-  assert {e["rain_type"] for e in examples} == set(synthetic_rain.RAIN_TYPES)
+  heldout = {"heldout_" + k for k in heldout_rain.KINDS}
+  assert {e["rain_type"] for e in examples} == (set(synthetic_rain.RAIN_TYPES) | heldout
+                                                | {"clean"})
   for e in examples:
     assert e["rainy"].shape == e["clean"].shape == (40, 40, 3)
     assert e["rainy"].dtype == np.uint8 and e["id"].startswith("chelsea/")
-    assert not np.array_equal(e["rainy"], e["clean"])
+    assert np.array_equal(e["rainy"], e["clean"]) == (e["rain_type"] == "clean")
   train_ids = {pipeline.as_text(train[i]["id"]).split("/")[0] for i in range(len(train))}
   assert train_ids == {"astronaut", "coffee"}   # different photos from test
+
+
+def test_heldout_renderer_is_deterministic_and_changes_the_image(photo):
+  image = np.asarray(photo)
+  for kind in heldout_rain.KINDS:
+    a = heldout_rain.add_heldout_rain(image, kind, seed=3, level=0.7)
+    np.testing.assert_array_equal(a, heldout_rain.add_heldout_rain(image, kind, 3, 0.7))
+    assert not np.array_equal(a, heldout_rain.add_heldout_rain(image, kind, 4, 0.7))
+    assert a.shape == image.shape and a.dtype == np.float32 and 0 <= a.min() <= a.max() <= 1
+    assert metrics.psnr(metrics.to_uint8(a), metrics.to_uint8(image)) < 40, kind
+    np.testing.assert_array_equal(heldout_rain.add_heldout_rain(image, kind, 3, 0.0), image)
+  with pytest.raises(ValueError, match="held-out rain kind"):
+    heldout_rain.add_heldout_rain(image, "snow", 0, 0.5)
+
+
+def test_heldout_renderer_is_independent_of_the_training_renderer():
+  """It may import only NumPy, SciPy and Pillow: no JAX, nothing of nasnet_jax."""
+  import ast  # pylint: disable=g-import-not-at-top
+  tree = ast.parse(open(heldout_rain.__file__).read())
+  imported = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      imported |= {a.name.split(".")[0] for a in node.names}
+    elif isinstance(node, ast.ImportFrom):
+      imported.add((node.module or "").split(".")[0])
+  assert imported <= {"__future__", "numpy", "PIL", "scipy"}, imported
+
+
+def test_photos_are_natural_colour_and_split():
+  assert not set(photos.TRAIN_PHOTOS) & set(photos.TEST_PHOTOS)
+  for name in photos.TRAIN_PHOTOS + photos.TEST_PHOTOS:
+    image = photos.load_photo(name)
+    assert image.ndim == 3 and min(image.shape[:2]) >= 300, name
+    assert np.abs(image[..., 0].astype(int) - image[..., 2]).mean() > 5, name   # colour
+  with pytest.raises(ValueError, match="unknown photo"):
+    photos.load_photo("lena")
 
 
 def test_builder_is_deterministic(tiny_data_dir, tmp_path):
@@ -122,6 +168,23 @@ def test_crops_stay_aligned_and_cover_flips_and_rotations():
       assert sorted(map(abs, dy)) == [0, 1] and sorted(map(abs, dx)) == [0, 1]
       orientations.add((tuple(dy), tuple(dx)))
   assert len(orientations) == 8   # 4 rotations x flip
+
+
+def test_scaled_crops_are_resized_and_stay_aligned():
+  ds = pipeline.train_dataset(_coordinate_source(h=90, w=100), crop_size=16,
+                              global_batch_size=4, seed=0, scale_range=(0.5, 3.0),
+                              flip=False, rotate=False, process_index=0, process_count=1)
+  spans = set()
+  for i in range(10):
+    batch = ds[i]
+    assert batch["rainy"].shape == (4, 16, 16, 3)
+    diff = batch["clean"].astype(int) + batch["rainy"] - 255
+    assert np.abs(diff).max() <= 1   # the same resize for both (rounding aside)
+    spans |= {int(c[-1, 0, 0]) - int(c[0, 0, 0]) for c in batch["rainy"]}
+  assert min(spans) < 15 < max(spans)   # crops shrunk and enlarged: other scales
+  with pytest.raises(ValueError, match="scale_range"):
+    pipeline.train_dataset(_coordinate_source(), crop_size=8, global_batch_size=2, seed=0,
+                           scale_range=(2.0, 1.0), process_index=0, process_count=1)
 
 
 def test_pipeline_is_deterministic_and_resumes_exactly():

@@ -104,3 +104,20 @@ def test_evaluate_cli_on_folders(folders, tmp_path):
   assert bad.stderr.strip().splitlines()[-1].startswith("error: 1 result(s)")
   # The earlier report is still there, untouched.
   assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_summary_separates_own_heldout_and_clean_rows():
+  row = lambda t, inp, out: {"id": t, "rain_type": t, "input_psnr_y8": inp,
+                             "psnr_y8": out, "input_ssim_y8": 0.5, "ssim_y8": 0.9}
+  rows = [row("streak", 20.0, 26.0), row("drop", 22.0, 24.0),
+          row("heldout_mist", 18.0, 19.0), row("clean", float("inf"), 40.0)]
+  summary = evaluation.summarize(rows)
+  assert list(summary) == ["all", "own", "heldout", "streak", "drop", "heldout_mist",
+                           "clean"]
+  assert summary["all"]["count"] == 3 and summary["all"]["psnr_y8"] == pytest.approx(23.0)
+  assert summary["own"]["input_psnr_y8"] == pytest.approx(21.0)
+  assert summary["heldout"]["psnr_y8"] == pytest.approx(19.0)
+  assert summary["clean"]["psnr_y8"] == 40.0
+  table = evaluation.format_table(summary, ["y8"])
+  clean_line = [l for l in table.splitlines() if l.startswith("clean")][0]
+  assert "40.00" in clean_line and "nan" not in clean_line and "inf" not in clean_line

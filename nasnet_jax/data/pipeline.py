@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
+from PIL import Image
 
 # Importing registers the builders with TFDS.
 from nasnet_jax.data import benchmarks  # noqa: F401
@@ -79,13 +80,17 @@ class RandomCropFlipRotate(grain.transforms.RandomMap):
   """The same random crop, horizontal flip and rot90 for ``rainy`` and ``clean``.
 
   Input: a dict with uint8 ``rainy`` and ``clean`` of equal (H, W, 3). Output: a dict with
-  the two (crop_size, crop_size, 3) uint8 crops. Images smaller than the crop are
-  reflect-padded to it if ``pad_small_images`` (said once, as a warning), else an error.
+  the two (crop_size, crop_size, 3) uint8 crops. With ``scale_range=(lo, hi)`` the crop
+  is a square of side ``crop_size * s`` (s log-uniform in [lo, hi], at most the image's
+  short side) resized to ``crop_size`` (Pillow bilinear, antialiased when shrinking):
+  objects appear at other sizes. Images smaller than the crop are reflect-padded to it if
+  ``pad_small_images`` (said once, as a warning), else an error.
   """
   crop_size: int
   flip: bool = True
   rotate: bool = True
   pad_small_images: bool = False
+  scale_range: tuple[float, float] = (1.0, 1.0)
   _warned: threading.Event = dataclasses.field(default_factory=threading.Event,
                                                compare=False, repr=False)
 
@@ -112,10 +117,19 @@ class RandomCropFlipRotate(grain.transforms.RandomMap):
       pads = ((0, max(0, c - h)), (0, max(0, c - w)), (0, 0))
       rainy, clean = np.pad(rainy, pads, "reflect"), np.pad(clean, pads, "reflect")
       h, w = rainy.shape[:2]
-    top = int(rng.integers(0, h - c + 1))
-    left = int(rng.integers(0, w - c + 1))
-    rainy = rainy[top:top + c, left:left + c]
-    clean = clean[top:top + c, left:left + c]
+    side = c
+    lo, hi = self.scale_range
+    if (lo, hi) != (1.0, 1.0):
+      side = int(round(c * np.exp(rng.uniform(np.log(lo), np.log(hi)))))
+      side = max(1, min(side, h, w))
+    top = int(rng.integers(0, h - side + 1))
+    left = int(rng.integers(0, w - side + 1))
+    rainy = rainy[top:top + side, left:left + side]
+    clean = clean[top:top + side, left:left + side]
+    if side != c:
+      resize = lambda x: np.asarray(Image.fromarray(x).resize((c, c),
+                                                              Image.Resampling.BILINEAR))
+      rainy, clean = resize(rainy), resize(clean)
     if self.flip and rng.integers(2):
       rainy, clean = rainy[:, ::-1], clean[:, ::-1]
     if self.rotate:
@@ -142,6 +156,7 @@ class Mixture:
 
 def train_dataset(source, *, crop_size: int, global_batch_size: int, seed: int,
                   flip: bool = True, rotate: bool = True, pad_small_images: bool = False,
+                  scale_range: tuple[float, float] = (1.0, 1.0),
                   process_index: int | None = None,
                   process_count: int | None = None) -> grain.MapDataset:
   """An endless MapDataset of this host's training batches.
@@ -169,7 +184,12 @@ def train_dataset(source, *, crop_size: int, global_batch_size: int, seed: int,
   else:
     weights = [float(w) for w in mixture.weights] if mixture.weights else None
     ds = grain.MapDataset.mix(parts, weights).seed(seed)
-  ds = ds.random_map(RandomCropFlipRotate(crop_size, flip, rotate, pad_small_images))
+  lo, hi = (float(x) for x in scale_range)
+  if not 0 < lo <= hi:
+    raise ValueError(f"config.data.scale_range={tuple(scale_range)} must be (lo, hi) with "
+                     "0 < lo <= hi, e.g. (0.5, 2.0)")
+  ds = ds.random_map(RandomCropFlipRotate(crop_size, flip, rotate, pad_small_images,
+                                          (lo, hi)))
   ds = ds[process_index::process_count]
   return ds.batch(global_batch_size // process_count, drop_remainder=True)
 

@@ -1,21 +1,31 @@
-"""Synthetic rain in JAX: the NASNet paper's three rain models (eqs. 1-3).
+"""Synthetic rain in JAX: the NASNet paper's three rain models (eqs. 1-3), widened.
 
-* ``"streak"``: ``R = B + S`` -- oriented, motion-blurred streaks (random density, length,
-  angle, width and brightness; up to three layers of different direction when heavy).
-* ``"drop"``:   ``R = (1 - M) * B + D`` -- small round/elliptic lens droplets (radius
-  ~3-8 px) with a sharp-edged, semi-transparent mask ``M`` (opacity 0.45-0.95: drops on a
-  lens are out of focus); inside a drop ``D = M * look``, where ``look`` is a blurred,
-  inverted, shrunken view of the scene around the drop (a water lens), brightened, with a
-  dark refracting rim and a specular highlight.
-* ``"mist"``:   ``R = B * t + A * (1 - t) + S`` -- transmission ``t = exp(-beta * d)`` over
-  a smooth random depth ``d`` (farther towards the top), airlight ``A``, plus light streaks.
+Every renderer is pure and jittable for a fixed image shape, deterministic given its PRNG
+key, and works on one image (H, W, 3) float in [0, 1] (``jax.vmap`` for batches;
+``add_rain_batch`` does). ``strength`` in [0, 1] runs from no rain at all (0: the image
+is returned unchanged, bit for bit) through light rain (0.15-0.3, input Y-PSNR around
+27-32 dB, like Rain100L) to heavy rain (1: around 13-17 dB, like Rain100H). Below
+strength 0.15 every rain type fades out linearly. Left as None it is drawn uniformly.
 
-Every function is pure and jittable for a fixed image shape, deterministic given its PRNG
-key, and works on one image (H, W, 3) float in [0, 1]; use ``jax.vmap`` for batches
-(``add_rain_batch`` does). ``strength`` in [0, 1] runs from light rain to heavy rain; on
-scikit-image's photos the input Y-PSNR goes from about 28 to 13 dB for streaks, 27 to 15 dB
-for mist and 26 to 17 dB for drops (Rain100L is about 27 dB, Rain100H about 14 dB). Left
-as None it is drawn uniformly from the key.
+* ``"streak"``: ``R = B + S`` with soft saturation. One to three layers (heavier rain:
+  more layers, each more likely), farther layers thinner, shorter, dimmer and denser.
+  Per layer: Gaussian cross-section of 1-4 px full width; length 4-48 px; direction
+  within +-0.5 rad of vertical, later layers up to +-0.35 rad off the first; ends as
+  sharp as a stroke or as soft as motion blur; brightness 0.14-0.78 per seed; a slight
+  tint of up to +-6 % per channel (white, bluish or warm streaks).
+* ``"drop"``: ``R = (1 - M) * B + M * look``: raindrops on the lens, round to elliptic
+  (aspect 0.75-1.3), radius 3-9 px (up to ~420 per 256x256) and 9-30 px (up to ~16).
+  Each image has a focus in [0, 1]: sharp drops have a ~1 px edge and opacity up to
+  0.95; out-of-focus drops have soft edges (up to 45 % of the radius) and opacity down
+  to 0.45. A drop is a small water lens: ``look`` is a flipped, shrunken (0.25-0.6x),
+  blurred (sigma 1-4 px) view of the scene around it, brightened, with a darker rim
+  (20-60 % darker) and a specular highlight (0.1-0.45).
+* ``"mist"``: ``R = B * t + A * (1 - t) (+ S)``: transmission ``t = exp(-beta * d)``
+  with ``beta`` up to 0.7 (0 at strength 0, so ``t = 1``) over a smooth random depth
+  ``d`` that grows towards a random direction near "up" (or is nearly uniform);
+  airlight ``A`` 0.6-1.0 with a tint of +-8 % per channel (grey, cool or warm haze). A
+  third of mist images have no streaks, a third light streaks and a third full-range
+  streaks (the streaks + mist combination of RainCityScapes).
 """
 
 from __future__ import annotations
@@ -26,11 +36,20 @@ import jax
 import jax.numpy as jnp
 
 RAIN_TYPES = ("streak", "drop", "mist")
-_STREAK_RADIUS = 15      # streak kernels are (2r+1)^2: streaks up to ~30 px long
+FADE_BELOW = 0.15          # strengths below this fade the rain out, to none at 0
+_STREAK_RADIUS = 24        # streak kernels are (2r+1)^2: streaks up to ~48 px long
 _MAX_STREAK_LAYERS = 3
-_DROPS_PER_UNIT = 420.0   # drops per 256x256 area: 0.8x this at strength 0 (light) ...
-_MAX_DROP_DENSITY = 1.6   # ... up to 1.6x this at strength 1 (heavy)
-_DROP_WINDOW = 12         # drops are drawn in 25x25 windows (radius <= 8 x aspect 1.3)
+_SMALL_DROPS = (3.0, 9.0, 800.0, 12)   # radius range, max count per 256^2, window radius
+_LARGE_DROPS = (9.0, 30.0, 30.0, 39)   # window radius covers radius x aspect 1.3
+
+
+def _fade(strength) -> jax.Array:
+  """1 from ``FADE_BELOW`` up, falling linearly to 0 at strength 0."""
+  return jnp.clip(jnp.asarray(strength, jnp.float32) / FADE_BELOW, 0.0, 1.0)
+
+
+def _uniform(key, low, high, shape=()):
+  return jax.random.uniform(key, shape, minval=low, maxval=high)
 
 
 def _lerp(a, b, t):
@@ -66,13 +85,16 @@ def _gaussian_blur(image: jax.Array, sigma: float, radius: int) -> jax.Array:
   return sum(g[i] * rows[:, i:i + w, :] for i in range(2 * radius + 1))
 
 
-def streak_kernel(length, angle, width, radius: int = _STREAK_RADIUS) -> jax.Array:
+def streak_kernel(length, angle, width, softness=1.0,
+                  radius: int = _STREAK_RADIUS) -> jax.Array:
   """A motion-blur line kernel, peak 1, shape (2*radius+1, 2*radius+1).
 
   Args:
     length: streak length in pixels.
     angle: direction in radians from vertical (positive leans right at the top).
-    width: Gaussian half-width across the streak, pixels.
+    width: Gaussian sigma across the streak, pixels (full width ~2.4x this).
+    softness: how the brightness falls towards the ends: small is a sharp-ended stroke,
+      large a long motion-blur fade.
   """
   r = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
   yy, xx = jnp.meshgrid(r, r, indexing="ij")
@@ -80,104 +102,123 @@ def streak_kernel(length, angle, width, radius: int = _STREAK_RADIUS) -> jax.Arr
   along = yy * dy + xx * dx
   across = -yy * dx + xx * dy
   half = length / 2.0
-  profile = jnp.clip(1.0 - (along / jnp.maximum(half, 1.0)) ** 2, 0.0, 1.0) ** 0.5
+  profile = jnp.clip(1.0 - (along / jnp.maximum(half, 1.0)) ** 2, 0.0, 1.0) ** softness
   return jnp.exp(-0.5 * (across / width) ** 2) * profile
 
 
 def streak_layer(key: jax.Array, shape: tuple[int, int], strength) -> jax.Array:
-  """The streak layer S, (H, W) float >= 0 (white), for ``strength`` in [0, 1]."""
-  h, w = shape
-  k_angle, k_layers = jax.random.split(key)
-  strength = 0.3 + 0.62 * jnp.asarray(strength, jnp.float32)  # calibrated: ~28 to ~13 dB
-  base_angle = jax.random.uniform(k_angle, (), minval=-0.4, maxval=0.4)
-  # Heavier rain gets more layers in different directions (Rain100H-like).
-  n_layers = 1 + (strength > 0.6).astype(jnp.int32) + (strength > 0.9).astype(jnp.int32)
+  """The streak layer S, (H, W) float in [0, 1) (white), for ``strength`` in [0, 1]."""
+  s = jnp.clip(jnp.asarray(strength, jnp.float32), 0.0, 1.0)
+  k_angle, k_count, k_layers = jax.random.split(key, 3)
+  base_angle = _uniform(k_angle, -0.5, 0.5)
+  # Heavier rain is more likely to have more layers (Rain100H has several directions).
+  extra = jax.random.uniform(k_count, (2,)) < jnp.stack([s, s * s])
+  n_layers = 1 + jnp.sum(extra.astype(jnp.int32))
   total = jnp.zeros(shape, jnp.float32)
   for i, k in enumerate(jax.random.split(k_layers, _MAX_STREAK_LAYERS)):
-    kd, kl, ka, kw, kb, kp, ki = jax.random.split(k, 7)
-    density = _lerp(0.0022, 0.0042, strength) * jax.random.uniform(kd, (), minval=0.7,
-                                                                  maxval=1.3)
-    length = _lerp(10.0, 26.0, strength) * jax.random.uniform(kl, (), minval=0.75,
-                                                             maxval=1.15)
-    angle = base_angle + jnp.where(i == 0, 0.0,
-                                   jax.random.uniform(ka, (), minval=-0.3, maxval=0.3))
-    width = jax.random.uniform(kw, (), minval=0.45, maxval=0.9) + 0.5 * strength
-    brightness = _lerp(0.25, 0.55, strength) * jax.random.uniform(kb, (), minval=0.8,
-                                                                 maxval=1.2)
+    kd, kl, ka, kw, kb, kp, ki, ks = jax.random.split(k, 8)
+    near = 1.0 - 0.3 * i                    # later layers are farther away
+    density = _lerp(0.0015, 0.0045, s) * _uniform(kd, 0.6, 1.4) * (1.0 + 0.6 * i)
+    length = _lerp(8.0, 32.0, s) * _uniform(kl, 0.5, 1.5) * near
+    angle = base_angle + jnp.where(i == 0, 0.0, _uniform(ka, -0.35, 0.35))
+    width = (_uniform(kw, 0.42, 1.0) + 0.7 * s * _uniform(jax.random.fold_in(kw, 1), 0.0, 1.0)) * near
+    brightness = _lerp(0.2, 0.6, s) * _uniform(kb, 0.7, 1.3) * (1.0 - 0.2 * i)
+    softness = _uniform(ks, 0.3, 1.5)
     points = jax.random.uniform(kp, shape) < density
-    amplitude = jax.random.uniform(ki, shape, minval=0.4, maxval=1.0)
+    amplitude = _uniform(ki, 0.4, 1.0, shape)
     seeds = jnp.where(points, amplitude * brightness, 0.0)
-    layer = _fft_conv2d(seeds, streak_kernel(length, angle, width))
+    layer = _fft_conv2d(seeds, streak_kernel(jnp.maximum(length, 4.0), angle,
+                                             jnp.maximum(width, 0.42), softness))
     total = total + jnp.where(i < n_layers, jnp.maximum(layer, 0.0), 0.0)
   # Overlapping streaks saturate softly instead of summing without bound.
-  return 1.0 - jnp.exp(-1.3 * total)
+  return _fade(s) * (1.0 - jnp.exp(-1.3 * total))
 
 
 def add_streaks(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
   """Eq. 1, ``R = B + S``; clean (H, W, 3) in [0, 1] -> rainy (H, W, 3) in [0, 1]."""
-  s = streak_layer(key, clean.shape[:2], strength)
-  return jnp.clip(clean + s[..., None], 0.0, 1.0)
+  k_layer, k_tint = jax.random.split(key)
+  s = streak_layer(k_layer, clean.shape[:2], strength)
+  tint = 1.0 + _uniform(k_tint, -0.06, 0.06, (3,))
+  return jnp.clip(clean + s[..., None] * tint, 0.0, 1.0)
 
 
-def add_drops(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
-  """Eq. 2, ``R = (1 - M) * B + D``; (H, W, 3) in [0, 1] -> (H, W, 3) in [0, 1]."""
-  h, w = clean.shape[:2]
-  strength = jnp.asarray(strength, jnp.float32)
-  area = (h * w) / (256 * 256)
-  max_drops = int(_MAX_DROP_DENSITY * _DROPS_PER_UNIT * area) + 1
-  kc, kr, ka, ks, kb, ko = jax.random.split(key, 6)
-  count = jnp.maximum(1.0, jnp.round(
-      _lerp(0.8 * _DROPS_PER_UNIT, _MAX_DROP_DENSITY * _DROPS_PER_UNIT, strength) * area))
-  active = jnp.arange(max_drops) < count
-  centres = jax.random.uniform(kc, (max_drops, 2)) * jnp.array([h, w], jnp.float32)
-  radius = _lerp(4.5, 8.0, strength) * jax.random.uniform(kr, (max_drops,), minval=0.6,
-                                                          maxval=1.0)
-  aspect = jax.random.uniform(ka, (max_drops,), minval=0.75, maxval=1.3)
-  ry, rx = radius * aspect, radius / aspect
-  # Drops on a lens are out of focus: semi-transparent, the scene shows through; heavier
-  # rain brings more, more opaque drops.
-  opacity = jax.random.uniform(ko, (max_drops,), minval=_lerp(0.45, 0.6, strength),
-                               maxval=_lerp(0.85, 0.95, strength))
-  yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
-                        indexing="ij")
-  # Each drop is drawn in its own (2p+1)^2 window (p covers the largest drop) and
-  # scattered into the image, keeping per pixel the strongest drop and which one it is.
-  p = _DROP_WINDOW
+def _drop_canvas(h: int, w: int, centres, ry, rx, alpha, edge, window: int):
+  """Scatters elliptic drops into an (h, w) canvas, each drawn in its own
+  (2*window+1)^2 box. Returns (mask, owner): per pixel the strongest drop's coverage in
+  [0, 1] and that drop's index (0 where no drop covers it)."""
+  p = window
   offsets = jnp.arange(-p, p + 1)
   rows = jnp.floor(centres[:, 0]).astype(jnp.int32)[:, None] + offsets    # (D, 2p+1)
   cols = jnp.floor(centres[:, 1]).astype(jnp.int32)[:, None] + offsets
   dist = jnp.sqrt(
       ((rows[:, :, None] - centres[:, 0, None, None]) / ry[:, None, None]) ** 2 +
       ((cols[:, None, :] - centres[:, 1, None, None]) / rx[:, None, None]) ** 2)  # 1: rim
-  softness = 1.2 / jnp.maximum(radius, 1.0)[:, None, None]                 # ~1 px edge
-  windows = opacity[:, None, None] * jnp.clip((1.0 - dist) / softness, 0.0, 1.0)
-  windows = jnp.where(active[:, None, None], windows, 0.0)                 # (D, 2p+1, 2p+1)
+  windows = alpha[:, None, None] * jnp.clip((1.0 - dist) / edge[:, None, None], 0.0, 1.0)
   r_idx = jnp.broadcast_to(rows[:, :, None] + p, windows.shape)            # padded canvas
   c_idx = jnp.broadcast_to(cols[:, None, :] + p, windows.shape)
   canvas = (h + 2 * p, w + 2 * p)
   best = jnp.zeros(canvas).at[r_idx, c_idx].max(windows)
-  ids = jnp.arange(max_drops, dtype=jnp.int32)[:, None, None]
+  ids = jnp.arange(centres.shape[0], dtype=jnp.int32)[:, None, None]
   wins = (windows > 0) & (windows >= best[r_idx, c_idx])
   owner = jnp.zeros(canvas, jnp.int32).at[r_idx, c_idx].max(jnp.where(wins, ids, 0))
-  mask, nearest = best[p:p + h, p:p + w], owner[p:p + h, p:p + w]
-  # A drop is a small lens: it shows an inverted, shrunken, blurred view of the scene
+  return best[p:p + h, p:p + w], owner[p:p + h, p:p + w]
+
+
+def _drop_population(key, h, w, strength, focus, fade, spec):
+  """Centres, radii (ry, rx), coverage and edge width of one size class of drops."""
+  r_min, r_max, per_unit, _ = spec
+  area = (h * w) / (256 * 256)
+  max_drops = int(per_unit * area * 1.2) + 1
+  kn, kc, kr, ka, ko = jax.random.split(key, 5)
+  count = jnp.round(per_unit * area * strength * _uniform(kn, 0.6, 1.2))
+  active = jnp.arange(max_drops) < count
+  centres = jax.random.uniform(kc, (max_drops, 2)) * jnp.array([h, w], jnp.float32)
+  radius = _lerp(r_min, r_max, jax.random.uniform(kr, (max_drops,)) ** 1.5)
+  aspect = _uniform(ka, 0.75, 1.3, (max_drops,))
+  opacity = _lerp(0.95, 0.5, focus) * _uniform(ko, 0.85, 1.0, (max_drops,))
+  alpha = jnp.where(active, opacity * fade, 0.0)
+  # Edge width as a fraction of the radius: ~1 px when sharp, 45 % out of focus.
+  edge = jnp.maximum(_lerp(1.0 / radius, 0.45, focus), 1e-3)
+  return centres, radius * aspect, radius / aspect, alpha, edge
+
+
+def add_drops(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
+  """Eq. 2, ``R = (1 - M) * B + M * look``; (H, W, 3) in [0, 1] -> (H, W, 3) in [0, 1]."""
+  h, w = clean.shape[:2]
+  strength = jnp.clip(jnp.asarray(strength, jnp.float32), 0.0, 1.0)
+  k_small, k_large, kf, ks, kb, kr, kh = jax.random.split(key, 7)
+  focus = jax.random.uniform(kf, ())            # 0: sharp drops, 1: out of focus
+  fade = _fade(strength)
+  pops = [_drop_population(k, h, w, strength, focus, fade, spec)
+          for k, spec in ((k_small, _SMALL_DROPS), (k_large, _LARGE_DROPS))]
+  canvases = [_drop_canvas(h, w, *pop, window=spec[3])
+              for pop, spec in zip(pops, (_SMALL_DROPS, _LARGE_DROPS))]
+  (m_small, o_small), (m_large, o_large) = canvases
+  n_small = pops[0][0].shape[0]
+  large_wins = m_large > m_small
+  mask = jnp.where(large_wins, m_large, m_small)
+  nearest = jnp.where(large_wins, o_large + n_small, o_small)
+  centres, ry, rx = (jnp.concatenate([a, b]) for a, b in zip(pops[0][:3], pops[1][:3]))
+  yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
+                        indexing="ij")
+  # A drop is a small lens: it shows a flipped, shrunken, blurred view of the scene
   # around it.
-  scale = jax.random.uniform(ks, (), minval=0.3, maxval=0.6)
+  scale = _uniform(ks, 0.25, 0.6, (centres.shape[0],))[nearest]
   cy, cx = centres[nearest, 0], centres[nearest, 1]
   sy = cy - (yy - cy) * scale
   sx = cx - (xx - cx) * scale
-  blurred = _gaussian_blur(clean, sigma=2.0 + 2.0 * strength, radius=8)   # out of focus
+  blurred = _gaussian_blur(clean, sigma=_lerp(1.0, 4.0, focus), radius=8)
   refracted = jnp.stack([
       jax.scipy.ndimage.map_coordinates(blurred[..., c], [sy, sx], order=1, mode="nearest")
       for c in range(3)], axis=-1)
-  # Water-drop look: brighter body, a dark refracting rim, a specular highlight up-left.
+  # Water-drop look: brighter body, a darker refracting rim, a specular highlight up-left.
   rim = jnp.clip(jnp.sqrt(((yy - cy) / ry[nearest]) ** 2 + ((xx - cx) / rx[nearest]) ** 2),
                  0.0, 1.0)
-  shade = 1.1 - 0.5 * jnp.clip((rim - 0.7) / 0.3, 0.0, 1.0) ** 2
+  shade = 1.1 - _uniform(kr, 0.2, 0.6) * jnp.clip((rim - 0.65) / 0.35, 0.0, 1.0) ** 2
   hy = (yy - cy) / ry[nearest] + 0.4
   hx = (xx - cx) / rx[nearest] + 0.4
-  highlight = 0.35 * jnp.exp(-(hy ** 2 + hx ** 2) / (2 * 0.15 ** 2))
-  brighten = jax.random.uniform(kb, (), minval=0.10, maxval=0.22)
+  highlight = _uniform(kh, 0.1, 0.45) * jnp.exp(-(hy ** 2 + hx ** 2) / (2 * 0.15 ** 2))
+  brighten = _uniform(kb, 0.06, 0.2)
   drop_look = jnp.clip(refracted * shade[..., None] + (brighten + highlight)[..., None],
                        0.0, 1.0)
   m = mask[..., None]
@@ -187,18 +228,24 @@ def add_drops(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
 def add_mist(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
   """Eq. 3, ``R = B * t + A * (1 - t) + S``; (H, W, 3) in [0, 1] -> (H, W, 3) in [0, 1]."""
   h, w = clean.shape[:2]
-  strength = jnp.asarray(strength, jnp.float32)
-  kd, kb, ka, kt, ks, kg = jax.random.split(key, 6)
-  # Depth: farther towards the top, plus smooth random variation.
-  ramp = jnp.linspace(1.0, 0.0, h, dtype=jnp.float32)[:, None] * jnp.ones((1, w))
-  tilt = jax.random.uniform(kg, (), minval=0.4, maxval=1.0)
+  strength = jnp.clip(jnp.asarray(strength, jnp.float32), 0.0, 1.0)
+  kd, kb, ka, kt, ks, kg, kr, kc = jax.random.split(key, 8)
+  # Depth: grows towards a direction near "up" (or barely: uniform haze), plus smooth
+  # random variation.
+  direction = _uniform(kr, -0.6, 0.6)
+  yy = jnp.linspace(1.0, 0.0, h, dtype=jnp.float32)[:, None]
+  xx = jnp.linspace(-0.5, 0.5, w, dtype=jnp.float32)[None, :]
+  ramp = yy * jnp.cos(direction) + xx * jnp.sin(direction)
+  tilt = _uniform(kg, 0.0, 1.0)
   bumps = jax.image.resize(jax.random.uniform(kd, (4, 4)), (h, w), method="linear")
-  depth = 0.25 + tilt * ramp + 0.5 * bumps
-  beta = _lerp(0.08, 0.5, strength) * jax.random.uniform(kb, (), minval=0.8, maxval=1.2)
-  t = jnp.exp(-beta * depth)[..., None]
-  airlight = (jax.random.uniform(ka, (), minval=0.7, maxval=0.95)
-              + jax.random.uniform(kt, (3,), minval=-0.03, maxval=0.03))
-  s = 0.5 * streak_layer(ks, (h, w), 0.2 * strength)
+  depth = 0.4 + tilt * ramp + 0.5 * bumps
+  beta = _lerp(0.0, 0.3, strength) * _uniform(kb, 0.7, 1.3)
+  t = jnp.exp(-beta * jnp.maximum(depth, 0.05))[..., None]
+  airlight = _uniform(ka, 0.6, 1.0) + _uniform(kt, -0.08, 0.08, (3,))
+  # None, light or full-range streaks, a third each.
+  streak_strength = strength * jnp.array([0.0, 0.25, 1.0])[
+      jax.random.randint(kc, (), 0, 3)]
+  s = streak_layer(ks, (h, w), streak_strength)
   return jnp.clip(clean * t + airlight * (1.0 - t) + s[..., None], 0.0, 1.0)
 
 

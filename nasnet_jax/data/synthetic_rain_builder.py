@@ -1,15 +1,22 @@
-"""TFDS builder ``synthetic_rain``: the JAX rain models rendered over shipped photos.
+"""TFDS builder ``synthetic_rain``: rain rendered over photos that ship with the dependencies.
 
-Clean images are the colour (and a few grayscale, converted) natural photos that
-scikit-image ships inside its wheel, so building needs no network. Train and test come
-from different photos:
+Clean images are the natural colour photos of ``nasnet_jax.data.photos`` (inside the
+scikit-image, scikit-learn and matplotlib wheels), so building needs no network. Train
+and test come from different photos:
 
-* train: each photo is centre-cropped to a square and resized to 384x384, then rendered
-  ``renders_per_image`` times with random strength.
-* test: whole photos at their own size, each rendered at a fixed ladder of strengths from
-  light (input Y-PSNR ~26-28 dB, like Rain100L) to heavy (~13-17 dB, like Rain100H).
+* train: each photo resized so that its short side is 384 px, then rendered
+  ``renders_per_image`` times with random strength by ``synthetic_rain``.
+* test, whole photos at their own size, and three families told apart by ``rain_type``:
 
-Configs: ``streak``, ``drop``, ``mist`` and ``mixed`` (each example one of the three).
+  - ``streak``, ``drop``, ``mist``: the training renderer at strengths 0.2 to 1.0
+    (light, input Y-PSNR ~27-31 dB, to heavy, ~12-22 dB);
+  - ``heldout_thin_streaks``, ``heldout_heavy_streaks``, ``heldout_mist``,
+    ``heldout_drops``: ``heldout_rain``, an independent renderer never used in training,
+    at levels 0.35, 0.65 and 1.0 -- generalisation is judged here;
+  - ``clean``: the photo itself as input (rainy == clean); a model must give it back.
+
+Configs: ``streak``, ``drop``, ``mist`` and ``mixed`` (each train example one of the
+three; the test split has the config's types plus the held-out and clean families).
 Features: ``rainy`` and ``clean`` (uint8 HxWx3), ``id`` (text), ``rain_type`` (text) and
 ``strength`` (float32 in [0, 1]). Stored as ``array_record`` and read with
 ``tfds.data_source`` -- TensorFlow is not needed.
@@ -25,18 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
-from skimage import data as skdata
 
-from nasnet_jax.data import synthetic_rain
+from nasnet_jax.data import heldout_rain, photos, synthetic_rain
 
-# Files inside scikit-image's wheel (``skimage/data``), read directly so that nothing is
-# ever fetched.
-TRAIN_PHOTOS = ("astronaut.png", "rocket.jpg", "motorcycle_left.png",
-                "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "camera.png", "grass.png",
-                "gravel.png", "brick.png")
-TEST_PHOTOS = ("chelsea.png", "coffee.png")
 TRAIN_SIZE = 384
-TEST_STRENGTHS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+TEST_STRENGTHS = (0.2, 0.4, 0.6, 0.8, 1.0)
+HELDOUT_LEVELS = (0.35, 0.65, 1.0)
+CLEAN = "clean"
+HELDOUT_PREFIX = "heldout_"
 
 
 @dataclasses.dataclass
@@ -46,43 +49,36 @@ class SyntheticRainConfig(tfds.core.BuilderConfig):
   seed: int = 0
 
 
-def load_photo(filename: str) -> np.ndarray:
-  """A photo shipped in scikit-image's wheel as uint8 (H, W, 3) RGB."""
-  path = os.path.join(os.path.dirname(skdata.__file__), filename)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} is missing: the synthetic_rain builder needs the "
-                            "sample photos of a complete scikit-image install "
-                            "(pip install --force-reinstall scikit-image)")
-  with Image.open(path) as image:
-    return np.asarray(image.convert("RGB"), np.uint8)
-
-
-def _square(image: np.ndarray, size: int) -> np.ndarray:
+def _short_side(image: np.ndarray, size: int) -> np.ndarray:
+  """uint8 (H, W, 3) resized (bicubic) so that its shorter side is ``size``."""
   h, w = image.shape[:2]
-  side = min(h, w)
-  top, left = (h - side) // 2, (w - side) // 2
-  crop = Image.fromarray(image[top:top + side, left:left + side])
-  return np.asarray(crop.resize((size, size), Image.Resampling.BICUBIC))
+  scale = size / min(h, w)
+  shape = (max(size, round(w * scale)), max(size, round(h * scale)))
+  return np.asarray(Image.fromarray(image).resize(shape, Image.Resampling.BICUBIC))
 
 
 _render = jax.jit(synthetic_rain.add_rain, static_argnames=("rain_type",))
 
 
 class SyntheticRain(tfds.core.GeneratorBasedBuilder):
-  """Synthetic rain streaks, drops and mist over scikit-image's sample photos."""
+  """Synthetic rain streaks, drops and mist over photos shipped with the dependencies."""
 
-  VERSION = tfds.core.Version("1.2.0")
+  VERSION = tfds.core.Version("2.0.0")
   RELEASE_NOTES = {
       "1.0.0": "Initial release.",
       "1.1.0": "Smaller raindrops with a water-drop look; drop strengths recalibrated.",
       "1.2.0": "Heavy drops: up to twice as many, more opaque (input 26 -> 17 dB).",
+      "2.0.0": "Natural colour photos only (9, from three packages); wider rain that fades "
+               "to none at strength 0; test adds held-out-renderer and clean examples.",
   }
   # Subclasses (e.g. a tiny one for tests) may change what is rendered.
-  train_photos = TRAIN_PHOTOS
-  test_photos = TEST_PHOTOS
+  train_photos = photos.TRAIN_PHOTOS
+  test_photos = photos.TEST_PHOTOS
   train_size = TRAIN_SIZE
   test_size = None          # None: test photos at their own size
   test_strengths = TEST_STRENGTHS
+  heldout_kinds = heldout_rain.KINDS
+  heldout_levels = HELDOUT_LEVELS
   BUILDER_CONFIGS = [
       SyntheticRainConfig(name=t, description=f"{t} rain", rain_type=t)
       for t in synthetic_rain.RAIN_TYPES + ("mixed",)
@@ -103,7 +99,7 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    del dl_manager  # Nothing to download: the photos ship with scikit-image.
+    del dl_manager  # Nothing to download: the photos ship with installed packages.
     return {"train": self._generate_examples("train"),
             "test": self._generate_examples("test")}
 
@@ -111,14 +107,14 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
     config: SyntheticRainConfig = self.builder_config
     types = (synthetic_rain.RAIN_TYPES if config.rain_type == "mixed"
              else (config.rain_type,))
-    photos = self.train_photos if split == "train" else self.test_photos
+    names = self.train_photos if split == "train" else self.test_photos
     split_key = jax.random.fold_in(jax.random.key(config.seed), split == "test")
-    for p, name in enumerate(photos):
-      photo = load_photo(name)
+    for p, name in enumerate(names):
+      photo = photos.load_photo(name)
       if split == "train":
-        photo = _square(photo, self.train_size)
+        photo = _short_side(photo, self.train_size)
       elif self.test_size:
-        photo = _square(photo, self.test_size)
+        photo = photos.square(photo, self.test_size)
       clean = jnp.asarray(photo, jnp.float32) / 255.0
       photo_key = jax.random.fold_in(split_key, p)
       if split == "train":
@@ -126,11 +122,20 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
         renders = [(types[rng.integers(len(types))], float(rng.uniform()))
                    for _ in range(config.renders_per_image)]
       else:
-        renders = [(t, s) for t in types for s in self.test_strengths]
+        renders = ([(t, s) for t in types for s in self.test_strengths]
+                   + [(HELDOUT_PREFIX + k, s) for k in self.heldout_kinds
+                      for s in self.heldout_levels] + [(CLEAN, 0.0)])
       for r, (rain_type, strength) in enumerate(renders):
-        rainy = _render(jax.random.fold_in(photo_key, r), clean, rain_type, strength)
-        rainy = np.round(np.clip(np.asarray(rainy), 0, 1) * 255).astype(np.uint8)
-        example_id = f"{os.path.splitext(name)[0]}/{rain_type}_{r:03d}_s{strength:.2f}"
+        if rain_type == CLEAN:
+          rainy = photo
+        elif rain_type.startswith(HELDOUT_PREFIX):
+          rainy = heldout_rain.add_heldout_rain(photo, rain_type[len(HELDOUT_PREFIX):],
+                                                seed=1000 * p + r, level=strength)
+        else:
+          rainy = _render(jax.random.fold_in(photo_key, r), clean, rain_type, strength)
+        if rainy is not photo:
+          rainy = np.round(np.clip(np.asarray(rainy), 0, 1) * 255).astype(np.uint8)
+        example_id = f"{name}/{rain_type}_{r:03d}_s{strength:.2f}"
         yield example_id, {
             "rainy": Image.fromarray(rainy),
             "clean": Image.fromarray(photo),
