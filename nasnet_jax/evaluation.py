@@ -97,7 +97,8 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
   rainy = [r for r in rows if r.get("rain_type") != CLEAN]
   groups = collections.OrderedDict([("all", rainy)])
   heldout = [r for r in typed if r["rain_type"].startswith(HELDOUT_PREFIX)]
-  own = [r for r in typed if r["rain_type"] != CLEAN and r not in heldout]
+  own = [r for r in typed
+         if r["rain_type"] != CLEAN and not r["rain_type"].startswith(HELDOUT_PREFIX)]
   if heldout and own:
     groups["own"], groups["heldout"] = own, heldout
   for row in sorted(typed, key=lambda r: r["rain_type"] == CLEAN):

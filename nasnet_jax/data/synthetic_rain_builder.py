@@ -34,12 +34,13 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from nasnet_jax.data import heldout_rain, photos, synthetic_rain
+# The test split's rain_type of rain-free examples and prefix of held-out ones, which
+# evaluation reports as their own groups.
+from nasnet_jax.evaluation import CLEAN, HELDOUT_PREFIX
 
 TRAIN_SIZE = 384
 TEST_STRENGTHS = (0.2, 0.4, 0.6, 0.8, 1.0)
 HELDOUT_LEVELS = (0.35, 0.65, 1.0)
-CLEAN = "clean"
-HELDOUT_PREFIX = "heldout_"
 
 
 @dataclasses.dataclass
