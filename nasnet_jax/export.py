@@ -68,8 +68,16 @@ def load_exported(path: str) -> jax.export.Exported:
     return jax.export.deserialize(bytearray(f.read()))
 
 
-def export(source: str, output: str, platforms: Sequence[str] = PLATFORMS) -> str:
-  """Exports the checkpoint at ``source`` (workdir, step folder or export) to ``output``."""
+TRAINING_LOG_FILES = ("config.json", "metrics.jsonl")
+
+
+def export(source: str, output: str, platforms: Sequence[str] = PLATFORMS,
+           training_log: bool = False) -> str:
+  """Exports the checkpoint at ``source`` (workdir, step folder or export) to ``output``.
+
+  With no ``platforms`` only the orbax checkpoint (and model.json) is written. With
+  ``training_log`` the workdir's ``config.json`` and ``metrics.jsonl`` are copied too (a
+  workdir must be the source), so the export says how it was trained."""
   output = os.path.abspath(os.path.expanduser(output))
   if os.path.exists(output):
     raise FileExistsError(f"--output={output} exists; choose a new folder (an export is "
@@ -81,10 +89,18 @@ def export(source: str, output: str, platforms: Sequence[str] = PLATFORMS) -> st
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.tmp", dir=parent)
   try:
     save_params(os.path.join(tmp, checkpointing.EXPORT_CHECKPOINT), model_config, params)
-    with open(os.path.join(tmp, JAX_EXPORT_FILE), "wb") as f:
-      f.write(export_function(model, params, platforms).serialize())
+    if platforms:
+      with open(os.path.join(tmp, JAX_EXPORT_FILE), "wb") as f:
+        f.write(export_function(model, params, platforms).serialize())
     with open(os.path.join(tmp, "model.json"), "w") as f:
       json.dump(dict(model_config), f, indent=2)
+    if training_log:
+      for name in TRAINING_LOG_FILES:
+        path = os.path.join(source, name)
+        if not os.path.isfile(path):
+          raise FileNotFoundError(f"{path} is missing: --training_log needs --workdir to be "
+                                  "a training workdir")
+        shutil.copyfile(path, os.path.join(tmp, name))
     os.replace(tmp, output)
   finally:
     if os.path.exists(tmp):
@@ -99,7 +115,10 @@ def _define_flags() -> None:
   """Command-line flags, defined only when run as a program (not on import)."""
   flags.DEFINE_string("workdir", None, "Training workdir, checkpoint step folder or export.")
   flags.DEFINE_string("output", None, "New folder to write the export to.")
-  flags.DEFINE_list("platforms", list(PLATFORMS), "Platforms of the jax.export artifact.")
+  flags.DEFINE_list("platforms", list(PLATFORMS), "Platforms of the jax.export artifact "
+                    "(--platforms= : none, write the orbax checkpoint only).")
+  flags.DEFINE_bool("training_log", False, "Also copy the workdir's config.json and "
+                    "metrics.jsonl into the export.")
 
 
 def main(argv):
@@ -109,12 +128,14 @@ def main(argv):
     print("error: pass --workdir=DIR (or a step folder) and --output=EXPORT", file=sys.stderr)
     sys.exit(2)
   try:
-    out = export(FLAGS.workdir, FLAGS.output, FLAGS.platforms)
+    out = export(FLAGS.workdir, FLAGS.output, FLAGS.platforms, FLAGS.training_log)
   except (ValueError, FileNotFoundError, FileExistsError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
+  artifact = (f" and {JAX_EXPORT_FILE} (jax.export, {','.join(FLAGS.platforms)})"
+              if FLAGS.platforms else "")
   print(f"exported {FLAGS.workdir} to {out}: {checkpointing.EXPORT_CHECKPOINT}/ "
-        f"(nasnet_jax.restore) and {JAX_EXPORT_FILE} (jax.export, {','.join(FLAGS.platforms)})")
+        f"(nasnet_jax.restore){artifact}")
 
 
 if __name__ == "__main__":

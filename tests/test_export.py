@@ -90,3 +90,16 @@ def test_export_never_writes_over_an_existing_folder(tmp_path):
                      f"--output={tmp_path / 'new'}"], check=False)
   assert proc.returncode == 1 and "does not exist" in proc.stderr
   assert not (tmp_path / "new").exists()
+
+
+def test_export_of_parameters_and_training_log_only(tmp_path):
+  source, model, params = tiny_export(tmp_path)
+  with pytest.raises(FileNotFoundError, match="config.json is missing"):
+    export.export(source, str(tmp_path / "no_log"), platforms=(), training_log=True)
+  assert not (tmp_path / "no_log").exists()
+  (tmp_path / "source" / "config.json").write_text('{"total_steps": 2}')
+  (tmp_path / "source" / "metrics.jsonl").write_text('{"step": 2, "loss": 0.5}\n')
+  out = export.export(source, str(tmp_path / "export"), platforms=(), training_log=True)
+  assert sorted(os.listdir(out)) == ["checkpoint", "config.json", "metrics.jsonl",
+                                     "model.json"]
+  jax.tree.map(np.testing.assert_array_equal, nasnet_jax.restore(out)[1], params)
