@@ -427,10 +427,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         losses_seen = [float(m["loss"]) for m in fetched]
         if not all(math.isfinite(v) for v in losses_seen):
           last = manager.latest_step()
+          kept = (f"the last good checkpoint ({manager.directory}/{last}) is kept"
+                  if last is not None else "no checkpoint had been written yet")
           raise NonFiniteLossError(
-              f"loss became NaN/inf by step {step}; the last good checkpoint "
-              f"({manager.directory}/{last}) is kept: lower --config.learning_rate or "
-              "check the data, then rerun to resume from it")
+              f"loss became NaN/inf by step {step}; {kept}: lower "
+              "--config.learning_rate or check the data, then rerun")
         if log_now:
           now = time.time()
           done = step - last_log_step

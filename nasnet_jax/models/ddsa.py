@@ -106,8 +106,11 @@ class DynamicDualAttention(nn.Module):
       return t.reshape(n, h * w, self.heads, d).transpose(0, 2, 3, 1)
 
     def l2_normalise(t):   # over the pixels, as torch.nn.functional.normalize
+      # t / max(|t|, 1e-12), written so that an all-zero row (a black crop) has a finite
+      # gradient: jnp.linalg.norm's gradient at 0 is NaN (0 / 0).
       t = t.astype(jnp.float32)
-      return t / jnp.maximum(jnp.linalg.norm(t, axis=-1, keepdims=True), 1e-12)
+      squared = jnp.sum(jnp.square(t), axis=-1, keepdims=True)
+      return t * jax.lax.rsqrt(jnp.maximum(squared, 1e-24))
 
     q, k, v = l2_normalise(heads(q)), l2_normalise(heads(k)), heads(v)
     temperature = self.param("temperature", nn.initializers.ones, (self.heads, 1, 1),
