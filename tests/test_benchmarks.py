@@ -182,7 +182,7 @@ def test_every_config_names_a_dataset_a_split_and_protocols(path, variant, tmp_p
   create_model(config.model)
   if path.startswith(os.path.join("configs", "ablations")):
     assert config.data.name in ("spa_data", "rain100h")
-  elif "synthetic" in path or "default" in path:
+  elif "synthetic" in path or "default" in path or "general" in path:
     pass
   elif config.model.name in ("ddsa", "dual_stage"):   # DRSformer's recipe
     assert (config.batch_size, config.data.crop_size, config.total_steps) == (8, 128, 300_000)
@@ -229,7 +229,7 @@ def test_spa_real_config_trains_and_evaluates_from_a_manual_dir(tmp_path):
              _tiny_flags(manual_dir, data_dir))
   proc = run_script(["evaluate.py", "--config=configs/spa_real.py", f"--workdir={workdir}"] +
                     _tiny_flags(manual_dir, data_dir))
-  assert f"all           {len(expected['test'])} rgb" in proc.stdout
+  assert f"{'all':<22} {len(expected['test']):>4} rgb" in proc.stdout
   assert os.path.exists(os.path.join(workdir, "eval_test", "per_image.csv"))
 
 
