@@ -1,8 +1,7 @@
 """PSNR and SSIM under the scoring protocols deraining papers report.
 
-Reported numbers are comparable only under the same protocol (see
-``shared/design/evaluation.md``). Every function here takes two uint8 images of the same
-shape (H, W, 3) -- the prediction and the ground truth -- and returns a Python float.
+Reported numbers are comparable only under the same protocol (each is defined below).
+Every function here takes two uint8 images of the same shape (H, W, 3) -- the prediction and the ground truth -- and returns a Python float.
 
 Protocols:
   ``"y8"``: Y of MATLAB ``rgb2ycbcr`` (BT.601 studio range) rounded to uint8, PSNR with

@@ -3,8 +3,8 @@
 Pure Python, no TFDS: every function here walks an extracted archive and returns which
 rainy file goes with which clean file, plus what it had to skip and why. The TFDS
 builders in ``nasnet_jax.data.benchmarks`` turn these listings into datasets. The layouts
-are those of ``shared/design/datasets.md``; every id is the rainy file's path relative to
-the dataset root, with ``/`` separators.
+are the public archives' trees as extracted, each documented below; every id is the rainy
+file's path relative to the dataset root, with ``/`` separators.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """DDSA: the deraining Transformer with dynamic dual self-attention (Fan, Chen & Li, 2023).
 
 Maps a rainy image (N, H, W, 3) in [0, 1], any H and W, to the derained image (float32,
-not clipped). Only the paper's abstract is available (``shared/design/other_models.md``);
+not clipped). Only the paper's abstract is available;
 what it says and what is inferred:
 
 * **From the paper:** a Transformer that mixes dense and sparse self-attention ("dynamic

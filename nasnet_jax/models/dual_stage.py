@@ -2,7 +2,7 @@
 Shen, Li, Yang & Zhang, 2026).
 
 Maps a rainy image (N, H, W, 3) in [0, 1], any H and W, to the derained image (float32,
-not clipped). Only the paper's abstract is available (``shared/design/other_models.md``);
+not clipped). Only the paper's abstract is available;
 what it says and what is inferred:
 
 * **From the paper:** two Transformer stages, "rain-streak suppression, then detail

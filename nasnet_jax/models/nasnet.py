@@ -4,8 +4,8 @@ All modules take and return NHWC arrays. The network maps a rainy image with val
 [0, 1] (float, shape ``(N, H, W, 3)``, any H and W) to the derained image in the same
 range (not clipped: the global residual can step slightly outside [0, 1]).
 
-Structure (see ``shared/design/nasnet.md``; every convolution has a bias and "same"
-padding)::
+Structure (from the paper and the authors' code; every convolution has a bias and
+"same" padding)::
 
     NeuronAttention(x) = sigmoid(conv1x1(relu(depthwise3x3(x)))) * x
     Block(x)           = NA(o2) * o2 + x,   o2 = conv3x3(concat[x, relu(conv3x3(x))])
