@@ -48,9 +48,9 @@ import jax
 import jax.numpy as jnp
 
 from nasnet_jax.models.convolution import CONV_IMPLS, pytorch_init_conv
-from nasnet_jax.models.layers import (ChannelLayerNorm, masked, masked_mean, pad_to_multiple,
-                                      pixel_shuffle, pixel_unshuffle, pool_valid, sparse_k,
-                                      top_k_mask)
+from nasnet_jax.models.layers import (ChannelLayerNorm, l2_normalize, masked, masked_mean,
+                                      pad_to_multiple, pixel_shuffle, pixel_unshuffle,
+                                      pool_valid, sparse_k, top_k_mask)
 
 Dtype = Any
 
@@ -105,14 +105,8 @@ class DynamicDualAttention(nn.Module):
     def heads(t):   # (N, H, W, C) -> (N, heads, d, H*W)
       return t.reshape(n, h * w, self.heads, d).transpose(0, 2, 3, 1)
 
-    def l2_normalise(t):   # over the pixels, as torch.nn.functional.normalize
-      # t / max(|t|, 1e-12), written so that an all-zero row (a black crop) has a finite
-      # gradient: jnp.linalg.norm's gradient at 0 is NaN (0 / 0).
-      t = t.astype(jnp.float32)
-      squared = jnp.sum(jnp.square(t), axis=-1, keepdims=True)
-      return t * jax.lax.rsqrt(jnp.maximum(squared, 1e-24))
-
-    q, k, v = l2_normalise(heads(q)), l2_normalise(heads(k)), heads(v)
+    # Over the pixels, as torch.nn.functional.normalize (finite gradients on a black crop).
+    q, k, v = l2_normalize(heads(q)), l2_normalize(heads(k)), heads(v)
     temperature = self.param("temperature", nn.initializers.ones, (self.heads, 1, 1),
                              self.param_dtype)
     logits = jnp.einsum("nhdp,nhep->nhde", q, k) * temperature.astype(jnp.float32)

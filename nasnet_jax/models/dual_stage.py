@@ -63,7 +63,7 @@ import numpy as np
 
 from nasnet_jax.models.convolution import CONV_IMPLS, pytorch_init_conv
 from nasnet_jax.models.ddsa import SpatialEnhancedFeedForward
-from nasnet_jax.models.layers import ChannelLayerNorm, masked, pad_to_multiple
+from nasnet_jax.models.layers import ChannelLayerNorm, l2_normalize, masked, pad_to_multiple
 
 Dtype = Any
 
@@ -317,10 +317,10 @@ class ClusteredAttention(nn.Module):
     tokens = x.reshape(n, h * w, c).astype(jnp.float32)
     ok = valid.reshape(n, h * w) > 0
 
-    def unit(t):
-      return t / jnp.maximum(jnp.linalg.norm(t, axis=-1, keepdims=True), 1e-6)
-
-    similarity = unit(tokens) @ unit(centroids.astype(jnp.float32)).T   # (N, L, clusters)
+    # Cosine similarity; padded pixels are zero tokens, whose plain normalisation has a NaN
+    # gradient.
+    similarity = (l2_normalize(tokens, epsilon=1e-6)
+                  @ l2_normalize(centroids, epsilon=1e-6).T)   # (N, L, clusters)
     cluster = jnp.argmax(similarity, axis=-1)
     temperature = self.param("router_temperature", nn.initializers.constant(10.0), (),
                              self.param_dtype)

@@ -65,6 +65,16 @@ def pad_to_multiple(x: jax.Array, valid: jax.Array | None, multiple: int
   return jnp.pad(x, pads), jnp.pad(valid, pads).astype(x.dtype)
 
 
+def l2_normalize(x: jax.Array, axis: int = -1, epsilon: float = 1e-12) -> jax.Array:
+  """``x / max(|x|, epsilon)`` along ``axis`` in float32 (torch.nn.functional.normalize),
+  written so that an all-zero vector (a black crop, or padding outside the image) has a
+  finite gradient: ``jnp.linalg.norm``'s gradient at 0 is NaN (0 / 0), and a ``maximum``
+  after it does not stop the NaN from reaching the parameters."""
+  x = x.astype(jnp.float32)
+  squared = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
+  return x * jax.lax.rsqrt(jnp.maximum(squared, epsilon * epsilon))
+
+
 def masked_mean(x: jax.Array, valid: jax.Array | None) -> jax.Array:
   """(N, H, W, C) -> (N, C): the mean over the valid pixels."""
   if valid is None:
