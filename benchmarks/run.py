@@ -8,7 +8,7 @@
 
 Models are named (``paper``: NASNet 3 stages x 18 blocks x 64 features, the default;
 ``demo``: 1 x 4 x 32, ``configs/synthetic.py``) or given as ``SxBxF``. For each, the
-PyTorch network is ``tests/torch_nasnet.py`` (the authors' module structure) holding the
+PyTorch network is ``nasnet_jax/torch_nasnet.py`` (the authors' module structure) holding the
 very same weights (converted with ``nasnet_jax.convert``), and its first training losses
 are checked against ours before anything is timed, so both sides run the same network and
 the same step. The transformer networks (``ddsa``, ``dual_stage`` at their default sizes,
@@ -223,8 +223,8 @@ def torch_device() -> str:
 
 
 def torch_network(arch, params):
-  """tests/torch_nasnet.NASNet with the weights of our ``params``."""
-  from tests import torch_nasnet   # pylint: disable=g-import-not-at-top
+  """nasnet_jax.torch_nasnet.NASNet with the weights of our ``params``."""
+  from nasnet_jax import torch_nasnet   # pylint: disable=g-import-not-at-top
   torch = _torch()
   stages, blocks, features = arch
   net = torch_nasnet.NASNet(stages, blocks, features)
@@ -692,7 +692,7 @@ def main(argv=None) -> int:
   for label, arch in models:
     big = arch in (NAMED_MODELS["paper"], "ddsa", "dual_stage")
     repeats = args.paper_repeats if big else args.repeats
-    # Only NASNet has a PyTorch twin (tests/torch_nasnet.py).
+    # Only NASNet has a PyTorch twin (nasnet_jax/torch_nasnet.py).
     keep = lambda variants: [v for v in variants.split(",")   # noqa: E731
                              if is_nasnet(arch) or v.startswith("jax")]
     if "train" in sections:

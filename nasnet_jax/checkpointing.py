@@ -145,7 +145,7 @@ def _restore_export(path: str) -> tuple[dict[str, Any], Any]:
   return dict(restored["model"]), restored["params"]
 
 
-def restore_config(path: str) -> tuple[dict[str, Any], Any]:
+def restore_config_and_params(path: str) -> tuple[dict[str, Any], Any]:
   """``(model config, params)`` from a training checkpoint or an export (see ``restore``)."""
   expanded = os.path.abspath(os.path.expanduser(path))
   if os.path.isdir(os.path.join(expanded, EXPORT_CHECKPOINT, "params")):
@@ -195,5 +195,5 @@ def restore(path: str):
     ``nasnet_jax.derain(model, params, image)``.
   """
   from nasnet_jax.models import create_model  # pylint: disable=g-import-not-at-top
-  model_config, params = restore_config(path)
+  model_config, params = restore_config_and_params(path)
   return create_model(model_config), params

@@ -23,7 +23,10 @@ post.0 / post.1                       post_conv1 / post_conv2
 Stages, blocks, features, attention (NA or none) and stage fusion are read from the keys.
 The authors normalise the input with per-dataset statistics outside the network, so the
 dataset the weights were trained for is given with ``--input_normalization`` (a key of
-``nasnet_jax.models.INPUT_STATS``, or ``none``).
+``nasnet_jax.models.INPUT_STATS``, or ``none``). Without the flag it is read from the
+file name when that names exactly one dataset (``Rain100H_streak_nas_3_18_ssimloss.pk``
+-> rain100h; ``spa``, ``cityscapes``, ``mpid`` with ``streak``/``drop``/``mist``), and
+the command says what it inferred.
 
 Loading uses ``torch.load(..., weights_only=True)``: PyTorch's restricted unpickler, which
 builds tensors and containers only and refuses anything that would run code. PyTorch is
@@ -172,6 +175,34 @@ def to_state_dict(params: Mapping[str, Any], config: Mapping[str, Any]
   return state
 
 
+# File-name patterns of the datasets, tried on the lower-cased name; Rain100H/L first, as
+# their files also say "streak".
+_NAME_PATTERNS = (
+    ("rain100h", r"rain100h"),
+    ("rain100l", r"rain100l"),
+    ("spa_real", r"(?<![a-z])spa(?![a-z])|spa[-_]?data|spa[-_]?real"),
+    ("raincityscapes", r"cityscape"),
+    ("mpid_streak", r"streak"),
+    ("mpid_drop", r"drop"),
+    ("mpid_mist", r"mist"),
+)
+
+
+def infer_input_normalization(path: str) -> str | None:
+  """The key of ``INPUT_STATS`` that the authors' file name names, or None when it names
+  none or more than one (then --input_normalization is needed)."""
+  name = os.path.basename(path).lower()
+  for key, pattern in _NAME_PATTERNS[:2]:
+    if re.search(pattern, name):
+      return key
+  found = [key for key, pattern in _NAME_PATTERNS[2:] if re.search(pattern, name)]
+  if len(found) == 1:
+    return found[0]
+  if found[:1] == ["raincityscapes"]:   # RainCityScapes files may say "streak" or "mist"
+    return "raincityscapes"
+  return None
+
+
 def from_pytorch(path: str, output: str, input_normalization: str) -> str:
   """Converts the authors' file at ``path`` into a nasnet-jax export at ``output``."""
   from nasnet_jax import export  # pylint: disable=g-import-not-at-top
@@ -191,7 +222,7 @@ def to_pytorch(source: str, output: str, step: int = 0) -> str:
   torch = _torch()
   if os.path.exists(output):
     raise FileExistsError(f"--output={output} exists; choose a new file name")
-  config, params = checkpointing.restore_config(source)
+  config, params = checkpointing.restore_config_and_params(source)
   if config.get("attention", "na") == "se":
     raise ConversionError("the authors' format has no squeeze-and-excitation gate")
   state = collections.OrderedDict(
@@ -227,10 +258,17 @@ def main(argv):
     if FLAGS.to_pytorch:
       out = to_pytorch(argv[1], FLAGS.output)
     else:
-      if FLAGS.input_normalization is None:
-        raise ConversionError("pass --input_normalization: the dataset the weights were "
-                              f"trained on ({', '.join(sorted(INPUT_STATS))}) or none")
-      out = from_pytorch(argv[1], FLAGS.output, FLAGS.input_normalization)
+      normalization = FLAGS.input_normalization
+      if normalization is None:
+        normalization = infer_input_normalization(argv[1])
+        if normalization is None:
+          raise ConversionError(
+              f"{os.path.basename(argv[1])} does not name the dataset the weights were "
+              "trained on; pass --input_normalization="
+              f"{'|'.join(sorted(INPUT_STATS))}|none")
+        print(f"--input_normalization={normalization} (inferred from the file name; pass "
+              "the flag to choose another)")
+      out = from_pytorch(argv[1], FLAGS.output, normalization)
   except (ValueError, FileNotFoundError, FileExistsError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)

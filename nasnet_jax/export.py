@@ -82,7 +82,7 @@ def export(source: str, output: str, platforms: Sequence[str] = PLATFORMS,
   if os.path.exists(output):
     raise FileExistsError(f"--output={output} exists; choose a new folder (an export is "
                           "never written over)")
-  model_config, params = checkpointing.restore_config(source)
+  model_config, params = checkpointing.restore_config_and_params(source)
   model = create_model(model_config)
   parent = os.path.dirname(output)
   os.makedirs(parent, exist_ok=True)

@@ -161,11 +161,15 @@ def cityscapes_official(root: str):
 
 
 def cityscapes_dafnet(root: str):
+  """train/, test/ and image/; DAF-Net's copy drops "_leftImg8bit" from the rainy names
+  (train here) but keeps it on the ground truth."""
   base = os.path.join(root, "RainCityscapes")
   ids = {"train": [], "test": []}
   for split, city in (("train", "bremen"), ("test", "munster")):
     for pattern in (3, 4):
       rain, clean = _cityscapes_name(city, 7, pattern)
+      if split == "train":
+        rain = rain.replace("_leftImg8bit_rain_", "_rain_")
       write_pair(f"{base}/{split}/{rain}", f"{base}/image/{clean}", f"{city}7")
       ids[split].append(f"{split}/{rain}")
   return ids, {"train": 0, "test": 0}

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 import nasnet_jax  # pylint: disable=g-import-not-at-top
 from nasnet_jax import convert  # pylint: disable=g-import-not-at-top
 from nasnet_jax.models import INPUT_STATS  # pylint: disable=g-import-not-at-top
-from tests import torch_nasnet  # pylint: disable=g-import-not-at-top
+from nasnet_jax import torch_nasnet  # pylint: disable=g-import-not-at-top
 from tests.conftest import run_script  # pylint: disable=g-import-not-at-top
 
 
@@ -28,19 +28,25 @@ def _torch_out(net, images, normalization):
     return net(x).permute(0, 2, 3, 1).numpy()
 
 
-@pytest.mark.parametrize("kwargs, normalization", [
-    ({"stages": 2, "blocks": 3, "channels": 16}, "rain100h"),
-    ({"stages": 1, "blocks": 2, "channels": 8, "attention": False}, "none"),
-    ({"stages": 2, "blocks": 1, "channels": 8, "fuse_stages": False}, "spa_real"),
+@pytest.mark.parametrize("kwargs, normalization, file_name", [
+    # No flag: the dataset is read from the authors' file name.
+    ({"stages": 2, "blocks": 3, "channels": 16}, "rain100h",
+     "Rain100H_streak_nas_3_18_ssimloss.pk"),
+    ({"stages": 1, "blocks": 2, "channels": 8, "attention": False}, "none", "authors.pk"),
+    ({"stages": 2, "blocks": 1, "channels": 8, "fuse_stages": False}, "spa_real",
+     "authors.pk"),
 ])
-def test_authors_weights_convert_with_the_same_output(kwargs, normalization, tmp_path):
+def test_authors_weights_convert_with_the_same_output(kwargs, normalization, file_name,
+                                                      tmp_path):
   torch.manual_seed(0)
   net = torch_nasnet.NASNet(**kwargs).eval()
-  _authors_file(tmp_path / "authors.pk", net)
-  proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / "authors.pk"),
-                     f"--output={tmp_path / 'converted'}",
-                     f"--input_normalization={normalization}"])
+  _authors_file(tmp_path / file_name, net)
+  inferred = convert.infer_input_normalization(file_name) == normalization
+  proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / file_name),
+                     f"--output={tmp_path / 'converted'}"]
+                    + ([] if inferred else [f"--input_normalization={normalization}"]))
   assert "wrote" in proc.stdout
+  assert (f"--input_normalization={normalization} (inferred" in proc.stdout) == inferred
   model, params = nasnet_jax.restore(str(tmp_path / "converted"))
   assert (model.stages, model.blocks, model.features) == (
       kwargs["stages"], kwargs["blocks"], kwargs["channels"])
@@ -58,6 +64,23 @@ def test_authors_weights_convert_with_the_same_output(kwargs, normalization, tmp
   np.testing.assert_allclose(
       _torch_out(fresh, images, "" if normalization == "none" else normalization),
       theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("Rain100H_streak_nas_3_18_ssimloss.pk", "rain100h"),
+    ("rain100l_nas.pth", "rain100l"),
+    ("SPA_nas_3_18.pk", "spa_real"),
+    ("spa-data-net.pk", "spa_real"),
+    ("RainCityScapes_streak_mist.pk", "raincityscapes"),
+    ("MPID_drop_nas.pk", "mpid_drop"),
+    ("mpid-mist.pk", "mpid_mist"),
+    ("nas_3_18.pk", None),              # names nothing
+    ("streak_and_drop.pk", None),       # names two
+    ("spatial_net.pk", None),           # "spa" only as a word
+])
+def test_the_dataset_is_inferred_from_the_authors_file_name_only_when_unambiguous(
+    name, expected):
+  assert convert.infer_input_normalization(f"/weights/{name}") == expected
 
 
 def test_missing_and_extra_keys_are_listed(tmp_path):
@@ -95,4 +118,5 @@ def test_files_that_are_not_checkpoints_are_refused_without_running_code(tmp_pat
     convert.from_pytorch(str(tmp_path / "other.pk"), str(tmp_path / "o"), "none")
   proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / "other.pk"),
                      f"--output={tmp_path / 'o2'}"], check=False)
-  assert proc.returncode == 1 and "--input_normalization" in proc.stderr
+  assert proc.returncode == 1 and "other.pk does not name the dataset" in proc.stderr
+  assert "--input_normalization=" in proc.stderr

@@ -2,7 +2,7 @@
 
 Pure Python, no TFDS: every function here walks an extracted archive and returns which
 rainy file goes with which clean file, plus what it had to skip and why. The TFDS
-builders in ``nasnet_jax.data.benchmarks`` turn these listings into datasets. The layouts
+builders in ``nasnet_jax.data.builders`` turn these listings into datasets. The layouts
 are the public archives' trees as extracted, each documented below; every id is the rainy
 file's path relative to the dataset root, with ``/`` separators.
 """
@@ -33,6 +33,7 @@ class Listing:
   """The pairs of one split, and the files that could not be paired (path, reason)."""
   pairs: list[Pair] = dataclasses.field(default_factory=list)
   skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+  folders: list[str] = dataclasses.field(default_factory=list)   # the rainy folders read
 
 
 def natural_key(text: str):
@@ -119,6 +120,7 @@ def _pair_folder(root: str, rainy_dir: str, clean_dir: str, listing: Listing,
   (e.g. PReNet's ``rainstreak-N.png``) and are passed over without a report.
   """
   clean_index = _stem_index(clean_dir) if os.path.isdir(clean_dir) else {}
+  listing.folders.append(_rel(root, rainy_dir))
   for name in _files(rainy_dir):
     path = os.path.join(rainy_dir, name)
     if not is_input(name):
@@ -248,7 +250,7 @@ def spa_listings(root: str) -> dict[str, Listing]:
   listings = {}
   list_file = os.path.join(root, "real_world.txt")
   if os.path.isfile(list_file):
-    listing = Listing()
+    listing = Listing(folders=["real_world.txt"])
     with open(list_file) as f:
       for number, line in enumerate(f, 1):
         parts = line.split()
@@ -300,8 +302,14 @@ def cityscapes_layout(folder: str) -> str | None:
 
 
 def _cityscapes_clean_stem(stem: str) -> list[str]:
+  """``<city>_<seq>_<frame>_leftImg8bit_rain_alpha_…`` (official) or
+  ``<city>_<seq>_<frame>_rain_alpha_…`` (DAF-Net's copy) -> the ground truth's stem:
+  the part before ``_rain_``, then that with ``_leftImg8bit`` added."""
   cut = stem.find("_rain_")
-  return [stem[:cut]] if cut >= 0 else []
+  if cut < 0:
+    return []
+  base = stem[:cut]
+  return [base] if base.endswith("_leftImg8bit") else [base, base + "_leftImg8bit"]
 
 
 def cityscapes_listings(root: str) -> dict[str, Listing]:

@@ -23,7 +23,7 @@ from absl import logging
 from PIL import Image
 
 # Importing registers the builders with TFDS.
-from nasnet_jax.data import benchmarks  # noqa: F401
+from nasnet_jax.data import builders  # noqa: F401
 from nasnet_jax.data import synthetic_rain_builder  # noqa: F401
 
 
@@ -35,13 +35,13 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
   base, _, label = name.partition("/")
   try:
     if base == "paired_folders":
-      config = benchmarks.PairedFoldersConfig(name=label or "default")
+      config = builders.PairedFoldersConfig(name=label or "default")
       return tfds.builder(base, config=config, data_dir=data_dir,
                           file_format="array_record")
     return tfds.builder(name, data_dir=data_dir, file_format="array_record")
   except tfds.core.registered.DatasetNotFoundError as e:
     raise ValueError(f"config.data.name={name!r} is not a registered dataset; use one of "
-                     f"{', '.join(('synthetic_rain/mixed',) + benchmarks.BUILDERS)}") from e
+                     f"{', '.join(('synthetic_rain/mixed',) + builders.BUILDERS)}") from e
   except ValueError as e:   # e.g. an unknown config such as "mpid/fog"
     first = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise ValueError(f"config.data.name={name!r}: {first}") from e

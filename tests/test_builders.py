@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nasnet_jax import images as image_io
-from nasnet_jax.data import benchmarks, layouts, pipeline
+from nasnet_jax.data import builders, layouts, pipeline
 from tests import fake_datasets as fake
 from tests.conftest import ROOT, run_script
 
@@ -63,7 +63,7 @@ def test_builder_pairs_counts_and_skipped_report(layout, tmp_path):
       if not pipeline.as_text(e["id"]).endswith(".jpg"):
         # Lossless files: the partner found is the one the rainy image was made from.
         np.testing.assert_array_equal(fake.clean_for(e["rainy"]), e["clean"])
-  report = benchmarks.skipped_report(builder)
+  report = builders.skipped_report(builder)
   counts = {s: sum(1 for r in report if r[0] == s) for s in expected}
   assert counts == expected_skipped
   assert all(reason for _, _, reason in report)
@@ -71,13 +71,13 @@ def test_builder_pairs_counts_and_skipped_report(layout, tmp_path):
 
 def test_traps_are_reported_with_their_reasons(tmp_path):
   manual_dir, _, _ = _tree(tmp_path, fake.spa_data, False)
-  report = benchmarks.skipped_report(_build("spa_data", manual_dir, tmp_path / "tfds"))
+  report = builders.skipped_report(_build("spa_data", manual_dir, tmp_path / "tfds"))
   reasons = {path: reason for _, path, reason in report}
   assert "lists a directory" in reasons["real_world/274/274-14"]
   assert "does not exist" in reasons["real_world/999/999-1/999-1_0_0.png"]
   assert "not a readable image" in reasons["real_world/005/005-1/005-1_0_0.png"]
   manual_dir, _, _ = _tree(tmp_path / "r", fake.rain200, False)
-  report = benchmarks.skipped_report(_build("rain100h", manual_dir, tmp_path / "tfds"))
+  report = builders.skipped_report(_build("rain100h", manual_dir, tmp_path / "tfds"))
   assert [r[2] for r in report if r[0] == "test"][0].startswith("size 32x24 differs")
 
 
@@ -116,6 +116,42 @@ def test_bad_manual_dir_is_a_one_line_error_naming_it(tmp_path, make, message):
   if manual_dir:
     assert os.path.abspath(manual_dir) in text
   assert not glob.glob(str(tmp_path / "tfds" / "rain100h" / "*" / "*.array_record*"))
+
+
+def _unpaired_cityscapes(root):
+  """DAF-Net's folders, but the ground truth named in a way no rule pairs."""
+  for split, city in (("train", "bremen"), ("test", "munster")):
+    rain, _ = fake._cityscapes_name(city, 7, 1)
+    fake.write_pair(f"{root}/{split}/{rain}", f"{root}/image/{city}_7_gt.png", city)
+
+
+def _mis_sized_test_split(root):
+  """Train pairs; a test split whose only pair has images of different sizes."""
+  fake.write_pair(f"{root}/train/input/a.png", f"{root}/train/target/a.png", "a")
+  fake._save(f"{root}/test/input/b.png", fake.clean_image("b", 8, 12))
+  fake._save(f"{root}/test/target/b.png", fake.clean_image("b", 10, 12))
+
+
+@pytest.mark.parametrize("name, writer, message", [
+    ("rain_cityscapes", _unpaired_cityscapes,
+     r"rain_cityscapes test: none of the 1 inputs in test could be used, e\.g\. "
+     r"test/munster_\S+\.png: no clean partner \(image/munster_000000_000007_leftImg8bit\.\*"),
+    ("paired_folders/x", _mis_sized_test_split,
+     r"paired_folders test: none of the 1 inputs in test/input could be used, e\.g\. "
+     r"test/input/b\.png: .*size"),
+])
+def test_a_split_with_nothing_usable_is_a_one_line_error_with_the_report(
+    tmp_path, name, writer, message):
+  """Instead of TFDS's "No examples were yielded": the folder, one reason, the report."""
+  root = tmp_path / "manual"
+  writer(str(root))
+  with pytest.raises(ValueError, match=message) as info:
+    _build(name, str(root), tmp_path / "tfds")
+  text = str(info.value)
+  assert "\n" not in text
+  report = text.rsplit(" ", 1)[-1]
+  with open(report) as f:
+    assert len(f.read().splitlines()) == 2   # header, the one input
 
 
 def test_unknown_config_of_a_builder_is_a_clear_error(tmp_path):
@@ -173,7 +209,7 @@ def test_every_config_names_a_dataset_a_split_and_protocols(path, variant, tmp_p
   module = importlib.import_module(path[:-3].replace(os.sep, "."))
   config = module.get_config() if variant is None else module.get_config(variant)
   builder = pipeline.get_builder(config.data.name, str(tmp_path))
-  assert builder.name in benchmarks.BUILDERS + ("synthetic_rain",)
+  assert builder.name in builders.BUILDERS + ("synthetic_rain",)
   from nasnet_jax import metrics   # pylint: disable=g-import-not-at-top
   assert set(config.eval.protocols) <= set(metrics.PROTOCOLS)
   from nasnet_jax.models import INPUT_STATS, create_model  # pylint: disable=g-import-not-at-top

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from nasnet_jax import images as image_io
-from nasnet_jax.data import benchmarks, conversion, layouts, pipeline
+from nasnet_jax.data import build_cache, builders, layouts, pipeline
 from tests import fake_datasets as fake
 from tests.conftest import run_script
 
@@ -36,7 +36,7 @@ def test_rgb_png_is_stored_as_is_and_the_rest_as_uint8_rgb_png(tmp_path):
   palette = str(tmp_path / "in" / "p.png")
   Image.fromarray(fake.clean_image("p")).convert("P").save(palette)
   pairs.append(layouts.Pair(id="in/p.png", rainy=palette, clean=palette))
-  out = list(conversion.converted_pairs(pairs, "x", str(tmp_path / "cache")))
+  out = list(build_cache.converted_pairs(pairs, "x", str(tmp_path / "cache")))
   assert [o["id"] for o in out] == [p.id for p in pairs]
   for pair, example in zip(pairs, out):
     for key, path in (("rainy", pair.rainy), ("clean", pair.clean)):
@@ -57,7 +57,7 @@ def test_unreadable_and_mismatched_pairs_become_skip_reasons(tmp_path):
   pairs = [layouts.Pair("bad.png", f"{root}/bad.png", good.clean), good,
            layouts.Pair("big.png", f"{root}/big.png", f"{root}/small.png"),
            layouts.Pair("gone.png", f"{root}/gone.png", good.clean)]
-  out = list(conversion.converted_pairs(pairs, "x", str(tmp_path / "cache"), chunk_size=3))
+  out = list(build_cache.converted_pairs(pairs, "x", str(tmp_path / "cache"), chunk_size=3))
   reasons = {o["id"]: o.get("skipped") for o in out}
   assert "not a readable image" in reasons["bad.png"]
   assert reasons["big.png"].startswith("size 32x24 differs from its clean partner's 32x22")
@@ -69,23 +69,23 @@ def test_finished_chunks_are_reused_and_changed_files_redone(tmp_path, monkeypat
   pairs = _pairs(str(tmp_path), ("RGB",) * 5)
   cache = str(tmp_path / "cache")
   calls = []
-  real = conversion.convert_pair
-  monkeypatch.setattr(conversion, "convert_pair", lambda p: calls.append(p.id) or real(p))
-  first = list(conversion.converted_pairs(pairs, "x", cache, chunk_size=2))
+  real = build_cache.convert_pair
+  monkeypatch.setattr(build_cache, "convert_pair", lambda p: calls.append(p.id) or real(p))
+  first = list(build_cache.converted_pairs(pairs, "x", cache, chunk_size=2))
   assert len(calls) == 5 and len(glob.glob(f"{cache}/x-*.msgpack")) == 3
   calls.clear()
-  assert list(conversion.converted_pairs(pairs, "x", cache, chunk_size=2)) == first
+  assert list(build_cache.converted_pairs(pairs, "x", cache, chunk_size=2)) == first
   assert not calls
   # A file rewritten after its chunk was made: the chunk is made again.
   fake.write_pair(pairs[4].rainy, pairs[4].clean, "new")
-  again = list(conversion.converted_pairs(pairs, "x", cache, chunk_size=2))
+  again = list(build_cache.converted_pairs(pairs, "x", cache, chunk_size=2))
   assert calls == [pairs[4].id]
   np.testing.assert_array_equal(_decode(again[4]["clean"]), fake.clean_image("new"))
 
 
 def test_a_file_changed_while_its_chunk_is_read_is_converted_again(tmp_path):
   pairs = _pairs(str(tmp_path), ("RGB", "RGB"))
-  stream = conversion.converted_pairs(pairs, "x", str(tmp_path / "cache"), chunk_size=2)
+  stream = build_cache.converted_pairs(pairs, "x", str(tmp_path / "cache"), chunk_size=2)
   next(stream)                             # the chunk holding both pairs exists now
   fake.write_pair(pairs[1].rainy, pairs[1].clean, "changed", size=(fake.H, fake.W + 4))
   os.utime(pairs[1].rainy, ns=(1, 1))      # a different mtime even on coarse clocks
@@ -96,16 +96,16 @@ def test_a_file_changed_while_its_chunk_is_read_is_converted_again(tmp_path):
 _KILLED_BUILD = textwrap.dedent("""\
     import os, signal, sys
     import tensorflow_datasets as tfds
-    from nasnet_jax.data import conversion, pipeline
-    conversion.CHUNK_SIZE = 1
-    conversion.default_num_threads = lambda: 1
-    real, calls = conversion.convert_pair, []
+    from nasnet_jax.data import build_cache, pipeline
+    build_cache.CHUNK_SIZE = 1
+    build_cache.default_num_threads = lambda: 1
+    real, calls = build_cache.convert_pair, []
     def convert_then_die(pair):
       calls.append(pair.id)
       if len(calls) == int(sys.argv[3]):
         os.kill(os.getpid(), signal.SIGKILL)
       return real(pair)
-    conversion.convert_pair = convert_then_die
+    build_cache.convert_pair = convert_then_die
     pipeline.get_builder("spa_data", sys.argv[1]).download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=sys.argv[2]))
 """)
@@ -139,18 +139,18 @@ def test_a_build_killed_mid_conversion_resumes_where_it_stopped(tmp_path, monkey
   assert not pipeline.get_builder("spa_data", str(data_dir)).is_prepared()
 
   calls = []
-  real = conversion.convert_pair
-  monkeypatch.setattr(conversion, "convert_pair", lambda p: calls.append(p.id) or real(p))
-  monkeypatch.setattr(conversion, "CHUNK_SIZE", 1)
+  real = build_cache.convert_pair
+  monkeypatch.setattr(build_cache, "convert_pair", lambda p: calls.append(p.id) or real(p))
+  monkeypatch.setattr(build_cache, "CHUNK_SIZE", 1)
   resumed = _build(data_dir, manual_dir)
   assert len(calls) == 3          # only what was not finished before the kill
   assert not os.path.exists(f"{data_dir}/downloads/nasnet_jax_conversion/spa_data")
   fresh = _build(tmp_path / "fresh", manual_dir)
   assert _contents(resumed) == _contents(fresh)
-  assert benchmarks.skipped_report(resumed) == benchmarks.skipped_report(fresh)
-  assert len(benchmarks.skipped_report(resumed)) == 3
+  assert builders.skipped_report(resumed) == builders.skipped_report(fresh)
+  assert len(builders.skipped_report(resumed)) == 3
 
 
 @pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n", b"GIF89a" + b"\0" * 40])
 def test_is_stored_as_is_rejects_what_is_not_an_8bit_rgb_png(data):
-  assert not conversion.is_stored_as_is(data)
+  assert not build_cache.is_stored_as_is(data)

@@ -19,10 +19,11 @@ paired_folders     any label; input/target folders            one per folder pai
 
 A rainy image without its clean partner, a listed file that is missing or is a directory,
 a size mismatch or an unreadable file is skipped, counted in a warning and written with
-its reason to ``skipped.txt`` beside the built dataset. 16-bit, grayscale, RGBA and JPEG
+its reason to ``skipped.txt`` beside the built dataset; a split of which nothing can be
+used is a one-line error naming its folders and a reason (and the full report). 16-bit, grayscale, RGBA and JPEG
 inputs are stored as uint8 RGB (PNG). Building is deterministic (examples keyed by id)
 and resumable: the pairs are checked and converted first, in chunks saved under the TFDS
-download dir (``nasnet_jax.data.conversion``), so a killed build run again redoes only
+download dir (``nasnet_jax.data.build_cache``), so a killed build run again redoes only
 the chunks that were in flight (and TFDS's own writing, which is a copy); TFDS's
 ``incomplete.*`` folder that a kill leaves behind does no harm.
 """
@@ -38,7 +39,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from nasnet_jax.data import conversion, layouts
+from nasnet_jax.data import build_cache, layouts
 
 SKIPPED_REPORT = "skipped.txt"
 
@@ -108,6 +109,9 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
                                 f"expected {self.ROOT_DESCRIPTION}")
     self._skipped: dict[str, list[tuple[str, str]]] = {}
     self._conversion_dir = self.conversion_dir(dl_manager)
+    for split, listing in sorted(listings.items()):
+      if not listing.pairs:
+        self._fail_empty_split(split, listing, listing.skipped)
     logging.info("%s: reading %s, converted chunks in %s", self.name, root,
                  self._conversion_dir)
     return {split: self._generate_examples(split, listing)
@@ -115,12 +119,36 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
 
   def _generate_examples(self, split: str, listing: layouts.Listing):
     skipped = list(listing.skipped)
-    for example in conversion.converted_pairs(listing.pairs, split, self._conversion_dir):
+    kept = 0
+    for example in build_cache.converted_pairs(listing.pairs, split, self._conversion_dir):
       if "skipped" in example:
         skipped.append((example["id"], example["skipped"]))
         continue
+      kept += 1
       yield example["id"], example
+    if not kept:
+      self._fail_empty_split(split, listing, skipped)
     self._report_skipped(split, skipped, len(listing.pairs) + len(listing.skipped))
+
+  def _fail_empty_split(self, split: str, listing: layouts.Listing,
+                        skipped: list[tuple[str, str]]) -> None:
+    """Raises a one-line LayoutError for a split with no usable pair (TFDS's own error,
+    "No examples were yielded", names neither the folder nor the reason), after writing
+    every skipped input with its reason to ``skipped.txt`` in the conversion folder (the
+    build's own folder is deleted when it fails)."""
+    folders = ", ".join(listing.folders) or "its folders"
+    if not skipped:
+      raise layouts.LayoutError(f"{self.name} {split}: no input images in {folders} (under "
+                                f"the dataset root); expected {self.ROOT_DESCRIPTION}")
+    os.makedirs(self._conversion_dir, exist_ok=True)
+    report = os.path.join(self._conversion_dir, SKIPPED_REPORT)
+    with open(report, "w") as f:
+      f.write("# split\tpath (relative to the dataset root)\treason\n")
+      f.writelines(f"{split}\t{path}\t{reason}\n" for path, reason in skipped)
+    path, reason = skipped[0]
+    raise layouts.LayoutError(
+        f"{self.name} {split}: none of the {len(skipped)} inputs in {folders} could be used, "
+        f"e.g. {path}: {reason}; every file and reason is in {report}")
 
   def _report_skipped(self, split: str, skipped, total: int) -> None:
     """Rewrites ``skipped.txt`` (split, path, reason per line) with this split added."""

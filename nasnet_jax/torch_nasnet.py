@@ -1,8 +1,17 @@
-"""NASNet in PyTorch with the authors' module names (test-only reference; needs torch).
+"""NASNet in PyTorch, with the authors' module names (needs ``pip install torch``).
 
-The structure of the design note, written for the weight-conversion parity tests and the
-speed benchmarks: the input is already normalised (the authors do it in their data
-loader) and the global residual adds that normalised input.
+    import torch
+    from nasnet_jax import torch_nasnet
+    net = torch_nasnet.NASNet(stages=3, blocks=18, channels=64)
+    net.load_state_dict(torch.load("model.pk", weights_only=True)["model"])
+
+The twin of ``nasnet_jax.models.NASNet`` in the layout of the authors' checkpoints
+(``pre``, ``stages.{i}.s.{j}.conv1/conv2/attlayer``, ``fusion_sub``, ``fusion_att``,
+``post``), so a file from ``python -m nasnet_jax.convert WORKDIR --to_pytorch`` loads into
+it strictly. The conversion's parity tests and ``benchmarks/run.py`` (the PyTorch
+yardstick) both use it. Its input is NCHW and already normalised (the authors normalise in
+their data loader), and the global residual adds that normalised input. Not imported by
+``nasnet_jax`` itself, which never needs PyTorch.
 """
 
 import torch
