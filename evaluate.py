@@ -13,12 +13,11 @@ summary.json to --output_dir (default DIR/eval_<split> or R_scores).
 """
 
 import os
-import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from nasnet_jax import evaluation, metrics
+from nasnet_jax import command_line, evaluation, metrics
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config naming the dataset and protocols.",
@@ -33,6 +32,7 @@ flags.DEFINE_list("protocols", None, f"Protocols among {metrics.PROTOCOLS} "
                   "(default: config.eval.protocols, else y8,rgb).")
 flags.DEFINE_bool("save_images", False, "Also write the derained PNGs.")
 flags.DEFINE_integer("max_images", 0, "Score at most this many images (0: all).")
+flags.DEFINE_bool("verbose", False, "Also print INFO logs of TFDS, orbax and JAX.")
 
 
 def _protocols():
@@ -84,16 +84,11 @@ def run():
 
 
 def main(argv):
-  if not FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)   # orbax/TFDS INFO lines drown the progress
+  command_line.quiet(FLAGS.verbose)
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    run()
-  except (ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+    command_line.fail(f"unexpected arguments {argv[1:]}; pass settings as flags", status=2)
+  command_line.run(run)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=command_line.parse_flags)

@@ -7,13 +7,11 @@ Re-running the same command resumes from the latest checkpoint in DIR/checkpoint
 On several hosts, start the same command on each with --distributed.
 """
 
-import sys
-
 import jax
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from nasnet_jax import train_lib
+from nasnet_jax import command_line, train_lib
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
@@ -23,26 +21,23 @@ flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first
 flags.DEFINE_integer("cpu_devices", 0, "Split this host's CPU into N JAX devices and train "
                      "data-parallel over them (faster on multi-core CPUs without an "
                      "accelerator; the batch must divide by N). 0: JAX's default.")
+flags.DEFINE_bool("verbose", False, "Also print INFO logs of TFDS, orbax and JAX.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if not FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)   # orbax/TFDS INFO lines drown the progress
+  command_line.quiet(FLAGS.verbose)
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    command_line.fail(f"unexpected arguments {argv[1:]}; settings are flags, e.g. "
+                      "--config.batch_size=8", status=2)
   if FLAGS.cpu_devices < 0:
-    raise app.UsageError(f"--cpu_devices must be >= 0, got {FLAGS.cpu_devices}")
+    command_line.fail(f"--cpu_devices must be >= 0, got {FLAGS.cpu_devices}", status=2)
   if FLAGS.cpu_devices:
     jax.config.update("jax_num_cpu_devices", FLAGS.cpu_devices)   # before any backend use
   if FLAGS.distributed:
     jax.distributed.initialize()
-  try:
-    train_lib.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except (ValueError, FileNotFoundError, train_lib.NonFiniteLossError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  command_line.run(lambda: train_lib.train_and_evaluate(FLAGS.config, FLAGS.workdir))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=command_line.parse_flags)

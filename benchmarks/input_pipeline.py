@@ -35,7 +35,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import default  # noqa: E402
 from nasnet_jax import train_lib  # noqa: E402
 from nasnet_jax.data import photos, pipeline  # noqa: E402
-from nasnet_jax.models import create_model  # noqa: E402
 
 PHOTOS = photos.TRAIN_PHOTOS + photos.TEST_PHOTOS
 
@@ -74,16 +73,11 @@ def time_train_step(model_overrides: dict, batch: int, crop: int, repeats: int) 
   for k, v in model_overrides.items():
     config.model[k] = v
   config.batch_size, config.data.crop_size = batch, crop
-  mesh = train_lib.make_mesh()
-  model = create_model(config.model)
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  state = jax.jit(lambda r: train_lib.create_train_state(config, model, r),
-                  out_shardings=replicated)(jax.random.PRNGKey(0))
-  state_sharding = jax.tree.map(lambda _: replicated, state)
-  step, batch_sharding = train_lib.jit_train_step(config, mesh, state_sharding, model)
+  training = train_lib.build_training(config)
+  state, step = training.init_state(), training.step
   rng = np.random.default_rng(0)
-  data = {k: jax.device_put(rng.integers(0, 255, (batch, crop, crop, 3), np.uint8),
-                            batch_sharding) for k in ("rainy", "clean")}
+  data = training.place_batch({k: rng.integers(0, 255, (batch, crop, crop, 3), np.uint8)
+                               for k in ("rainy", "clean")})
   state, metrics = step(state, data)   # compiles
   jax.block_until_ready(metrics)
   times = []

@@ -23,7 +23,8 @@ Sections:
 
 * ``train``: images/s of one optimisation step (forward, L1 + (1 - SSIM) with an 11x11
   Gaussian window, backward, RAdam with the cosine schedule) for every model x crop x
-  batch. JAX: ``train_lib.train_step`` jitted with the state donated, in float32, with
+  batch. JAX: the training loop's step (``train_lib.build_training``: each network's own
+  loss and optimizer) with the state donated, in float32, with
   remat, and in bfloat16. PyTorch: eager float32 (NCHW, as the authors run it), eager
   bfloat16 autocast, and ``torch.compile`` where it works.
 * ``inference``: milliseconds per megapixel through ``nasnet_jax.Derainer`` (whole image,
@@ -111,6 +112,11 @@ def model_config(arch: tuple[int, int, int] | str, **overrides):
     config = TRANSFORMER_MODELS[arch]()
   for k, v in overrides.items():
     config.model[k] = v
+  # Every row times the network's step on the given batch: no rain rendered on device,
+  # no rain-free pairs or augmentation (the PyTorch step has none either).
+  config.data.synthetic_rain_fraction = 0.0
+  config.data.clean_fraction = 0.0
+  config.data.photometric_augmentation = False
   return config
 
 
@@ -325,21 +331,21 @@ def xla_flops(computation) -> float | None:
 
 
 class JaxTrainer:
-  """``train_lib.train_step`` jitted once, with the state donated."""
+  """The training loop's own step (``train_lib.build_training``: the config's loss,
+  optimizer and compiler options), compiled once for ``batch``, with the state donated."""
 
   def __init__(self, config, batch):
-    self.model = create_model(config.model)
-    self.state = train_lib.create_train_state(config, self.model, jax.random.PRNGKey(0))
-    batch = jax.device_put(batch)
-    self.batch = batch
-    self.compiled = jax.jit(train_lib.train_step, donate_argnums=0,
-                            compiler_options=convolution.compiler_options(self.model)).lower(
-        self.state, batch).compile()
+    training = train_lib.build_training(config)
+    self.model = training.model
+    self.state = training.init_state(seed=0)
+    self.batch = training.place_batch(batch)
+    self.compiled = training.step.lower(self.state, self.batch).compile()
     self.flops = xla_flops(self.compiled)
+    self.metrics = None
 
   def step(self) -> float:
-    self.state, metrics = self.compiled(self.state, self.batch)
-    return float(metrics["loss"])
+    self.state, self.metrics = self.compiled(self.state, self.batch)
+    return float(self.metrics["loss"])
 
 
 def gpu_peak() -> float | None:
@@ -382,12 +388,8 @@ def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> li
         if planned is None:
           config = model_config(arch)
           config.batch_size, config.data.crop_size = batch, crop
-          planned = _jax_bytes(jax.jit(
-              train_lib.train_step,
-              compiler_options=convolution.compiler_options(create_model(config.model))).lower(
-              jax.eval_shape(lambda: train_lib.create_train_state(
-                  config, create_model(config.model), jax.random.PRNGKey(0))),
-              jax.eval_shape(lambda: data)).compile())
+          planned = _jax_bytes(
+              train_lib.build_training(config).lower(data["rainy"].shape).compile())
         if planned and planned > memory_limit:
           row["skipped"] = (f"would need about {planned / 2**30:.1f} GB (XLA's plan for "
                             "the same step), over --memory_limit_gb")

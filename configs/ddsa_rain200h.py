@@ -5,7 +5,7 @@
 
 manual_dir holds Rain200H (train/ and test/ with rain/ and norain/, 1,800 + 200 pairs),
 read by the rain100h builder. DRSformer's reported figure to compare with: 32.17 dB /
-0.9326 on "y8" (design note).
+0.9326 on "y8" (docs/ddsa.md).
 """
 
 from configs import default

@@ -115,7 +115,7 @@ def ddsa_model() -> ml_collections.ConfigDict:
 
 
 def use_ddsa_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """DDSA with DRSformer's training recipe (design note): L1, AdamW lr 3e-4 (weight decay
+  """DDSA with DRSformer's training recipe (docs/ddsa.md): L1, AdamW lr 3e-4 (weight decay
   1e-4), constant for 92k steps then cosine to 1e-6 at 300k, 128x128 crops with flips
   and rotations. Batch 8 is our choice (the note gives none)."""
   config.model = ddsa_model()
@@ -161,7 +161,7 @@ def dual_stage_model() -> ml_collections.ConfigDict:
 def use_dual_stage_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """DualStageNet, trained as DDSA (DRSformer's recipe: AdamW lr 3e-4, weight decay 1e-4,
   constant 92k steps then cosine to 1e-6 at 300k, 128x128 crops, batch 8) with the
-  Charbonnier loss on both the intermediate and the final image (the design note's
+  Charbonnier loss on both the intermediate and the final image (docs/dual_stage.md's
   inferred loss; the paper reports no recipe)."""
   use_ddsa_recipe(config)
   config.model = dual_stage_model()

@@ -5,7 +5,7 @@
 
 manual_dir holds Rain200H (train/ and test/ with rain/ and norain/, 1,800 + 200 pairs),
 read by the rain100h builder. The paper reports no figures; DRSformer's 32.17 dB / 0.9326
-("y8") and NASNet's are the ones to compare with (design note).
+("y8") and NASNet's are the ones to compare with (docs/ddsa.md, docs/nasnet.md).
 """
 
 from configs import default

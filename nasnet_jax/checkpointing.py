@@ -57,10 +57,10 @@ def _quarantine(manager: ocp.CheckpointManager, step: int) -> str:
 def model_config_mismatch(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
   """Fields of the architecture that differ, as "field: saved -> wanted" strings.
 
-  ``remat``, ``dtype`` and ``conv_impl`` (``depthwise_impl`` before it) change how the
+  ``remat``, ``dtype`` and ``conv_impl`` change how the
   network is computed, not its parameters, so they may differ between runs.
   """
-  ignore = {"remat", "dtype", "conv_impl", "depthwise_impl"}
+  ignore = {"remat", "dtype", "conv_impl"}
   keys = sorted((set(saved) | set(wanted)) - ignore)
   return [f"{k}: {saved.get(k)!r} in checkpoint vs {wanted.get(k)!r} in config"
           for k in keys if saved.get(k) != wanted.get(k)]
@@ -108,9 +108,14 @@ def _warn_unreadable(manager, step, error):
 def _resolve(path: str) -> tuple[str, int | None]:
   """(checkpoints directory, step or None for latest) for a workdir, checkpoints dir or step dir."""
   path = os.path.abspath(os.path.expanduser(path))
+  if os.path.isfile(path):
+    raise FileNotFoundError(f"{path} is a file: pass a training workdir, its checkpoints/ "
+                            "folder, one checkpoint step folder, or an export (its folder "
+                            f"or its {JAX_EXPORT_FILE})")
   if not os.path.isdir(path):
     raise FileNotFoundError(f"{path} does not exist: pass a training workdir, its "
-                            "checkpoints/ folder or one checkpoint step folder")
+                            "checkpoints/ folder, one checkpoint step folder, or an export "
+                            f"(its folder or its {JAX_EXPORT_FILE})")
   if os.path.isdir(os.path.join(path, CHECKPOINT_SUBDIR)):
     return os.path.join(path, CHECKPOINT_SUBDIR), None
   name = os.path.basename(path)
@@ -120,6 +125,7 @@ def _resolve(path: str) -> tuple[str, int | None]:
 
 
 EXPORT_CHECKPOINT = "checkpoint"   # an export's orbax checkpoint (nasnet_jax.export)
+JAX_EXPORT_FILE = "derain.jax_export"   # beside it: the serialized jax.export function
 
 
 def export_checkpointer() -> ocp.Checkpointer:
@@ -148,6 +154,8 @@ def _restore_export(path: str) -> tuple[dict[str, Any], Any]:
 def restore_config_and_params(path: str) -> tuple[dict[str, Any], Any]:
   """``(model config, params)`` from a training checkpoint or an export (see ``restore``)."""
   expanded = os.path.abspath(os.path.expanduser(path))
+  if os.path.basename(expanded) == JAX_EXPORT_FILE and os.path.isfile(expanded):
+    expanded = os.path.dirname(expanded)   # an export's function file: read its folder
   if os.path.isdir(os.path.join(expanded, EXPORT_CHECKPOINT, "params")):
     return _restore_export(expanded)
   directory, step = _resolve(path)

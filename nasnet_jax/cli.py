@@ -18,6 +18,7 @@ import os
 import sys
 import time
 
+from nasnet_jax import command_line
 from nasnet_jax import images as image_io
 
 
@@ -38,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--ensemble", action="store_true",
                  help="average the 8 flips/rotations (8x slower, slightly better)")
   p.add_argument("--bf16", action="store_true", help="compute in bfloat16")
+  p.add_argument("--verbose", action="store_true",
+                 help="also print INFO logs of orbax and JAX")
   p.add_argument("--tile_batch", type=int, default=1, help="tiles run together")
   return p
 
@@ -71,14 +74,17 @@ def run(argv: list[str] | None = None) -> int:
   """The CLI; returns the exit status."""
   args = _parser().parse_args(argv)
   if args.tile < 0 or args.tile_batch < 1:
-    print("error: --tile must be >= 0 and --tile_batch >= 1", file=sys.stderr)
+    command_line.print_error("--tile must be >= 0 and --tile_batch >= 1")
     return 2
   found, errors = collect_inputs(args.inputs)
   failures = []
 
   def fail(path: str, reason: str, write=print) -> None:
     failures.append(path)
-    write(f"FAILED {path}: {reason}", file=sys.stderr)
+    reason = command_line.one_line(reason)
+    # Messages of the image readers already name the file: say it once.
+    write(f"FAILED {reason}" if path in reason else f"FAILED {path}: {reason}",
+          file=sys.stderr)
 
   for path, reason in errors:
     fail(path, reason)
@@ -97,9 +103,10 @@ def run(argv: list[str] | None = None) -> int:
       claimed[real_out] = path
       jobs.append((path, out))
   if not jobs:
-    print("error: nothing to derain", file=sys.stderr)
+    command_line.print_error("nothing to derain")
     return 1
 
+  command_line.quiet(args.verbose)
   # Imported here so that --help and argument errors answer at once.
   import tqdm  # pylint: disable=g-import-not-at-top
   import nasnet_jax  # pylint: disable=g-import-not-at-top
@@ -110,8 +117,8 @@ def run(argv: list[str] | None = None) -> int:
         model, params, tile=args.tile or None,
         overlap=None if args.overlap < 0 else args.overlap, ensemble=args.ensemble,
         dtype="bfloat16" if args.bf16 else None, tile_batch=args.tile_batch)
-  except (ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
+  except command_line.USER_ERRORS as e:
+    command_line.print_error(e)
     return 1
   start, done = time.time(), 0
   bar = tqdm.tqdm(jobs, unit="image", desc="derain", dynamic_ncols=True)
@@ -122,7 +129,7 @@ def run(argv: list[str] | None = None) -> int:
       image_io.write_photo(out, photo)
       done += 1
     except Exception as e:  # pylint: disable=broad-except
-      fail(path, str(e).splitlines()[0] if str(e) else type(e).__name__, write=bar.write)
+      fail(path, str(e) or type(e).__name__, write=bar.write)
   elapsed = time.time() - start
   print(f"derained {done} of {done + len(failures)} image(s) into {args.output_dir} in "
         f"{elapsed:.1f} s "

@@ -5,7 +5,7 @@
     # a nasnet-jax workdir or export -> a file in the authors' format
     python -m nasnet_jax.convert WORKDIR --to_pytorch --output=model.pk
 
-The authors' format (design note): ``torch.save({'step': int, 'model': state_dict})``,
+The authors' format (docs/nasnet.md): ``torch.save({'step': int, 'model': state_dict})``,
 keys optionally prefixed ``module.`` (``nn.DataParallel``), conv weights OIHW:
 
 ====================================  ==============================================
@@ -44,6 +44,7 @@ from typing import Any, Mapping
 import numpy as np
 from absl import app, flags
 
+from nasnet_jax import command_line
 from nasnet_jax.models import INPUT_STATS
 
 
@@ -245,36 +246,35 @@ def _define_flags() -> None:
                       f"{', '.join(sorted(INPUT_STATS))}, or none.")
   flags.DEFINE_bool("to_pytorch", False, "Write a nasnet-jax workdir/export in the authors' "
                     "format instead.")
+  flags.DEFINE_bool("verbose", False, "Also print INFO logs of orbax and JAX.")
 
 
 def main(argv):
+  command_line.quiet(FLAGS.verbose)
   if len(argv) != 2 or not FLAGS.output:
     print("usage: python -m nasnet_jax.convert AUTHORS.pk --output=DIR "
-          "--input_normalization=DATASET|none\n"
+          "[--input_normalization=DATASET|none]\n"
           "       python -m nasnet_jax.convert WORKDIR_OR_EXPORT --to_pytorch "
           "--output=FILE.pk", file=sys.stderr)
     sys.exit(2)
-  try:
+
+  def convert():
     if FLAGS.to_pytorch:
-      out = to_pytorch(argv[1], FLAGS.output)
-    else:
-      normalization = FLAGS.input_normalization
+      return to_pytorch(argv[1], FLAGS.output)
+    normalization = FLAGS.input_normalization
+    if normalization is None:
+      normalization = infer_input_normalization(argv[1])
       if normalization is None:
-        normalization = infer_input_normalization(argv[1])
-        if normalization is None:
-          raise ConversionError(
-              f"{os.path.basename(argv[1])} does not name the dataset the weights were "
-              "trained on; pass --input_normalization="
-              f"{'|'.join(sorted(INPUT_STATS))}|none")
-        print(f"--input_normalization={normalization} (inferred from the file name; pass "
-              "the flag to choose another)")
-      out = from_pytorch(argv[1], FLAGS.output, normalization)
-  except (ValueError, FileNotFoundError, FileExistsError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
-  print(f"wrote {out}")
+        raise ConversionError(
+            f"{os.path.basename(argv[1])} does not name the dataset the weights were "
+            f"trained on; pass --input_normalization={'|'.join(sorted(INPUT_STATS))}|none")
+      print(f"--input_normalization={normalization} (inferred from the file name; pass "
+            "the flag to choose another)")
+    return from_pytorch(argv[1], FLAGS.output, normalization)
+
+  print(f"wrote {command_line.run(convert)}")
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  app.run(main, flags_parser=command_line.parse_flags)

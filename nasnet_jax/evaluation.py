@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import os
+import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -182,8 +183,9 @@ def evaluate_folders(results_dir: str, target_dir: str,
   """Scores saved outputs in ``results_dir`` against ground truth in ``target_dir``.
 
   Files are paired by their path relative to each folder, without the extension (so
-  ``a/1.png`` pairs with ``a/1.jpg``). Every result must have a target of the same size;
-  otherwise ValueError names the files. Non-image files are skipped with a note. With
+  ``a/1.png`` pairs with ``a/1.jpg``). Every result must have a target of the same size
+  and every target a result (a missing result would quietly score a subset): otherwise
+  every such file is listed on stderr, then ValueError. Non-image files are skipped with a note. With
   ``input_dir`` (the rainy inputs, same names), the input's scores are reported too.
   """
   for name, folder in (("--results_dir", results_dir), ("--target_dir", target_dir),
@@ -199,29 +201,35 @@ def evaluate_folders(results_dir: str, target_dir: str,
   if not results:
     raise ValueError(f"--results_dir={results_dir} holds no images "
                      f"({', '.join(image_io.IMAGE_EXTENSIONS)})")
-  unpaired = sorted(set(results) - set(targets))
-  if unpaired:
-    raise ValueError(f"{len(unpaired)} result(s) in {results_dir} have no image of the same "
-                     f"name in {target_dir} (e.g. {unpaired[0]}); pass the matching "
-                     "--target_dir or remove them")
-  missing_inputs = sorted(set(results) - set(inputs)) if input_dir else []
-  if missing_inputs:
-    raise ValueError(f"{len(missing_inputs)} result(s) have no input of the same name in "
-                     f"{input_dir} (e.g. {missing_inputs[0]})")
+  problems = [(results[k], f"no ground truth {k}.* in {target_dir}")
+              for k in sorted(set(results) - set(targets))]
+  problems += [(targets[k], f"no result {k}.* in {results_dir}")
+               for k in sorted(set(targets) - set(results))]
+  if input_dir:
+    problems += [(results[k], f"no input {k}.* in {input_dir}")
+                 for k in sorted(set(results) - set(inputs))]
   rows = []
-  for key in sorted(results):
+  for key in sorted(set(results) & set(targets)):
     pred = image_io.read_image(results[key])
     gt = image_io.read_image(targets[key])
     if pred.shape != gt.shape:
-      raise ValueError(f"{results[key]} is {pred.shape[1]}x{pred.shape[0]} but "
-                       f"{targets[key]} is {gt.shape[1]}x{gt.shape[0]}; results must keep "
-                       "the ground truth's size")
+      problems.append((results[key], f"is {pred.shape[1]}x{pred.shape[0]} but "
+                                     f"{targets[key]} is {gt.shape[1]}x{gt.shape[0]}"))
+      continue
     row = {"id": key}
-    if input_dir:
+    if input_dir and key in inputs:
       rainy = image_io.read_image(inputs[key])
       if rainy.shape != gt.shape:
-        raise ValueError(f"{inputs[key]} and {targets[key]} differ in size")
+        problems.append((inputs[key], f"is {rainy.shape[1]}x{rainy.shape[0]} but "
+                                      f"{targets[key]} is {gt.shape[1]}x{gt.shape[0]}"))
+        continue
       row.update(score_pair(rainy, gt, protocols, prefix="input_"))
     row.update(score_pair(pred, gt, protocols))
     rows.append(row)
+  if problems:
+    for path, reason in problems:
+      print(f"  {path}: {reason}", file=sys.stderr, flush=True)
+    raise ValueError(f"{len(problems)} file(s) cannot be scored (listed above): every result "
+                     "needs a ground truth (and input) of the same name and size, and every "
+                     "ground truth a result; nothing was written")
   return rows

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 from typing import Any, Mapping, Sequence
 
@@ -36,10 +35,10 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import app, flags
 
-from nasnet_jax import checkpointing
+from nasnet_jax import checkpointing, command_line
 from nasnet_jax.models import create_model
 
-JAX_EXPORT_FILE = "derain.jax_export"
+JAX_EXPORT_FILE = checkpointing.JAX_EXPORT_FILE
 PLATFORMS = ("cpu", "cuda", "tpu")
 
 
@@ -101,6 +100,9 @@ def export(source: str, output: str, platforms: Sequence[str] = PLATFORMS,
           raise FileNotFoundError(f"{path} is missing: --training_log needs --workdir to be "
                                   "a training workdir")
         shutil.copyfile(path, os.path.join(tmp, name))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)   # mkdtemp's folder is private (0700); an export is not
     os.replace(tmp, output)
   finally:
     if os.path.exists(tmp):
@@ -119,19 +121,17 @@ def _define_flags() -> None:
                     "(--platforms= : none, write the orbax checkpoint only).")
   flags.DEFINE_bool("training_log", False, "Also copy the workdir's config.json and "
                     "metrics.jsonl into the export.")
+  flags.DEFINE_bool("verbose", False, "Also print INFO logs of orbax and JAX.")
 
 
 def main(argv):
+  command_line.quiet(FLAGS.verbose)
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    command_line.fail(f"unexpected arguments {argv[1:]}", status=2)
   if not FLAGS.workdir or not FLAGS.output:
-    print("error: pass --workdir=DIR (or a step folder) and --output=EXPORT", file=sys.stderr)
-    sys.exit(2)
-  try:
-    out = export(FLAGS.workdir, FLAGS.output, FLAGS.platforms, FLAGS.training_log)
-  except (ValueError, FileNotFoundError, FileExistsError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+    command_line.fail("pass --workdir=DIR (or a step folder) and --output=EXPORT", status=2)
+  out = command_line.run(
+      lambda: export(FLAGS.workdir, FLAGS.output, FLAGS.platforms, FLAGS.training_log))
   artifact = (f" and {JAX_EXPORT_FILE} (jax.export, {','.join(FLAGS.platforms)})"
               if FLAGS.platforms else "")
   print(f"exported {FLAGS.workdir} to {out}: {checkpointing.EXPORT_CHECKPOINT}/ "
@@ -140,4 +140,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  app.run(main, flags_parser=command_line.parse_flags)

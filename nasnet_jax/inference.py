@@ -138,7 +138,7 @@ class Derainer:
       model = model.clone(dtype=_DTYPES[dtype])
     if tile is not None and tile < 1:
       raise ValueError(f"tile={tile} must be a positive number of pixels (or None)")
-    self.radius = getattr(model, "receptive_field_radius", None)
+    self.radius = model.receptive_field_radius   # models.network.DerainingNetwork
     if overlap is None:
       overlap = self.radius if self.radius is not None else 32
     if overlap < 0:

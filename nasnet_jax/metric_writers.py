@@ -61,6 +61,9 @@ class MetricWriter:
 
   def write_eval(self, step: int, values: Mapping[str, float]) -> None:
     """Logs evaluation scalars (``psnr``/``ssim`` and per-group details) and prints them."""
+    values = dict(values)
+    images, of_images = values.pop("images", None), values.pop("of_images", None)
+    protocol = values.pop("protocol", None)
     self._write(step, values)
     if not self.enabled:
       return
@@ -68,6 +71,10 @@ class MetricWriter:
     if "input_psnr" in values:
       line += f" (input {values['input_psnr']:.2f})"
     line += f"  SSIM {values.get('ssim', float('nan')):.4f}"
+    if images is not None:
+      subset = f"{images} of {of_images}" if of_images and of_images != images else images
+      line += f"  [{protocol + ', ' if protocol else ''}{subset} images"
+      line += "; evaluate.py scores them all]" if of_images and of_images != images else "]"
     print(line, flush=True)
 
   def close(self) -> None:

@@ -1,11 +1,17 @@
 """Training: a jitted data-parallel train step and the loop around it.
 
+    training = train_lib.build_training(config)    # checks the config, binds it once
+    state = training.init_state()                  # or restore into training.abstract_state
+    state, metrics = training.step(state, training.place_batch(local_batch))
+
 The step is a pure function ``train_step(state, batch) -> (state, metrics)`` jitted with
 ``NamedSharding``s over a 1-D ``data`` mesh of every device (all hosts): parameters and
 optimizer state are replicated, the global batch is split along ``data``, and since the
 loss is the mean over the global batch XLA inserts the gradient all-reduce. The same code
 runs on one CPU, several GPUs/TPU cores, or several hosts started under
-``jax.distributed.initialize()``.
+``jax.distributed.initialize()``. ``build_training`` is the one place where a config
+becomes a model, an optimizer, shardings and the jitted step: ``train_and_evaluate``, the
+tests and both benchmarks use it.
 """
 
 from __future__ import annotations
@@ -83,10 +89,9 @@ def make_optimizer(config: ml_collections.ConfigDict):
   raise ValueError(f"config.optimizer={name!r} is unknown; choose one of {OPTIMIZERS}")
 
 
-def create_train_state(config, model, rng: jax.Array) -> TrainState:
-  """Initialises parameters (``models.init_params``) and optimizer state, on the default
-  device (or as part of the caller's program, under ``jax.jit``)."""
-  tx, _ = make_optimizer(config)
+def _new_train_state(model: nn.Module, tx: optax.GradientTransformation,
+                     rng: jax.Array) -> TrainState:
+  """Initial parameters (``models.init_params``) and optimizer state from ``rng``."""
   init_rng, base_rng = jax.random.split(rng)
   params = init_params(model, init_rng)
   return TrainState.create(apply_fn=model.apply, params=params, tx=tx, rng=base_rng)
@@ -236,18 +241,133 @@ def mixture_entries(config) -> list[MixtureEntry]:
   return entries
 
 
-def jit_train_step(config, mesh: Mesh, state_sharding, model: nn.Module | None = None):
-  """``train_step`` jitted for ``mesh``: (state, batch) -> (state, metrics), the state
-  donated; compiled with ``convolution.compiler_options`` for ``model``."""
-  model = model if model is not None else create_model(config.model)
+# (config field, lowest allowed value, what it is): checked before anything is built.
+_AT_LEAST = (
+    ("learning_rate", None, "the peak learning rate"),   # > 0, below
+    ("total_steps", 1, "steps to train"),
+    ("batch_size", 1, "the global batch"),
+    ("data.crop_size", 1, "the training crop's side"),
+    ("keep_checkpoints", 1, "checkpoints kept"),
+    ("warmup_steps", 0, "warmup steps"),
+    ("constant_steps", 0, "steps at the peak rate"),
+    ("end_learning_rate", 0, "the final learning rate"),
+    ("log_every_steps", 0, "the log period (0: the last step only)"),
+    ("eval_every_steps", 0, "the eval period (0: the last step only)"),
+    ("checkpoint_every_steps", 0, "the checkpoint period (0: the last step only)"),
+    ("data.synthetic_rain_fraction", 0, "the fraction of pairs with fresh synthetic rain"),
+    ("data.num_threads", 1, "grain's reader threads"),
+    ("data.prefetch", 1, "host batches read ahead"),
+    ("data.device_prefetch", 1, "batches placed on the devices ahead"),
+    ("eval.max_images", 0, "images scored during training (0: all)"),
+    ("eval.num_sample_images", 0, "sample strips per eval"),
+    ("eval.tile", 0, "the inference tile (0: whole images)"),
+)
+
+
+def _field(config, dotted: str):
+  node = config
+  for part in dotted.split("."):
+    node = node.get(part) if hasattr(node, "get") else None
+  return node
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """One-line ValueError for a numeric setting out of range (a zero batch, a negative
+  learning rate, no checkpoint kept, ...) and for the training options; called by
+  ``build_training`` before any dataset or parameter is made."""
+  for dotted, lowest, what in _AT_LEAST:
+    value = _field(config, dotted)
+    if value is None:
+      continue
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+      raise ValueError(f"config.{dotted}={value!r} must be a number ({what})")
+    if lowest is None:
+      if not value > 0:
+        raise ValueError(f"config.{dotted}={value!r} must be > 0 ({what})")
+    elif value < lowest:
+      raise ValueError(f"config.{dotted}={value!r} must be >= {lowest} ({what})")
+  if float(config.data.synthetic_rain_fraction) > 1:
+    raise ValueError(f"config.data.synthetic_rain_fraction={config.data.synthetic_rain_fraction}"
+                     " must be in [0, 1]")
+  scale = tuple(config.data.get("scale_range", (1.0, 1.0)))
+  if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+    raise ValueError(f"config.data.scale_range={scale} must be (low, high) with "
+                     "0 < low <= high")
+  if config.get("loss", "l1_ssim") not in losses.LOSSES:
+    raise ValueError(f"config.loss={config.loss!r} is unknown; choose one of {losses.LOSSES}")
+  pair_options(config)
+  mixture_entries(config)
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+  """What a config binds once, for the loop, the tests and the benchmarks alike.
+
+  Attributes:
+    config: the checked config.
+    model: the network (``create_model(config.model)``).
+    mesh: a 1-D ``data`` mesh over every device.
+    tx, schedule: the optimizer and its learning-rate schedule (``make_optimizer``).
+    abstract_state: the train state's shapes and shardings (``jax.eval_shape``: nothing
+      is initialised), what a checkpoint is restored into.
+    state_sharding, batch_sharding: replicated state; batch split along ``data``.
+    step: ``train_step`` bound to the config's loss and training-pair options, jitted for
+      the mesh with the state donated: (state, batch) -> (state, metrics).
+  """
+  config: ml_collections.ConfigDict
+  model: nn.Module
+  mesh: Mesh
+  tx: optax.GradientTransformation
+  schedule: Any
+  abstract_state: TrainState
+  state_sharding: Any
+  batch_sharding: NamedSharding
+  step: Any
+
+  def init_state(self, seed: int | None = None) -> TrainState:
+    """The initial train state (from ``config.seed`` unless ``seed``), placed on the mesh.
+    Build it only when there is no checkpoint to restore."""
+    rng = jax.random.PRNGKey(self.config.seed if seed is None else seed)
+    return jax.device_put(_new_train_state(self.model, self.tx, rng), self.state_sharding)
+
+  def place_batch(self, local: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
+    """This host's part of a global batch (``rainy``, ``clean`` uint8 NHWC) -> global
+    arrays split along ``data``."""
+    return {k: jax.make_array_from_process_local_data(self.batch_sharding, local[k])
+            for k in ("rainy", "clean")}
+
+  def lower(self, batch_shape: tuple[int, int, int, int]):
+    """The step lowered for uint8 batches of ``batch_shape`` (for its cost or memory)."""
+    batch = {k: jax.ShapeDtypeStruct(batch_shape, jnp.uint8, sharding=self.batch_sharding)
+             for k in ("rainy", "clean")}
+    return self.step.lower(self.abstract_state, batch)
+
+
+def build_training(config: ml_collections.ConfigDict, mesh: Mesh | None = None) -> Training:
+  """Checks ``config`` and binds it once: model, optimizer and schedule, the abstract
+  state, the shardings and the jitted step (compiled with ``convolution.compiler_options``
+  for the model). ``mesh`` defaults to every device along ``data``."""
+  check_config(config)
+  mesh = mesh if mesh is not None else make_mesh()
+  check_batch_size(config.batch_size, mesh.size)
+  model = create_model(config.model)
+  tx, schedule = make_optimizer(config)
+  replicated = NamedSharding(mesh, P())
+  shapes = jax.eval_shape(lambda rng: _new_train_state(model, tx, rng),
+                          jax.random.PRNGKey(config.seed))
+  state_sharding = jax.tree.map(lambda _: replicated, shapes)
+  abstract_state = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
   batch_sharding = NamedSharding(mesh, P("data"))
   step = functools.partial(train_step, pair_options=pair_options(config),
                            loss=config.get("loss", "l1_ssim"),
                            intermediate_loss_weight=config.get("intermediate_loss_weight", 1.0))
-  return jax.jit(step, in_shardings=(state_sharding, batch_sharding),
-                 out_shardings=(state_sharding, NamedSharding(mesh, P())),
-                 donate_argnums=(0,),
-                 compiler_options=convolution.compiler_options(model)), batch_sharding
+  jitted = jax.jit(step, in_shardings=(state_sharding, batch_sharding),
+                   out_shardings=(state_sharding, replicated), donate_argnums=(0,),
+                   compiler_options=convolution.compiler_options(model))
+  return Training(config=config, model=model, mesh=mesh, tx=tx, schedule=schedule,
+                  abstract_state=abstract_state, state_sharding=state_sharding,
+                  batch_sharding=batch_sharding, step=jitted)
 
 
 class _StopRequest:
@@ -308,6 +428,9 @@ def evaluate_during_training(config, model, params, eval_source, workdir, step,
   main_group = summary.get("all") or next(iter(summary.values()))
   for name in ("psnr", "ssim", "input_psnr", "input_ssim"):
     flat[name] = main_group.get(f"{name}_{headline}", float("nan"))
+  flat["images"] = len(rows)
+  flat["of_images"] = len(eval_source)
+  flat["protocol"] = headline
   return flat
 
 
@@ -343,12 +466,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   Returns the final train state. Raises ValueError for bad configuration and
   NonFiniteLossError if the loss diverges (the last good checkpoint is kept).
   """
+  training = build_training(config)   # every config error before anything is built
   os.makedirs(workdir, exist_ok=True)
-  mesh = make_mesh()
-  check_batch_size(config.batch_size, jax.device_count())
-  pair_options(config)   # config errors before any dataset is built
   mixture = mixture_entries(config)
-  model = create_model(config.model)
+  model = training.model
   model_cfg = model_config_dict(config)
 
   if mixture:
@@ -370,32 +491,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   data_iter = pipeline.train_iterator(dataset, num_threads=config.data.num_threads,
                                       prefetch=config.data.prefetch)
 
-  replicated = NamedSharding(mesh, P())
-  state = jax.device_put(
-      create_train_state(config, model, jax.random.PRNGKey(config.seed)), replicated)
-  state_sharding = jax.tree.map(lambda _: replicated, state)
+  replicated = NamedSharding(training.mesh, P())
   manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), state)
-  restored = checkpointing.restore_latest(manager, abstract, model_cfg)
+  restored = checkpointing.restore_latest(manager, training.abstract_state, model_cfg)
   start_step = 0
   if restored is not None:
     start_step, state, data_state = restored
     data_iter.set_state(data_state)
     print(f"Resumed from {manager.directory}/{start_step}", flush=True)
+  else:
+    state = training.init_state()
   is_main = jax.process_index() == 0
   if is_main:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
     _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start_step)
   writer = MetricWriter(workdir, enabled=is_main, total_steps=config.total_steps)
-  step_fn, batch_sharding = jit_train_step(config, mesh, state_sharding, model)
-  batches = pipeline.DevicePrefetcher(
-      data_iter, lambda local: {k: jax.make_array_from_process_local_data(
-          batch_sharding, local[k]) for k in ("rainy", "clean")},
-      size=config.data.device_prefetch)
+  step_fn, schedule = training.step, training.schedule
+  batches = pipeline.DevicePrefetcher(data_iter, training.place_batch,
+                                      size=config.data.device_prefetch)
   data_state = data_iter.get_state()
-  _, schedule = make_optimizer(config)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   if is_main:
     print(f"Model {model_cfg.get('name', 'nasnet')}: {num_params:,} parameters; "

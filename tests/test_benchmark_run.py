@@ -74,3 +74,16 @@ def test_sizes_give_parameters_and_forward_flops_at_256():
 def test_bad_model_spec_is_a_one_line_error():
   with pytest.raises(SystemExit, match="neither one of"):
     run.parse_model("big")
+
+
+def test_transformer_rows_train_with_their_own_loss_and_optimizer():
+  """The benchmark's JAX step is the training loop's (train_lib.build_training): DDSA's
+  rows take its L1 and AdamW, not NASNet's L1 + (1 - SSIM)."""
+  config = run.model_config("ddsa_demo", features=8, blocks=(1, 1), heads=(1, 1),
+                            refinement_blocks=0, sparse_ratios=(1 / 2,))
+  config.batch_size, config.data.crop_size = 2, 16
+  trainer = run.JaxTrainer(config, run.random_batch(2, 16))
+  loss = trainer.step()
+  assert config.loss == "l1" and config.optimizer == "adamw"
+  np.testing.assert_allclose(loss, float(trainer.metrics["l1"]), rtol=1e-6)
+  assert float(trainer.metrics["ssim"]) < 0.999   # so L1 + (1 - SSIM) would differ

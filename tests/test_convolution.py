@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nasnet_jax.models import DDSA, NASNet, convolution, create_model
+from nasnet_jax.models import DDSA, NASNet, convolution
 from nasnet_jax.models.convolution import conv_general_dilated_for, cpu_conv
 
 DN = jax.lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
@@ -71,14 +71,6 @@ def test_impls_give_the_same_network_and_unknown_impl_is_an_error():
     conv_general_dilated_for("fast")
   with pytest.raises(ValueError, match="conv_impl must be one of"):
     NASNet(stages=1, blocks=1, features=4, conv_impl="fast").init(jax.random.key(0), x)
-
-
-def test_legacy_depthwise_impl_field_is_read():
-  legacy = {"name": "nasnet", "stages": 1, "blocks": 1, "features": 4, "attention": "na",
-            "fuse_stages": True, "input_normalization": "", "remat": False,
-            "dtype": "float32", "depthwise_impl": "grouped"}
-  assert create_model(legacy).conv_impl == "xla"
-  assert isinstance(create_model(legacy), nn.Module)
 
 
 def test_layouts_other_than_nhwc_fall_back_to_lax():

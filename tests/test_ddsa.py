@@ -121,18 +121,19 @@ def test_one_training_step_lowers_the_loss():
                       sparse_ratios=(1 / 2,))
   config.data.crop_size, config.batch_size = 16, 2
   config.learning_rate, config.constant_steps = 1e-3, 10
-  model = create_model(config.model)
-  state = train_lib.create_train_state(config, model, jax.random.PRNGKey(0))
+  training = train_lib.build_training(config)
+  state = training.init_state()
   rng = np.random.default_rng(0)
   clean = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
   rainy = np.clip(clean.astype(int) + 60 * (rng.random((2, 16, 16, 1)) < 0.2), 0, 255)
-  batch = {"clean": clean, "rainy": rainy.astype(np.uint8)}
-  step = jax.jit(lambda s, b: train_lib.train_step(s, b, loss=config.loss))
+  batch = training.place_batch({"clean": clean, "rainy": rainy.astype(np.uint8)})
   losses = []
   for _ in range(3):
-    state, metrics = step(state, batch)
+    state, metrics = training.step(state, batch)
     losses.append(float(metrics["loss"]))
   assert losses[-1] < losses[0], losses
+  # The recipe's loss (L1), bound by build_training: not L1 + (1 - SSIM).
+  assert config.loss == "l1" and losses[-1] == pytest.approx(float(metrics["l1"]))
 
 
 def test_derainer_tiles_with_blending_and_ensembles(tiny):

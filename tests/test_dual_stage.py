@@ -183,21 +183,20 @@ def test_one_training_step_on_both_outputs_lowers_the_loss():
   config.model.update(TINY)
   config.data.crop_size, config.batch_size = 16, 2
   config.learning_rate, config.constant_steps = 1e-3, 10
-  model = create_model(config.model)
-  state = train_lib.create_train_state(config, model, jax.random.PRNGKey(0))
+  training = train_lib.build_training(config)
   image, _ = streak_image(size=(16, 16))
   clean = np.repeat((image * 200).astype(np.uint8), 2, axis=0)
   rainy = np.clip(clean.astype(int) + 60 * (np.random.default_rng(0).random(
       (2, 16, 16, 1)) < 0.2), 0, 255).astype(np.uint8)
-  batch = {"clean": clean, "rainy": rainy}
-  step = jax.jit(lambda s, b, w: train_lib.train_step(s, b, loss=config.loss,
-                                                       intermediate_loss_weight=w),
-                 static_argnums=2)
+  batch = training.place_batch({"clean": clean, "rainy": rainy})
   # The intermediate image's loss is part of the objective.
-  _, without = step(state, batch, 0.0)
+  config.intermediate_loss_weight = 0.0
+  other = train_lib.build_training(config)   # the same initial state (config.seed)
+  _, without = other.step(other.init_state(), batch)
+  state = training.init_state()
   losses = []
   for _ in range(3):
-    state, metrics = step(state, batch, 1.0)
+    state, metrics = training.step(state, batch)
     losses.append(float(metrics["loss"]))
   assert losses[0] > float(without["loss"]) and losses[-1] < losses[0], losses
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -43,19 +44,21 @@ def test_folders_are_paired_by_name_and_scored(folders):
     assert row["input_psnr_rgb"] == pytest.approx(metrics.psnr(rainy, gt, "rgb"))
 
 
-def test_unpaired_results_are_a_clear_error(folders):
+def test_every_unscorable_file_is_listed_before_the_error(folders, capsys):
+  """An extra result, a ground truth without result, a mis-sized result: all of them at
+  once, then one error (a missing result would otherwise quietly score a subset)."""
   results, targets, _, pairs = folders
   save(os.path.join(results, "extra.png"), pairs["a"][0])
-  with pytest.raises(ValueError, match=r"1 result\(s\) in .*results have no image of the "
-                                       r"same name in .*targets \(e.g. extra\)"):
-    evaluation.evaluate_folders(results, targets)
-
-
-def test_size_mismatch_is_a_clear_error(folders):
-  results, targets, _, _ = folders
+  os.remove(os.path.join(results, "b.png"))
   save(os.path.join(results, "a.png"), np.zeros((20, 30, 3), np.uint8))
-  with pytest.raises(ValueError, match=r"a.png is 30x20 but .*a.png is 30x24"):
+  with pytest.raises(ValueError, match=r"^3 file\(s\) cannot be scored \(listed above\)"):
     evaluation.evaluate_folders(results, targets)
+  listed = capsys.readouterr().err.splitlines()
+  assert len(listed) == 3
+  assert any("extra.png: no ground truth extra.*" in line for line in listed)
+  assert any("targets/b.png: no result b.*" in line for line in listed)
+  assert any(re.search(r"results/a.png: is 30x20 but .*targets/a.png is 30x24", line)
+             for line in listed)
 
 
 def test_non_image_files_are_skipped_and_broken_images_named(folders, capsys):
@@ -101,7 +104,8 @@ def test_evaluate_cli_on_folders(folders, tmp_path):
   bad = run_script(["evaluate.py", f"--results_dir={results}", f"--target_dir={targets}",
                     f"--output_dir={out}"], check=False)
   assert bad.returncode == 1
-  assert bad.stderr.strip().splitlines()[-1].startswith("error: 1 result(s)")
+  assert bad.stderr.strip().splitlines()[-1].startswith("error: 1 file(s) cannot be scored")
+  assert "zzz.png: no ground truth zzz.*" in bad.stderr
   # The earlier report is still there, untouched.
   assert json.loads((out / "summary.json").read_text()) == summary
 

@@ -34,6 +34,12 @@ def test_export_restores_without_training_state_and_matches(tmp_path):
   model2, params2 = nasnet_jax.restore(out)
   assert model2 == model
   jax.tree.map(np.testing.assert_array_equal, params2, params)
+  # The function file names its export too; the folder is readable like any other.
+  jax.tree.map(np.testing.assert_array_equal,
+               nasnet_jax.restore(os.path.join(out, "derain.jax_export"))[1], params)
+  umask = os.umask(0)
+  os.umask(umask)
+  assert os.stat(out).st_mode & 0o777 == 0o777 & ~umask
   # The jax.export artifact: any batch and size, the library's output at that size.
   exported = export.load_exported(out)
   images = np.random.default_rng(0).random((2, 37, 45, 3), dtype=np.float32)

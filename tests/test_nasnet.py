@@ -15,7 +15,7 @@ def count(module, shape=(1, 16, 16, 3)):
 
 
 def expected_count(stages=3, blocks=18, c=64, attention="na", fuse=True):
-  """Parameter count of the design note's description, computed by hand."""
+  """Parameter count of docs/nasnet.md's structure table, computed by hand."""
   conv = lambda k, cin, cout: k * k * cin * cout + cout
   na = conv(3, 1, c) + conv(1, c, c) if attention == "na" else 0
   if attention == "se":

@@ -1,10 +1,16 @@
-"""What every network promises, checked for each: finite gradients at any image size."""
+"""The contract every network keeps (``models.network.DerainingNetwork``), checked for
+each: the declared properties, config construction, finite gradients at any size; and a
+fourth network added as a user would."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from nasnet_jax.models import DDSA, DualStageNet, NASNet, init_params
+from nasnet_jax import inference, models
+from nasnet_jax.models import (DDSA, DerainingNetwork, DualStageNet, NASNet, init_params,
+                               layers, network)
 
 # Small, but every part of each network (the padded paths included).
 TINY_NETWORKS = {
@@ -34,3 +40,50 @@ def test_gradients_are_finite_at_sizes_that_need_padding(name):
          if not bool(jnp.all(jnp.isfinite(g)))]
   assert not bad, f"{name}: non-finite gradients in {bad[:5]}"
   assert float(sum(jnp.sum(jnp.abs(g)) for g in jax.tree.leaves(grads))) > 0
+
+
+@pytest.mark.parametrize("name", sorted(TINY_NETWORKS))
+def test_every_network_keeps_the_declared_contract(name):
+  model = TINY_NETWORKS[name]()
+  assert isinstance(model, DerainingNetwork)
+  assert models.NETWORKS[name] is type(model)
+  assert model.size_multiple >= 1 and isinstance(model.xla_cpu_ynn_fusions, bool)
+  radius = model.receptive_field_radius
+  assert radius is None or radius > 0
+  # Its config construction lives with it: a config.model round-trips.
+  fields = {f: getattr(model, f) for f in ("features",)}
+  assert models.create_model({"name": name, **fields}).features == model.features
+
+
+class _MeanShift(nn.Module):
+  """A fourth network, as a user would add one: a module that keeps the contract."""
+  conv_impl: str = "xla"
+  dtype: object = None
+  size_multiple = 4
+  receptive_field_radius = 1
+  xla_cpu_ynn_fusions = True
+
+  @classmethod
+  def from_config(cls, fields):
+    return cls(**network.module_kwargs(cls, fields))
+
+  @nn.compact
+  def __call__(self, x, valid=None):
+    h, w = x.shape[1:3]
+    padded, _ = layers.pad_to_multiple(x, valid, self.size_multiple)
+    y = nn.Conv(3, (3, 3))(padded)
+    return x + y[:, :h, :w]
+
+
+def test_a_new_network_needs_only_its_module_and_an_entry(monkeypatch):
+  monkeypatch.setitem(models.NETWORKS, "mean_shift", _MeanShift)
+  model = models.create_model({"name": "mean_shift", "dtype": "float32"})
+  assert isinstance(model, DerainingNetwork)
+  params = init_params(model, jax.random.key(0))
+  image = np.random.default_rng(0).random((13, 19, 3), dtype=np.float32)
+  out = inference.Derainer(model, params, tile=8)(image)   # exact tiles: radius 1
+  whole = inference.Derainer(model, params)(image)
+  assert out.shape == image.shape
+  np.testing.assert_allclose(out, whole, atol=1e-5)
+  with pytest.raises(ValueError, match=r"fields \['depth'\] that _MeanShift does not take"):
+    models.create_model({"name": "mean_shift", "depth": 3})

@@ -15,11 +15,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import nasnet_jax
 from nasnet_jax import images, train_lib
-from nasnet_jax.models import create_model
 from tests.conftest import ROOT, config_flags_for, run_script, tiny_config
 
 
@@ -34,40 +34,32 @@ def train_losses(workdir):
 
 def test_one_step_lowers_the_loss():
   config = tiny_config(None)
-  model = create_model(config.model)
-  state = train_lib.create_train_state(config, model, jax.random.PRNGKey(0))
+  training = train_lib.build_training(config)
+  state = training.init_state()
   rng = np.random.default_rng(0)
   clean = rng.integers(0, 256, (4, 24, 24, 3), dtype=np.uint8)
   rainy = np.clip(clean.astype(int) + (rng.uniform(size=clean.shape) < 0.1) * 120, 0,
                   255).astype(np.uint8)
-  batch = {"rainy": jnp.asarray(rainy), "clean": jnp.asarray(clean)}
-  step = jax.jit(train_lib.train_step)
-  new_state, first = step(state, batch)
-  _, second = step(new_state, batch)
-  assert int(new_state.step) == 1
+  batch = training.place_batch({"rainy": rainy, "clean": clean})
+  state, first = training.step(state, batch)   # the state is donated
+  assert int(state.step) == 1
+  state, second = training.step(state, batch)
+  assert int(state.step) == 2
   assert float(second["loss"]) < float(first["loss"])
   assert set(first) == {"loss", "l1", "ssim", "grad_norm"}
 
 
 DEVICE_SCRIPT = textwrap.dedent("""
     import sys, jax, jax.numpy as jnp, numpy as np
-    from jax.sharding import NamedSharding, PartitionSpec as P
-    from nasnet_jax import images, train_lib
-    from nasnet_jax.models import create_model
+    from nasnet_jax import train_lib
     from tests.conftest import tiny_config
     config = tiny_config(None, **{"data.synthetic_rain_fraction": 0.5})
-    mesh = train_lib.make_mesh()
-    replicated = NamedSharding(mesh, P())
-    model = create_model(config.model)
-    state = jax.jit(lambda k: train_lib.create_train_state(config, model, k),
-                    out_shardings=replicated)(jax.random.PRNGKey(0))
-    step, batch_sharding = train_lib.jit_train_step(
-        config, mesh, jax.tree.map(lambda _: replicated, state))
+    training = train_lib.build_training(config)
+    state = training.init_state()
     rng = np.random.default_rng(0)
     for _ in range(2):
       local = {k: rng.integers(0, 256, (4, 24, 24, 3), dtype=np.uint8) for k in ("rainy", "clean")}
-      batch = {k: jax.make_array_from_process_local_data(batch_sharding, v) for k, v in local.items()}
-      state, metrics = step(state, batch)
+      state, metrics = training.step(state, training.place_batch(local))
     flat = np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(state.params))])
     np.save(sys.argv[1], flat)
     print("devices", jax.device_count(), "loss", float(metrics["loss"]))
@@ -102,13 +94,21 @@ def test_bad_synthetic_rain_weights_are_a_clear_error(tiny_data_dir, tmp_path):
   assert not os.path.exists(os.path.join(tmp_path, "checkpoints"))
 
 
-def test_unknown_config_field_is_an_error(tiny_data_dir, tmp_path):
-  proc = run_script(["train.py", f"--workdir={tmp_path}",
-                     "--config=configs/default.py", "--config.data.crop_sise=64"],
-                    check=False)
-  assert proc.returncode != 0
-  assert "crop_sise" in proc.stderr
-  assert not os.path.exists(os.path.join(tmp_path, "checkpoints"))
+@pytest.mark.parametrize("flag, status, message", [
+    ("--config.data.crop_sise=64", 2, "error: --config.data.crop_sise: the config has no "
+     "field 'crop_sise'; did you mean --config.data.crop_size?"),
+    ("--config.learnin_rate=1e-3", 2, "did you mean --config.learning_rate?"),
+    ("--config.learning_rate=abc", 2, "error: flag --config.learning_rate=abc"),
+    ("--config.learning_rate=-1", 1, "error: config.learning_rate=-1.0 must be > 0"),
+    ("--config.keep_checkpoints=0", 1, "error: config.keep_checkpoints=0 must be >= 1"),
+])
+def test_a_bad_setting_is_one_line_and_writes_nothing(tmp_path, flag, status, message):
+  workdir = tmp_path / "run"
+  proc = run_script(["train.py", f"--workdir={workdir}", "--config=configs/synthetic.py",
+                     flag], check=False)
+  assert proc.returncode == status, proc.stderr
+  assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr, proc.stderr
+  assert not workdir.exists()
 
 
 @pytest.fixture(scope="module")
@@ -315,9 +315,10 @@ class _TwoStageToy(nn.Module):
 
 
 def test_sown_stage_outputs_add_their_weighted_loss():
-  config = tiny_config("unused")
   model = _TwoStageToy()
-  state = train_lib.create_train_state(config, model, jax.random.PRNGKey(0))
+  params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
+  state = train_lib.TrainState.create(apply_fn=model.apply, params=params,
+                                      tx=optax.sgd(0.1), rng=jax.random.PRNGKey(0))
   rng = np.random.default_rng(0)
   batch = {"rainy": rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8),
            "clean": rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)}
@@ -395,3 +396,35 @@ def test_geometric_augmentation_moves_to_the_device_with_synthetic_rain():
   assert options["rotate"] and options["flip"] and options["clean_fraction"] == 0.2
   with pytest.raises(ValueError, match="config.data.clean_fraction"):
     train_lib.pair_options(tiny_config(None, **{"data.clean_fraction": 1.5}))
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"learning_rate": -1.0}, r"config.learning_rate=-1.0 must be > 0"),
+    ({"learning_rate": 0.0}, r"config.learning_rate=0.0 must be > 0"),
+    ({"total_steps": 0}, r"config.total_steps=0 must be >= 1"),
+    ({"batch_size": 0}, r"config.batch_size=0 must be >= 1"),
+    ({"data.crop_size": -8}, r"config.data.crop_size=-8 must be >= 1"),
+    ({"keep_checkpoints": 0}, r"config.keep_checkpoints=0 must be >= 1"),
+    ({"warmup_steps": -5}, r"config.warmup_steps=-5 must be >= 0"),
+    ({"data.scale_range": (2.0, 1.0)}, r"config.data.scale_range=\(2.0, 1.0\)"),
+    ({"loss": "l2"}, r"config.loss='l2' is unknown"),
+])
+def test_numeric_settings_are_checked_before_anything_is_built(override, message):
+  config = tiny_config(None, **override)
+  with pytest.raises(ValueError, match=message) as info:
+    train_lib.build_training(config)
+  assert "\n" not in str(info.value)
+
+
+def test_build_training_binds_the_config_once_and_initialises_nothing():
+  config = tiny_config(None)
+  training = train_lib.build_training(config)
+  # The abstract state has the real one's structure, shapes and shardings.
+  state = training.init_state()
+  assert jax.tree.structure(training.abstract_state) == jax.tree.structure(state)
+  for abstract, real in zip(jax.tree.leaves(training.abstract_state), jax.tree.leaves(state)):
+    assert isinstance(abstract, jax.ShapeDtypeStruct)
+    assert (abstract.shape, abstract.dtype) == (real.shape, real.dtype)
+    assert abstract.sharding == real.sharding
+  np.testing.assert_allclose(training.schedule(config.total_steps),
+                             config.get("end_learning_rate", 0.0), atol=1e-9)

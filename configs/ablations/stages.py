@@ -3,7 +3,7 @@
   python train.py --config=configs/ablations/stages.py:2 --workdir=DIR --config.data.manual_dir=/data/rain100h
 
 The number after ``:`` is the stage count (paper: 1 -> 28.98 dB, 2 -> 29.78, 3 -> 30.38,
-4 -> 30.46). The design note places this ablation on Rain100H; its 3-stage row equals the
+4 -> 30.46; docs/nasnet.md). The paper runs this ablation on Rain100H; its 3-stage row equals the
 main Rain100H result, so it uses the main recipe (lr 2e-4, 300k steps), not the lr 1e-4
 runs of Tables 7 and 9.
 """

@@ -26,7 +26,7 @@ slower than XLA's own (Eigen) ones on the CPU we measured, and they parallelise 
 small images: the demo net's train step at 8 x 240^2 runs 1.9x faster with them off,
 tiles of 292^2 infer 15% faster. At 64 channels they are 6% faster, and so they are for
 DDSA's transformer at 16 channels (5%). A network says whether it wants them through an
-``xla_cpu_ynn_fusions`` property (default True); ``compiler_options(model)`` turns
+``xla_cpu_ynn_fusions`` property (``models.network``); ``compiler_options(model)`` turns
 them off on the CPU backend when it says False, and the library passes it to every
 ``jax.jit`` of a network (train step, inference). Setting the flag in ``XLA_FLAGS``
 yourself wins.
@@ -79,9 +79,7 @@ def compiler_options(model: Any, platform: str | None = None) -> dict[str, str] 
   platform = platform or jax.default_backend()
   if platform != "cpu" or YNN_FLAG in os.environ.get("XLA_FLAGS", ""):
     return None
-  if getattr(model, "conv_impl", "xla") not in ("auto", "cpu"):
-    return None
-  if getattr(model, "xla_cpu_ynn_fusions", True):
+  if model.conv_impl not in ("auto", "cpu") or model.xla_cpu_ynn_fusions:
     return None
   return {YNN_FLAG: ""}
 

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -64,6 +64,7 @@ import numpy as np
 from nasnet_jax.models.convolution import CONV_IMPLS, pytorch_init_conv
 from nasnet_jax.models.ddsa import SpatialEnhancedFeedForward
 from nasnet_jax.models.layers import ChannelLayerNorm, l2_normalize, masked, pad_to_multiple
+from nasnet_jax.models.network import module_kwargs
 
 Dtype = Any
 
@@ -451,6 +452,16 @@ class DualStageNet(nn.Module):
 
   # Not local (stage 2 attends across the image): tiles are cross-faded.
   receptive_field_radius = None
+
+  @classmethod
+  def from_config(cls, fields: Mapping[str, Any]) -> "DualStageNet":
+    """The network of a ``config.model`` (``models.network.module_kwargs``)."""
+    return cls(**module_kwargs(cls, fields))
+
+  @property
+  def xla_cpu_ynn_fusions(self) -> bool:
+    """XLA:CPU's YNNPACK fusions help it (``convolution.compiler_options``)."""
+    return True
 
   @property
   def size_multiple(self) -> int:

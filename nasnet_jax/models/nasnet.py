@@ -19,15 +19,28 @@ with ``attention="none"``.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from nasnet_jax.models.convolution import CONV_IMPLS, YNN_MIN_FEATURES
 from nasnet_jax.models.convolution import pytorch_init_conv as _conv
+from nasnet_jax.models.network import module_kwargs
 
 Dtype = Any
+
+# The NASNet authors' per-dataset input statistics, (mean RGB, std RGB): their data loaders
+# normalise the input with these, so their weights expect it (``input_normalization``).
+INPUT_STATS = {
+    "mpid_streak": ((0.47748442, 0.44561987, 0.40421578), (0.24147542, 0.23230714, 0.23012931)),
+    "mpid_drop": ((0.50788142, 0.5181989, 0.484861), (0.18620518, 0.18312409, 0.19519102)),
+    "mpid_mist": ((0.39551503, 0.3972878, 0.3676113), (0.14311445, 0.13827545, 0.1329295)),
+    "spa_real": ((0.37963131, 0.37317694, 0.34395947), (0.14067527, 0.13811357, 0.1289146)),
+    "rain100h": ((0.28889797, 0.29333464, 0.26457639), (0.35875455, 0.36073939, 0.33314634)),
+    "rain100l": ((0.20238657, 0.20641472, 0.17443697), (0.27103779, 0.2704343, 0.23743652)),
+    "raincityscapes": ((0.39394617, 0.44335372, 0.40406548), (0.14550411, 0.15230632, 0.15129043)),
+}
 
 ATTENTION_KINDS = ("na", "se", "none")
 
@@ -199,6 +212,25 @@ class NASNet(nn.Module):
   conv_impl: str = "auto"
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
+
+  @classmethod
+  def from_config(cls, fields: Mapping[str, Any]) -> "NASNet":
+    """The network of a ``config.model`` (``models.network.module_kwargs``), where
+    ``input_normalization`` ("" for none, or a key of ``INPUT_STATS``) stands for
+    ``input_mean`` and ``input_std``."""
+    fields = dict(fields)
+    norm = fields.pop("input_normalization", "") or ""
+    if norm and norm not in INPUT_STATS:
+      raise ValueError(f"config.model.input_normalization={norm!r} is unknown; use '' or "
+                       f"one of {sorted(INPUT_STATS)}")
+    if norm:
+      fields["input_mean"], fields["input_std"] = INPUT_STATS[norm]
+    return cls(**module_kwargs(cls, fields))
+
+  @property
+  def size_multiple(self) -> int:
+    """Any size as it is: every convolution is "same" and stride 1."""
+    return 1
 
   @property
   def xla_cpu_ynn_fusions(self) -> bool:

@@ -1,0 +1,72 @@
+"""The contract every deraining network in ``nasnet_jax.models`` keeps.
+
+Inference (``nasnet_jax.inference``), training (``nasnet_jax.train_lib``), export and the
+benchmarks use a network only through this: they never ask which network it is. A new
+network is one module that keeps the contract, an entry in ``models.NETWORKS``, and a
+config (``config.model.name`` picks it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+@runtime_checkable
+class DerainingNetwork(Protocol):
+  """A Flax module ``(N, H, W, 3) float in [0, 1] -> (N, H, W, 3)`` derained images, of
+  any size: it pads to ``size_multiple`` itself, masks the padding, and crops back.
+
+  Attributes and properties:
+    conv_impl: "auto", "cpu" or "xla": how its convolutions are computed
+      (``models.convolution``).
+    size_multiple: inputs are padded internally to a multiple of this (1: no padding).
+    receptive_field_radius: how far, in pixels per axis, an output pixel sees into the
+      input; None when the network is not local (global pooling or attention). Exact
+      tiling uses it as the overlap; None makes tiles cross-fade.
+    xla_cpu_ynn_fusions: whether XLA:CPU's YNNPACK fusions speed it up (False turns them
+      off when it is jitted on a CPU: ``convolution.compiler_options``).
+  """
+  conv_impl: str
+
+  @property
+  def size_multiple(self) -> int: ...
+
+  @property
+  def receptive_field_radius(self) -> int | None: ...
+
+  @property
+  def xla_cpu_ynn_fusions(self) -> bool: ...
+
+  def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array: ...
+
+  @classmethod
+  def from_config(cls, fields: Mapping[str, Any]) -> "DerainingNetwork":
+    """The network a ``config.model`` describes (without its ``name``)."""
+
+
+def module_kwargs(cls: type, fields: Mapping[str, Any],
+                  config_only: frozenset[str] = frozenset()) -> dict[str, Any]:
+  """``fields`` of a ``config.model`` as keyword arguments of network ``cls``.
+
+  ``dtype`` is given as a string ("float32", "bfloat16", "float16"); lists (which a
+  ConfigDict gives back for tuples) become tuples, as modules must hash. A field that is
+  not an attribute of ``cls`` (nor in ``config_only``, which ``cls.from_config`` handles
+  itself) is an error naming it and listing the valid ones.
+  """
+  kwargs = dict(fields)
+  dtype = kwargs.pop("dtype", "float32")
+  if dtype not in DTYPES:
+    raise ValueError(f"config.model.dtype={dtype!r} is unknown; choose one of {sorted(DTYPES)}")
+  kwargs["dtype"] = DTYPES[dtype]
+  attributes = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+  unknown = sorted(set(kwargs) - attributes - config_only)
+  if unknown:
+    raise ValueError(f"config.model has fields {unknown} that {cls.__name__} does not take; "
+                     f"its fields are {sorted(attributes | config_only)}")
+  return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
