@@ -28,10 +28,10 @@ def _gaussian_band(n: int) -> np.ndarray:
 def _banded_filter(z: jax.Array) -> jax.Array:
   """dm_pix.ssim's separable Gaussian ("valid") on (N, H, W, C) as two matrix products.
 
-  dm_pix filters with ``jnp.convolve`` vmapped over rows; on XLA:CPU its forward and
-  backward take 151 ms per L1 + SSIM step at 2 x 240^2 against 30 ms for these products
-  (a banded (W, W - 10) matrix: more arithmetic, but XLA's fastest kernel). Same values
-  to float rounding; used for sides up to ``BANDED_FILTER_MAX_SIZE``.
+  dm_pix filters with ``jnp.convolve`` vmapped over rows, which XLA:CPU runs several times
+  slower, forward and backward, than these products (a banded (W, W - 10) matrix: more
+  arithmetic, but XLA's fastest kernel; ``benchmarks/RESULTS.md``). Same values to float
+  rounding; used for sides up to ``BANDED_FILTER_MAX_SIZE``.
   """
   h, w = z.shape[-3], z.shape[-2]
   z = jnp.einsum("nhwc,wv->nhvc", z, _gaussian_band(w))

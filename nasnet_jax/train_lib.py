@@ -455,6 +455,12 @@ def _truncate_metrics(path: str, last_step: int) -> None:
     os.replace(tmp, path)
 
 
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  """Whether every element of every leaf of ``tree`` is finite, as one device scalar."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
 def _every(step: int, period: int) -> bool:
   """True every ``period`` steps; a period of 0 (or less) never."""
   return period > 0 and step % period == 0
@@ -519,7 +525,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           f"{config.total_steps}", flush=True)
 
   def save(step):
-    if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state.params)):
+    if not bool(_all_finite(state.params)):   # one reduction, one host sync
       raise NonFiniteLossError(f"parameters became NaN/inf before step {step}")
     checkpointing.save(manager, step, state, data_state, model_cfg)
 

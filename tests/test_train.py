@@ -428,3 +428,12 @@ def test_build_training_binds_the_config_once_and_initialises_nothing():
     assert abstract.sharding == real.sharding
   np.testing.assert_allclose(training.schedule(config.total_steps),
                              config.get("end_learning_rate", 0.0), atol=1e-9)
+
+
+def test_the_finite_check_before_a_save_is_one_reduction():
+  params = {"a": jnp.ones((2, 3)), "b": {"c": jnp.zeros(4)}}
+  assert bool(train_lib._all_finite(params))
+  params["b"]["c"] = params["b"]["c"].at[1].set(jnp.inf)
+  assert not bool(train_lib._all_finite(params))
+  # One program whose result is a single scalar: one host sync per save, not one per leaf.
+  assert train_lib._all_finite(params).shape == ()

@@ -45,8 +45,7 @@ def init_params(model: nn.Module, rng: jax.Array,
   ``image_shape`` (NHWC) is enough. The initialisation is one jitted program that keeps
   only the parameters. On the CPU backend it is compiled without XLA's backend
   optimisations: it runs once, and optimising its unrolled random-number generation is
-  most of its cost (a tiny DDSA: 15 s with them, 6 s without; the values agree to float
-  rounding, 1e-7).
+  most of its cost (``benchmarks/RESULTS.md``; the values agree to float rounding).
   """
   def init(key):
     return model.init(key, jnp.zeros(image_shape, jnp.float32), mutable=["params"])["params"]

@@ -4,32 +4,32 @@
 returns the one to pass. With ``impl="xla"`` (and with ``"auto"`` on GPU and TPU) it is
 ``lax.conv_general_dilated`` itself. With ``"cpu"`` (``"auto"`` on CPU) each stride-1
 NHWC convolution is computed the way XLA:CPU runs it fastest, with the same result and
-the same parameters in Flax's layout (HWIO; depthwise ``(k, k, 1, C)``). Measured on a
-2-core AVX-512 CPU at (2, 240, 240, C), forward + backward (``benchmarks/RESULTS.md``):
+the same parameters in Flax's layout (HWIO; depthwise ``(k, k, 1, C)``):
 
-* a **1x1** convolution is a matrix product over the channel axis: 11 ms against 77 ms
-  for XLA's convolution at C = 32 (its kernel gradient is the slow part);
+* a **1x1** convolution is a matrix product over the channel axis (XLA:CPU's convolution
+  is slow here, its kernel gradient above all);
 * a **depthwise** kxk convolution is k*k shifted multiply-adds, which XLA fuses into one
-  loop: XLA's grouped convolution is ~28x slower forward. Its backward pass is written by
-  hand (autodiff of the slices transposes each into a full-size pad-and-add);
+  loop, instead of XLA's grouped convolution, which is more than an order of magnitude
+  slower on CPU. Its backward pass is written by hand (autodiff of the slices transposes
+  each into a full-size pad-and-add);
 * a **full** kxk convolution keeps XLA's forward pass and input gradient; from 64 x 64
-  channels on, its kernel gradient is one ``(N*H*W, Cin)^T @ (N*H*W, Cout)`` product per
-  tap instead of XLA's backward-filter convolution: 307 ms against 490 ms at 128 -> 64
-  channels (``TAP_KERNEL_GRAD_MIN_CHANNELS``).
+  channels on (``TAP_KERNEL_GRAD_MIN_CHANNELS``, where it starts to win), its kernel
+  gradient is one ``(N*H*W, Cin)^T @ (N*H*W, Cout)`` product per tap instead of XLA's
+  backward-filter convolution.
 
 Anything else (strides, dilations, other groupings or layouts) goes to
 ``lax.conv_general_dilated``.
 
 **XLA:CPU's library fusions.** jaxlib 0.10's XLA:CPU hands convolutions and matrix
 products to YNNPACK ("ynn fusions"). For NASNet's 32-channel convolutions its kernels are
-slower than XLA's own (Eigen) ones on the CPU we measured, and they parallelise worse on
-small images: the demo net's train step at 8 x 240^2 runs 1.9x faster with them off,
-tiles of 292^2 infer 15% faster. At 64 channels they are 6% faster, and so they are for
-DDSA's transformer at 16 channels (5%). A network says whether it wants them through an
+slower than XLA's own (Eigen) ones and parallelise worse on small images; at 64 channels,
+and for DDSA, they are faster. A network says whether it wants them through its
 ``xla_cpu_ynn_fusions`` property (``models.network``); ``compiler_options(model)`` turns
 them off on the CPU backend when it says False, and the library passes it to every
 ``jax.jit`` of a network (train step, inference). Setting the flag in ``XLA_FLAGS``
 yourself wins.
+
+The measurements behind each choice are in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -45,10 +45,8 @@ from jax import lax
 
 CONV_IMPLS = ("auto", "cpu", "xla")
 
-# The per-tap kernel gradient wins from Cin * Cout = 64 * 64 on (fwd + kernel gradient,
-# 2 x 240^2: 252 vs 294 ms at 64 -> 64, 307 vs 490 ms at 128 -> 64) and loses below it
-# (41 vs 34 ms at 32 -> 32, 117 vs 84 ms at 64 -> 32); XLA's backward-filter convolution is
-# used there.
+# The per-tap kernel gradient wins from Cin * Cout = 64 * 64 on and loses below it, where
+# XLA's backward-filter convolution is used (benchmarks/RESULTS.md).
 TAP_KERNEL_GRAD_MIN_CHANNELS = 64
 
 # NASNet at least this wide keeps YNNPACK on XLA:CPU (see the module docstring).
