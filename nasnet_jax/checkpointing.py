@@ -18,6 +18,8 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from nasnet_jax import command_line
+
 CHECKPOINT_SUBDIR = "checkpoints"
 QUARANTINE_SUBDIR = "checkpoints_unreadable"
 
@@ -159,11 +161,12 @@ def restore_config_and_params(path: str) -> tuple[dict[str, Any], Any]:
   if os.path.isdir(os.path.join(expanded, EXPORT_CHECKPOINT, "params")):
     return _restore_export(expanded)
   directory, step = _resolve(path)
-  manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(read_only=True),
-      item_handlers={"state": ocp.StandardCheckpointHandler(),
-                     "data": ocp.JsonCheckpointHandler(),
-                     "model": ocp.JsonCheckpointHandler()})
+  with command_line.harmless_lines_dropped():   # orbax's three read-only notices
+    manager = ocp.CheckpointManager(
+        directory, options=ocp.CheckpointManagerOptions(read_only=True),
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "data": ocp.JsonCheckpointHandler(),
+                       "model": ocp.JsonCheckpointHandler()})
   # Restore onto this process's first device whatever topology the run was saved from
   # (e.g. trained over 2 or 8 devices): a target built from the saved shapes and dtypes.
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])

@@ -9,7 +9,7 @@ instead of a traceback. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import logging as std_logging
 import os
 import re
@@ -128,7 +128,8 @@ HARMLESS_LOG_LINES = (
     "OpenCV is not installed",                        # TFDS: PIL decodes our PNGs
     "Unable to initialize backend",                   # JAX probing TPU/GPU on a CPU host
     "for deletion",                                   # orbax after a resume
-    "read-only",                                      # orbax restoring an export
+    "read_only=True",                                 # orbax, restoring read-only
+    "Given directory is read only",
 )
 
 
@@ -137,6 +138,19 @@ class _DropHarmless(std_logging.Filter):
   def filter(self, record: std_logging.LogRecord) -> bool:
     message = record.getMessage()
     return not any(line in message for line in HARMLESS_LOG_LINES)
+
+
+@contextlib.contextmanager
+def harmless_lines_dropped():
+  """Within the block, ``HARMLESS_LOG_LINES`` are not logged (for the library's own calls
+  into orbax, e.g. a read-only restore, whatever the caller's logging setup)."""
+  drop = _DropHarmless()
+  logger = std_logging.getLogger("absl")
+  logger.addFilter(drop)
+  try:
+    yield
+  finally:
+    logger.removeFilter(drop)
 
 
 def quiet(verbose: bool = False) -> None:

@@ -47,4 +47,6 @@ def test_quiet_drops_only_the_known_harmless_lines():
                                              None)
   assert not drop.filter(record("OpenCV is not installed. We recommend using OpenCV"))
   assert not drop.filter(record("Unable to initialize backend 'tpu': not found"))
+  assert not drop.filter(record("CheckpointManagerOptions.read_only=True, setting create=False."))
+  assert not drop.filter(record("Given directory is read only=/w/checkpoints"))
   assert drop.filter(record("rain100h train: skipped 3 of 10 inputs; reasons in x"))
