@@ -2,6 +2,8 @@
 
   # the latest checkpoint in DIR on config.data's eval split
   python evaluate.py --config=configs/synthetic.py --workdir=DIR [--save_images]
+  # the general model shipped inside the package (nasnet_jax.pretrained())
+  python evaluate.py --config=configs/synthetic.py --pretrained
   # saved outputs against ground truth, paired by file name (no model needed)
   python evaluate.py --results_dir=R --target_dir=T [--input_dir=RAINY]
 
@@ -9,7 +11,8 @@ Inference options come from the config: --config.eval.ensemble=True (x8 self-ens
 --config.eval.tile=512 [--config.eval.overlap=N], --config.eval.dtype=bfloat16.
 
 Prints a table (input vs output, per protocol and rain type) and writes per_image.csv and
-summary.json to --output_dir (default DIR/eval_<split> or R_scores).
+summary.json to --output_dir (default DIR/eval_<split>, pretrained_eval_<split> or
+R_scores).
 """
 
 import os
@@ -23,6 +26,8 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config naming the dataset and protocols.",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Training workdir (or checkpoint folder) to score.")
+flags.DEFINE_bool("pretrained", False, "Score the general model shipped with nasnet-jax "
+                  "instead of a --workdir.")
 flags.DEFINE_string("split", None, "Dataset split (default: config.data.eval_split).")
 flags.DEFINE_string("results_dir", None, "Folder of derained images to score.")
 flags.DEFINE_string("target_dir", None, "Folder of ground-truth images (same names).")
@@ -58,24 +63,32 @@ def run():
     output_dir = FLAGS.output_dir or FLAGS.results_dir.rstrip("/") + "_scores"
     extra = {"results_dir": FLAGS.results_dir, "target_dir": FLAGS.target_dir}
   else:
-    if not (FLAGS.workdir and FLAGS.config):
-      raise ValueError("pass --config and --workdir to score a model, or --results_dir "
-                       "and --target_dir to score saved outputs")
+    if not ((FLAGS.workdir or FLAGS.pretrained) and FLAGS.config):
+      raise ValueError("pass --config and --workdir (or --pretrained) to score a model, or "
+                       "--results_dir and --target_dir to score saved outputs")
+    if FLAGS.workdir and FLAGS.pretrained:
+      raise ValueError("pass either --workdir or --pretrained, not both")
     import nasnet_jax  # pylint: disable=g-import-not-at-top
     from nasnet_jax.data import pipeline  # pylint: disable=g-import-not-at-top
     config = FLAGS.config
     split = FLAGS.split or config.data.eval_split
-    model, params = nasnet_jax.restore(FLAGS.workdir)
+    if FLAGS.pretrained:
+      model, params = nasnet_jax.pretrained()
+      default_output = f"pretrained_eval_{split}"
+    else:
+      model, params = nasnet_jax.restore(FLAGS.workdir)
+      default_output = os.path.join(FLAGS.workdir, f"eval_{split}")
     source = pipeline.get_data_source(config.data.name, split, config.data.data_dir,
                                       config.data.manual_dir)
-    output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, f"eval_{split}")
+    output_dir = FLAGS.output_dir or default_output
     examples = pipeline.eval_examples(source, FLAGS.max_images or None)
     options = evaluation.inference_options(config.eval)
     rows = evaluation.evaluate_model(
         model, params, examples, protocols,
         output_dir=os.path.join(output_dir, "images") if FLAGS.save_images else None,
         options=options)
-    extra = {"workdir": FLAGS.workdir, "dataset": config.data.name, "split": split,
+    extra = {"workdir": FLAGS.workdir or "pretrained:general",
+             "dataset": config.data.name, "split": split,
              "inference": options}
   summary = evaluation.summarize(rows)
   evaluation.write_report(rows, summary, output_dir, {**extra, "protocols": protocols})

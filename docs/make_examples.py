@@ -1,6 +1,7 @@
 """Writes the README's before/after strips: rainy | derained | clean, one PNG per rain kind.
 
-    python docs/make_examples.py --checkpoint=workdirs/synthetic [--output_dir=docs/images]
+    python docs/make_examples.py                          # the shipped general model
+    python docs/make_examples.py --checkpoint=workdirs/synthetic --output_dir=/tmp/strips
 
 Each strip is a 256x256 crop of a held-out photo (never trained on) with rain of one kind
 at a medium strength: the training renderer's streak, drop and mist, the held-out
@@ -45,12 +46,12 @@ def render(kind: str, rain: str | None, clean: np.ndarray, strength: float) -> n
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--checkpoint", required=True,
-                      help="training workdir, checkpoint step folder or export")
+  parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
   parser.add_argument("--output_dir", default=os.path.join(os.path.dirname(__file__),
                                                            "images"))
   args = parser.parse_args()
-  model, params = nasnet_jax.restore(args.checkpoint)
+  model, params = (nasnet_jax.restore(args.checkpoint) if args.checkpoint
+                   else nasnet_jax.pretrained())
   derainer = nasnet_jax.Derainer(model, params)
   for kind, photo, top, left, rain, strength in STRIPS:
     clean = photos.load_photo(photo)[top:top + SIZE, left:left + SIZE]

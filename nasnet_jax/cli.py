@@ -1,6 +1,7 @@
-"""``nasnet-derain``: derain your own photos with a trained checkpoint.
+"""``nasnet-derain``: derain your own photos, with the shipped model or your checkpoint.
 
-    nasnet-derain --checkpoint=workdirs/demo photo.jpg more/ 'shots/*.png' --output_dir=out
+    nasnet-derain photo.jpg more/ 'shots/*.png' --output_dir=out     # the shipped model
+    nasnet-derain --checkpoint=workdirs/demo photo.jpg --output_dir=out
     nasnet-derain --checkpoint=EXPORT big.tif --output_dir=out --tile=512 --ensemble
 
 INPUT is a file, a folder (its images, recursively; sub-folders are kept in OUT) or a glob.
@@ -28,8 +29,9 @@ def _parser() -> argparse.ArgumentParser:
       formatter_class=argparse.RawDescriptionHelpFormatter,
       epilog="\n\n".join(__doc__.split("\n\n")[1:]))
   p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
-  p.add_argument("--checkpoint", required=True,
-                 help="training workdir, checkpoint step folder, or export folder")
+  p.add_argument("--checkpoint", default=None,
+                 help="training workdir, checkpoint step folder, or export folder "
+                      "(default: the general model shipped with nasnet-jax)")
   p.add_argument("--output_dir", required=True, help="where the derained images go")
   p.add_argument("--tile", type=int, default=0,
                  help="run in tiles of this size (pixels; 0: whole images)")
@@ -112,7 +114,12 @@ def run(argv: list[str] | None = None) -> int:
   import nasnet_jax  # pylint: disable=g-import-not-at-top
   from nasnet_jax import inference  # pylint: disable=g-import-not-at-top
   try:
-    model, params = nasnet_jax.restore(args.checkpoint)
+    if args.checkpoint:
+      model, params = nasnet_jax.restore(args.checkpoint)
+    else:
+      model, params = nasnet_jax.pretrained()
+      print("using the shipped general model (nasnet_jax.pretrained(); see --checkpoint)",
+            flush=True)
     derainer = inference.Derainer(
         model, params, tile=args.tile or None,
         overlap=None if args.overlap < 0 else args.overlap, ensemble=args.ensemble,
