@@ -41,14 +41,14 @@ exact.
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from nasnet_jax.models.convolution import CONV_IMPLS, pytorch_init_conv
-from nasnet_jax.models.network import module_kwargs
+from nasnet_jax.models.network import NonLocalNetwork
 from nasnet_jax.models.layers import (ChannelLayerNorm, l2_normalize, masked, masked_mean,
                                       pad_to_multiple, pixel_shuffle, pixel_unshuffle,
                                       pool_valid, sparse_k, top_k_mask)
@@ -203,7 +203,7 @@ class TransformerBlock(nn.Module):
     return masked(x, valid)
 
 
-class DDSA(nn.Module):
+class DDSA(NonLocalNetwork, nn.Module):
   """The DDSA deraining network (see the module docstring for what is inferred).
 
   Attributes:
@@ -239,19 +239,6 @@ class DDSA(nn.Module):
   conv_impl: str = "auto"
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
-
-  # Not local: tiles are cross-faded (Derainer's default overlap for such networks).
-  receptive_field_radius = None
-
-  @classmethod
-  def from_config(cls, fields: Mapping[str, Any]) -> "DDSA":
-    """The network of a ``config.model`` (``models.network.module_kwargs``)."""
-    return cls(**module_kwargs(cls, fields))
-
-  @property
-  def xla_cpu_ynn_fusions(self) -> bool:
-    """XLA:CPU's YNNPACK fusions help it (``convolution.compiler_options``)."""
-    return True
 
   @property
   def size_multiple(self) -> int:

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -64,7 +64,7 @@ import numpy as np
 from nasnet_jax.models.convolution import CONV_IMPLS, pytorch_init_conv
 from nasnet_jax.models.ddsa import SpatialEnhancedFeedForward
 from nasnet_jax.models.layers import ChannelLayerNorm, l2_normalize, masked, pad_to_multiple
-from nasnet_jax.models.network import module_kwargs
+from nasnet_jax.models.network import NonLocalNetwork
 
 Dtype = Any
 
@@ -404,7 +404,7 @@ class NonLocalBlock(nn.Module):
     return masked(x, valid)
 
 
-class DualStageNet(nn.Module):
+class DualStageNet(NonLocalNetwork, nn.Module):
   """The dual-stage mask / non-local attention network (the module docstring says what
   is inferred).
 
@@ -449,19 +449,6 @@ class DualStageNet(nn.Module):
   conv_impl: str = "auto"
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
-
-  # Not local (stage 2 attends across the image): tiles are cross-faded.
-  receptive_field_radius = None
-
-  @classmethod
-  def from_config(cls, fields: Mapping[str, Any]) -> "DualStageNet":
-    """The network of a ``config.model`` (``models.network.module_kwargs``)."""
-    return cls(**module_kwargs(cls, fields))
-
-  @property
-  def xla_cpu_ynn_fusions(self) -> bool:
-    """XLA:CPU's YNNPACK fusions help it (``convolution.compiler_options``)."""
-    return True
 
   @property
   def size_multiple(self) -> int:

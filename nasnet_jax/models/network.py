@@ -70,3 +70,22 @@ def module_kwargs(cls: type, fields: Mapping[str, Any],
     raise ValueError(f"config.model has fields {unknown} that {cls.__name__} does not take; "
                      f"its fields are {sorted(attributes | config_only)}")
   return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+
+
+class NonLocalNetwork:
+  """The contract's parts that every network with image-wide attention shares, as a base
+  before ``nn.Module`` (``class DDSA(NonLocalNetwork, nn.Module)``): no receptive-field
+  radius (tiles are cross-faded), XLA:CPU's YNNPACK fusions on, and a config whose fields
+  are the network's attributes."""
+
+  receptive_field_radius = None
+
+  @classmethod
+  def from_config(cls, fields: Mapping[str, Any]):
+    """The network of a ``config.model`` (``module_kwargs``)."""
+    return cls(**module_kwargs(cls, fields))
+
+  @property
+  def xla_cpu_ynn_fusions(self) -> bool:
+    """XLA:CPU's YNNPACK fusions help it (``convolution.compiler_options``)."""
+    return True
