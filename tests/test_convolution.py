@@ -1,6 +1,5 @@
 """The CPU forms of the convolutions equal lax.conv_general_dilated, gradients included."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
