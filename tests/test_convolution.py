@@ -18,10 +18,11 @@ DN = jax.lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
     ((3, 3, 1, 4), 4, ((0, 2), (1, 0))),    # depthwise, uneven explicit padding
     ((2, 4, 4, 3), 1, ((1, 0), (2, 1))),    # even-sized full kernel
     ((3, 3, 4, 3), 1, "VALID"),
+    ((3, 3, 64, 64), 1, "SAME"),            # wide enough for the per-tap kernel gradient
     ((3, 3, 2, 4), 2, "SAME"),              # grouped, neither: falls back to lax
 ])
 def test_cpu_conv_equals_lax_with_gradients(kernel_shape, groups, padding):
-  x = jax.random.normal(jax.random.key(0), (2, 10, 13, 4))
+  x = jax.random.normal(jax.random.key(0), (2, 10, 13, kernel_shape[2] * groups))
   k = jax.random.normal(jax.random.key(1), kernel_shape)
 
   def f(conv, x, k):
@@ -36,6 +37,34 @@ def test_cpu_conv_equals_lax_with_gradients(kernel_shape, groups, padding):
   np.testing.assert_allclose(y, ref_y, rtol=1e-4, atol=1e-4)
   for a, b in zip(grads, ref_grads):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel_shape, groups", [
+    ((3, 3, 1, 4), 4),        # depthwise
+    ((3, 3, 64, 64), 1),      # full, per-tap kernel gradient
+])
+def test_cpu_conv_supports_every_jax_transformation(kernel_shape, groups):
+  """jvp, jacfwd, vmap of grad and Hessian-vector products agree with lax (a library used inside JAX
+  pipelines must allow forward mode as well as reverse)."""
+  x = jax.random.normal(jax.random.key(0), (2, 5, 6, kernel_shape[2] * groups))
+  k = jax.random.normal(jax.random.key(1), kernel_shape) * 0.1
+
+  def loss(conv, x, k):
+    return jnp.sum(jnp.sin(conv(x, k, (1, 1), "SAME", dimension_numbers=DN,
+                                feature_group_count=groups)))
+
+  def check(transform):
+    got = transform(lambda x, k: loss(cpu_conv, x, k))
+    want = transform(lambda x, k: loss(jax.lax.conv_general_dilated, x, k))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)
+
+  check(lambda f: jax.jvp(f, (x, k), (jnp.cos(x), jnp.cos(k))))
+  # jacfwd batches the jvp (vmap); two directions keep it small.
+  check(lambda f: jax.jit(jax.jacfwd(lambda a: f(x * a[0], k * a[1])))(jnp.ones(2)))
+  check(lambda f: jax.vmap(jax.grad(f, 1), (0, None))(x[:, None], k))
+  # Hessian-vector product, forward over reverse.
+  check(lambda f: jax.jvp(jax.grad(f, (0, 1)), (x, k), (jnp.cos(x), jnp.cos(k))))
 
 
 def test_strided_conv_falls_back_to_lax():

@@ -42,6 +42,28 @@ def test_gradients_are_finite_at_sizes_that_need_padding(name):
   assert float(sum(jnp.sum(jnp.abs(g)) for g in jax.tree.leaves(grads))) > 0
 
 
+# DDSA builds its convolutions the same way (pytorch_init_conv) and takes 40 s to compile
+# twice here; its convolution forms are checked under every transformation in
+# tests/test_convolution.py.
+@pytest.mark.parametrize("name", ["nasnet", "dual_stage"])
+def test_forward_and_reverse_mode_agree(name):
+  """jax.jvp works through the networks (on CPU too, where the convolutions take their
+  CPU forms) and agrees with jax.vjp: <J t, c> = <t, J^T c>."""
+  model = TINY_NETWORKS[name]()
+  params = init_params(model, jax.random.key(1))
+  x = jax.random.uniform(jax.random.key(0), (1, 13, 19, 3))
+  f = lambda p, x: model.apply({"params": p}, x)
+  tangent = jax.tree.map(lambda a: jnp.cos(jnp.arange(a.size, dtype=a.dtype)).reshape(a.shape),
+                         (params, x))
+  _, forward = jax.jit(lambda t: jax.jvp(f, (params, x), t))(tangent)
+  cotangent = jnp.sin(jnp.arange(forward.size, dtype=forward.dtype)).reshape(forward.shape)
+  reverse = jax.jit(lambda c: jax.vjp(f, params, x)[1](c))(cotangent)
+  lhs = float(jnp.vdot(forward, cotangent))
+  rhs = float(sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(tangent),
+                                                   jax.tree.leaves(reverse))))
+  np.testing.assert_allclose(lhs, rhs, rtol=1e-3)
+
+
 @pytest.mark.parametrize("name", sorted(TINY_NETWORKS))
 def test_every_network_keeps_the_declared_contract(name):
   model = TINY_NETWORKS[name]()

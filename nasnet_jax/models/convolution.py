@@ -10,12 +10,15 @@ the same parameters in Flax's layout (HWIO; depthwise ``(k, k, 1, C)``):
   is slow here, its kernel gradient above all);
 * a **depthwise** kxk convolution is k*k shifted multiply-adds, which XLA fuses into one
   loop, instead of XLA's grouped convolution, which is more than an order of magnitude
-  slower on CPU. Its backward pass is written by hand (autodiff of the slices transposes
-  each into a full-size pad-and-add);
+  slower on CPU;
 * a **full** kxk convolution keeps XLA's forward pass and input gradient; from 64 x 64
   channels on (``TAP_KERNEL_GRAD_MIN_CHANNELS``, where it starts to win), its kernel
   gradient is one ``(N*H*W, Cin)^T @ (N*H*W, Cout)`` product per tap instead of XLA's
   backward-filter convolution.
+
+Both kxk forms define their derivative as a ``jax.custom_jvp`` (the convolution is
+linear in each input), so forward and reverse mode, ``jax.vmap`` and higher derivatives
+all work; see "autodiff" below for how the kernel gradient stays fast.
 
 Anything else (strides, dilations, other groupings or layouts) goes to
 ``lax.conv_general_dilated``.
@@ -42,6 +45,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 CONV_IMPLS = ("auto", "cpu", "xla")
 
@@ -181,6 +185,58 @@ def cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=
       feature_group_count=feature_group_count, precision=precision, **kwargs)
 
 
+# ----------------------------------------------------------------------------- autodiff
+#
+# Both forms below are jax.custom_jvp functions, so forward mode (jax.jvp, jax.jacfwd,
+# jax.hessian) and reverse mode (jax.grad, jax.vjp, under jax.vmap too) work. A
+# convolution is linear in each input, so its tangent is conv(dx, k) + conv(x, dk); reverse
+# mode is JAX's transpose of that tangent. The tangent in dk is written so that its
+# transpose is the fastest kernel gradient on XLA:CPU (``_sum_over_taps``); the tangent
+# in dx is written plainly, as JAX's transpose of it is already as fast as a hand-written
+# one (benchmarks/RESULTS.md).
+
+
+def _pad_hw(x: jax.Array, pads) -> jax.Array:
+  (pt, pb), (pl, pr) = pads
+  return jnp.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)])
+
+
+def _sum_over_taps(xp: jax.Array, kernel: jax.Array, out_hw: tuple[int, int],
+                   product: Callable[[jax.Array, jax.Array], jax.Array]) -> jax.Array:
+  """sum over taps (i, j) of ``product(window_ij, kernel[i, j])``, where ``window_ij`` is
+  the (N, out_h, out_w, Cin) slice of the padded input ``xp`` at offset (i, j).
+
+  Linear in ``kernel``; used for the tangent in the kernel. It is a scan over the taps
+  with a rematerialised body, so that (1) linearising it keeps only ``xp``, not every
+  window, and (2) its transpose, the kernel gradient, is a loop with one
+  ``product``-transpose per tap (a (N*H*W)-long reduction or matrix product). Unrolled,
+  XLA:CPU fuses the kh*kw reductions into one multi-output loop that is 1.5-2.5x slower.
+  Accumulates in float32 at least.
+  """
+  kh, kw = kernel.shape[:2]
+  acc_dtype = jnp.promote_types(xp.dtype, jnp.float32)
+  window_shape = (xp.shape[0],) + tuple(out_hw) + (xp.shape[3],)
+  taps = jnp.array([(i, j) for i in range(kh) for j in range(kw)], jnp.int32)
+
+  @jax.checkpoint
+  def add_tap(acc, tap_and_weight):
+    tap, weight = tap_and_weight
+    window = lax.dynamic_slice(xp, (0, tap[0], tap[1], 0), window_shape)
+    return acc + product(window.astype(acc_dtype), weight.astype(acc_dtype)), None
+
+  acc = jnp.zeros(window_shape[:3] + kernel.shape[-1:], acc_dtype)
+  out, _ = lax.scan(add_tap, acc, (taps, kernel.reshape((kh * kw,) + kernel.shape[2:])))
+  return out.astype(xp.dtype)
+
+
+def _is_zero(tangent) -> bool:
+  return isinstance(tangent, SymbolicZero)
+
+
+def _sum_tangents(terms, like: jax.Array) -> jax.Array:
+  return functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(like)
+
+
 # ----------------------------------------------------------------------------- full kxk
 
 
@@ -188,49 +244,32 @@ def _xla_conv(x, kernel, pads):
   return lax.conv_general_dilated(x, kernel, (1, 1), pads, dimension_numbers=_NHWC)
 
 
-def _tap_products(xp, g, kh, kw, fn):
-  """``fn(window, g)`` for every tap (i, j) of a kh x kw kernel, where ``window`` is the
-  slice of the padded input ``xp`` that meets the output at that tap; stacked to
-  (kh, kw, ...). One tap per iteration of a loop: unrolled, XLA:CPU fuses the kh*kw
-  products into one multi-output loop that is several times slower."""
-  taps = jnp.array([(i, j) for i in range(kh) for j in range(kw)], jnp.int32)
-
-  def one(tap):
-    window = lax.dynamic_slice(xp, (0, tap[0], tap[1], 0), g.shape[:3] + xp.shape[3:])
-    return fn(window, g)
-  out = lax.map(one, taps)
-  return out.reshape((kh, kw) + out.shape[1:])
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _conv_tap_kernel_grad(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
   """XLA's convolution of x (N, H, W, Cin) with kernel (kh, kw, Cin, Cout); only the
-  kernel gradient is computed differently (per-tap matrix products)."""
+  kernel gradient is computed differently (one matrix product per tap)."""
   return _xla_conv(x, kernel, pads)
 
 
-def _conv_fwd(x, kernel, pads):
-  return _xla_conv(x, kernel, pads), (x, kernel)
+def _conv_tap_kernel_grad_jvp(pads, primals, tangents):
+  x, kernel = primals
+  dx, dkernel = tangents
+  out = _xla_conv(x, kernel, pads)
+  terms = []
+  if not _is_zero(dx):
+    # Transposed by JAX into XLA's input gradient, as fast as the forward pass.
+    terms.append(_xla_conv(dx, kernel, pads))
+  if not _is_zero(dkernel):
+    def matmul(window, weight):
+      # As a 2-D product: transposed, it is one (N*H*W, Cin)^T @ (N*H*W, Cout) matmul;
+      # contracting N, H and W as three axes is much slower on XLA:CPU.
+      rows = window.reshape(-1, window.shape[-1]) @ weight
+      return rows.reshape(window.shape[:3] + weight.shape[-1:])
+    terms.append(_sum_over_taps(_pad_hw(x, pads), dkernel, out.shape[1:3], matmul))
+  return out, _sum_tangents(terms, out)
 
 
-def _conv_bwd(pads, residuals, g):
-  x, kernel = residuals
-  # The input gradient is XLA's (a transposed convolution, as fast as the forward).
-  _, input_vjp = jax.vjp(lambda v: _xla_conv(v, kernel, pads), x)
-  dx, = input_vjp(g)
-  (pt, pb), (pl, pr) = pads
-  xp = jnp.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)])
-  cin, cout = x.shape[-1], g.shape[-1]
-
-  def product(window, g):
-    return lax.dot_general(window.reshape(-1, cin), g.reshape(-1, cout),
-                           (((0,), (0,)), ((), ())),
-                           preferred_element_type=jnp.float32)
-  dk = _tap_products(xp, g, kernel.shape[0], kernel.shape[1], product)
-  return dx.astype(x.dtype), dk.astype(kernel.dtype)
-
-
-_conv_tap_kernel_grad.defvjp(_conv_fwd, _conv_bwd)
+_conv_tap_kernel_grad.defjvp(_conv_tap_kernel_grad_jvp, symbolic_zeros=True)
 
 
 # ----------------------------------------------------------------------------- depthwise
@@ -246,33 +285,28 @@ def _shift_sum(x: jax.Array, kernel: jax.Array, out_h: int, out_w: int) -> jax.A
   return out
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _shifted_depthwise(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
-  """Depthwise correlation of x (N, H, W, C) with kernel (kh, kw, C), zero pads."""
-  (pt, pb), (pl, pr) = pads
-  xp = jnp.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)])
+def _depthwise(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
+  xp = _pad_hw(x, pads)
   kh, kw = kernel.shape[:2]
   return _shift_sum(xp, kernel, xp.shape[1] - kh + 1, xp.shape[2] - kw + 1)
 
 
-def _shifted_depthwise_fwd(x, kernel, pads):
-  return _shifted_depthwise(x, kernel, pads), (x, kernel)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _shifted_depthwise(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
+  """Depthwise correlation of x (N, H, W, C) with kernel (kh, kw, C), zero pads."""
+  return _depthwise(x, kernel, pads)
 
 
-def _shifted_depthwise_bwd(pads, residuals, g):
-  x, kernel = residuals
-  (pt, pb), (pl, pr) = pads
-  kh, kw = kernel.shape[:2]
-  h, w = x.shape[1:3]
-  # d/dx: correlate g with the flipped kernel over the complementary padding.
-  gp = jnp.pad(g, [(0, 0), (kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr), (0, 0)])
-  dx = _shift_sum(gp, kernel[::-1, ::-1], h, w)
-  # d/dkernel[i, j, c] = sum over n, y, x of x_padded[n, y+i, x+j, c] * g[n, y, x, c].
-  xp = jnp.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)])
-  dk = _tap_products(xp, g, kh, kw,
-                     lambda window, g: jnp.sum(window.astype(jnp.float32) * g,
-                                               axis=(0, 1, 2)))
-  return dx.astype(x.dtype), dk.astype(kernel.dtype)
+def _shifted_depthwise_jvp(pads, primals, tangents):
+  x, kernel = primals
+  dx, dkernel = tangents
+  out = _depthwise(x, kernel, pads)
+  terms = []
+  if not _is_zero(dx):
+    terms.append(_depthwise(dx, kernel, pads))
+  if not _is_zero(dkernel):
+    terms.append(_sum_over_taps(_pad_hw(x, pads), dkernel, out.shape[1:3], jnp.multiply))
+  return out, _sum_tangents(terms, out)
 
 
-_shifted_depthwise.defvjp(_shifted_depthwise_fwd, _shifted_depthwise_bwd)
+_shifted_depthwise.defjvp(_shifted_depthwise_jvp, symbolic_zeros=True)
