@@ -53,7 +53,6 @@ tiles (``Derainer(tile=...)``) are blended, not exact.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -70,9 +69,6 @@ Dtype = Any
 
 MASK_ELEMENTS = ("disk", "lines")
 MASK_THRESHOLDS = ("fixed", "otsu")
-# Added to the attention logits of keys a query may not see: exp() of it is exactly 0 in
-# float32 beside any real logit, and a row of only such keys stays finite (uniform).
-_EXCLUDED = -1e9
 
 
 # --- The morphological rain mask ------------------------------------------------------
@@ -212,17 +208,18 @@ def scatter_tokens(x: jax.Array, order: jax.Array) -> jax.Array:
 
 # --- Attention ----------------------------------------------------------------------
 
-def _attend(q: jax.Array, k: jax.Array, v: jax.Array, exclude: jax.Array,
+def _attend(q: jax.Array, k: jax.Array, v: jax.Array, seen: jax.Array,
             bias: jax.Array | None = None) -> jax.Array:
-  """Scaled dot-product attention over the second-last axis: (..., T, d) q, k, v,
-  ``exclude`` broadcasting to (..., T, T) logits (True: the key is not seen). Logits and
-  softmax are float32."""
-  logits = jnp.einsum("...qd,...kd->...qk", q.astype(jnp.float32), k.astype(jnp.float32))
-  logits = logits / math.sqrt(q.shape[-1])
-  if bias is not None:
-    logits = logits + bias
-  weights = jax.nn.softmax(jnp.where(exclude, _EXCLUDED, logits), axis=-1)
-  return jnp.einsum("...qk,...kd->...qd", weights.astype(v.dtype), v)
+  """Scaled dot-product attention, ``jax.nn.dot_product_attention``'s XLA form: q, k, v
+  (B, T, heads, d); ``seen`` a boolean (B, 1, 1, T) mask of the keys each query may see;
+  ``bias`` (1, heads, T, T) added to the logits. Logits and softmax are float32 (for
+  bfloat16 inputs too); a query that sees no key averages all values uniformly (finite,
+  also in the backward pass). -> (B, T, heads, d).
+
+  The XLA form is named rather than left to JAX because cuDNN's fused form takes only
+  float16/bfloat16 and makes no promise for a query with no visible key, which whole
+  windows of padding have."""
+  return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=seen, implementation="xla")
 
 
 def _relative_position_index(window: int) -> np.ndarray:
@@ -269,22 +266,23 @@ class WindowAttention(nn.Module):
       return t.reshape(n, (hp // ws) * (wp // ws), ws * ws, t.shape[-1])
 
     qkv, key_valid = windows(maps[0]), windows(maps[1])[..., 0] > 0   # (N, nW, T)
-    d = c // self.heads
-    q, k, v = (t.reshape(t.shape[:3] + (self.heads, d)).transpose(0, 1, 3, 2, 4)
-               for t in jnp.split(qkv, 3, axis=-1))   # (N, nW, heads, T, d)
+    d, tokens = c // self.heads, ws * ws
+    batch = qkv.shape[0] * qkv.shape[1]   # every window of every image
+    q, k, v = (t.reshape(batch, tokens, self.heads, d)
+               for t in jnp.split(qkv, 3, axis=-1))   # (N * nW, T, heads, d)
     table = self.param("relative_position_bias", nn.initializers.truncated_normal(0.02),
                        ((2 * ws - 1) ** 2, self.heads), self.param_dtype)
-    bias = table.astype(jnp.float32)[_relative_position_index(ws)].transpose(2, 0, 1)
-    hidden = ~key_valid[:, :, None, None, :]
-    outs = [_attend(q, k, v, hidden, bias)]
+    bias = table.astype(jnp.float32)[_relative_position_index(ws)].transpose(2, 0, 1)[None]
+    as_mask = lambda keys: keys.reshape(batch, 1, 1, tokens)
+    outs = [_attend(q, k, v, as_mask(key_valid), bias)]
     if self.rain_branch:
       rainy_key = windows(maps[2])[..., 0] > 0
       clean = key_valid & ~rainy_key
       # A window whose keys are all masked attends as the unmasked branch does.
       drop = rainy_key & jnp.any(clean, axis=-1, keepdims=True)
-      outs.insert(0, _attend(q, k, v, hidden | drop[:, :, None, None, :], bias))
-    out = jnp.concatenate(outs, axis=-1)   # (N, nW, heads, T, branches * d)
-    out = out.transpose(0, 1, 3, 2, 4).reshape(n, hp // ws, wp // ws, ws, ws, -1)
+      outs.insert(0, _attend(q, k, v, as_mask(key_valid & ~drop), bias))
+    out = jnp.concatenate(outs, axis=-1)   # (N * nW, T, heads, branches * d)
+    out = out.reshape(n, hp // ws, wp // ws, ws, ws, -1)
     out = out.transpose(0, 1, 3, 2, 4, 5).reshape(n, hp, wp, -1)
     if s:
       out = out[:, ws - s:ws - s + h, ws - s:ws - s + w]
@@ -336,11 +334,10 @@ class ClusteredAttention(nn.Module):
     padded = (length + g - 1) // g * g   # multiple * ceil, for jax.export's symbolic sizes
     qkv = jnp.pad(qkv, ((0, 0), (0, padded - length), (0, 0)))
     seen = jnp.pad(seen, ((0, 0), (0, padded - length)))
-    d = c // self.heads
-    q, k, v = (t.reshape(n, padded // g, g, self.heads, d).transpose(0, 1, 3, 2, 4)
-               for t in jnp.split(qkv, 3, axis=-1))   # (N, groups, heads, g, d)
-    hidden = ~seen.reshape(n, padded // g, 1, 1, g)
-    out = _attend(q, k, v, hidden).transpose(0, 1, 3, 2, 4).reshape(n, padded, c)
+    d, batch = c // self.heads, n * (padded // g)   # every group of every image
+    q, k, v = (t.reshape(batch, g, self.heads, d)
+               for t in jnp.split(qkv, 3, axis=-1))   # (N * groups, g, heads, d)
+    out = _attend(q, k, v, seen.reshape(batch, 1, 1, g)).reshape(n, padded, c)
     out = scatter_tokens(out[:, :length], order)
     # Switch-Transformer routing in straight-through form: times 1, router gradient.
     out = out * (p / jax.lax.stop_gradient(p)).astype(out.dtype)
