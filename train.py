@@ -1,6 +1,6 @@
 """Trains a deraining network.
 
-  python train.py --config=configs/synthetic.py --workdir=/tmp/nasnet_demo --cpu_devices=2
+  python train.py --config=configs/synthetic.py --workdir=/tmp/nasnet_demo
   python train.py --config=configs/default.py --workdir=DIR --config.batch_size=8
 
 Re-running the same command resumes from the latest checkpoint in DIR/checkpoints.

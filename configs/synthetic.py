@@ -5,9 +5,10 @@ heavy) over its clean crops, on device and keyed by the step, so the few photos 
 endless distinct training pairs. A quarter of the pairs are rain-free, so that a photo
 without rain comes back unchanged; crops are rescaled and recoloured (gamma, white
 balance, brightness) before the rain and flipped/rotated after it. The README runs it
-with ``--cpu_devices=2``:
+on one CPU device, which trains it faster than ``--cpu_devices=2`` on a 2-core CPU
+(benchmarks/RESULTS.md):
 
-  python train.py --config=configs/synthetic.py --workdir=workdirs/synthetic --cpu_devices=2
+  python train.py --config=configs/synthetic.py --workdir=workdirs/synthetic
 
 ``evaluate.py`` then scores the held-out photos: the training renderer's three types, the
 independent held-out renderer's four kinds, and the clean photos.

@@ -16,6 +16,7 @@ tests and both benchmarks use it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -495,7 +496,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       scale_range=tuple(config.data.get("scale_range", (1.0, 1.0))),
       pad_small_images=config.data.pad_small_images)
   data_iter = pipeline.train_iterator(dataset, num_threads=config.data.num_threads,
-                                      prefetch=config.data.prefetch)
+                                      prefetch=config.data.prefetch,
+                                      place=training.place_batch,
+                                      device_prefetch=config.data.device_prefetch)
 
   replicated = NamedSharding(training.mesh, P())
   manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
@@ -514,8 +517,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start_step)
   writer = MetricWriter(workdir, enabled=is_main, total_steps=config.total_steps)
   step_fn, schedule = training.step, training.schedule
-  batches = pipeline.DevicePrefetcher(data_iter, training.place_batch,
-                                      size=config.data.device_prefetch)
   data_state = data_iter.get_state()
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   if is_main:
@@ -532,9 +533,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   pending = []
   last_log_time, last_log_step = time.time(), start_step
   step = start_step
-  with _StopRequest() as stop:
+  with _StopRequest() as stop, contextlib.closing(data_iter):   # closing: stops its threads
     while step < config.total_steps:
-      batch, data_state = next(batches)
+      batch = next(data_iter)
+      data_state = data_iter.get_state()
       state, step_metrics = step_fn(state, batch)
       step += 1
       pending.append(step_metrics)

@@ -226,6 +226,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tiny_data_dir, tmp_path):
   out, _ = proc.communicate(timeout=300)
   assert proc.returncode == 0, out
   assert "SIGTERM received" in out and "Stopped at step" in out
+  assert "Exception ignored" not in out and "Traceback" not in out, out[-3000:]
   steps = [int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit()]
   assert len(steps) == 1 and steps[0] >= 1, (os.listdir(tmp_path / "checkpoints"), out[-3000:])
 

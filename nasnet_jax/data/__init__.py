@@ -2,13 +2,13 @@
 
 from nasnet_jax.data import synthetic_rain
 from nasnet_jax.data import builders, layouts
-from nasnet_jax.data.pipeline import (DevicePrefetcher, Mixture, RandomCropFlipRotate,
+from nasnet_jax.data.pipeline import (Mixture, RandomCropFlipRotate,
                                       eval_examples, get_builder, get_data_source,
                                       train_dataset, train_iterator)
 from nasnet_jax.data.synthetic_rain import RAIN_TYPES, add_rain, add_rain_batch
 from nasnet_jax.data.synthetic_rain_builder import SyntheticRain
 
-__all__ = ["DevicePrefetcher", "Mixture", "RAIN_TYPES", "RandomCropFlipRotate", "builders",
+__all__ = ["Mixture", "RAIN_TYPES", "RandomCropFlipRotate", "builders",
            "get_builder", "layouts", "SyntheticRain", "add_rain",
            "add_rain_batch", "eval_examples", "get_data_source", "synthetic_rain",
            "train_dataset", "train_iterator"]

@@ -10,10 +10,9 @@ uninterrupted one would.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import threading
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import grain
 import jax
@@ -194,33 +193,30 @@ def train_dataset(source, *, crop_size: int, global_batch_size: int, seed: int,
   return ds.batch(global_batch_size // process_count, drop_remainder=True)
 
 
-def train_iterator(dataset: grain.MapDataset, num_threads: int = 2,
-                   prefetch: int = 4) -> grain.DatasetIterator:
-  """A checkpointable iterator (``get_state``/``set_state``) with threaded prefetch."""
-  options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
-  return iter(dataset.to_iter_dataset(options))
+def train_iterator(dataset: grain.MapDataset, num_threads: int = 2, prefetch: int = 4,
+                   place: Callable[[Any], Any] | None = None,
+                   device_prefetch: int = 2) -> grain.DatasetIterator:
+  """A checkpointable iterator over ``dataset``'s batches, read ``prefetch`` batches ahead
+  on ``num_threads`` grain threads.
 
+  With ``place`` (a host batch -> arrays on the devices, e.g. ``Training.place_batch``),
+  each batch is placed on the devices in a grain thread and ``device_prefetch`` placed
+  batches are kept ahead of the step (``grain.experimental.ThreadPrefetchIterDataset``).
+  This is what ``grain.experimental.device_put`` builds, with a placement of our own:
+  ``jax.device_put`` of one host's share onto a global sharding is wrong on several hosts,
+  ``jax.make_array_from_process_local_data`` is right.
 
-class DevicePrefetcher:
-  """Keeps ``size`` batches already placed on the devices ahead of the train step.
-
-  ``next()`` returns ``(device_batch, data_state)``: ``data_state`` is the host
-  iterator's state right after that batch, the one to checkpoint once the step that
-  consumed it is done (the prefetched batches are simply produced again on resume).
+  ``get_state()`` after ``next()`` is the state right after that batch, however many are
+  prefetched: checkpoint it once the step that consumed the batch is done, and
+  ``set_state`` resumes with the next batch exactly (the prefetched ones are produced
+  again). Call ``close()`` when done, to stop the threads.
   """
-
-  def __init__(self, iterator: grain.DatasetIterator, put, size: int = 2):
-    self._iterator, self._put, self._size = iterator, put, max(1, size)
-    self._queue = collections.deque()
-
-  def __iter__(self):
-    return self
-
-  def __next__(self):
-    while len(self._queue) < self._size:
-      local = next(self._iterator)
-      self._queue.append((self._put(local), self._iterator.get_state()))
-    return self._queue.popleft()
+  options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+  ds = dataset.to_iter_dataset(options)
+  if place is not None:
+    ds = grain.experimental.ThreadPrefetchIterDataset(
+        ds.map(place), prefetch_buffer_size=max(1, device_prefetch))
+  return iter(ds)
 
 
 def eval_examples(source, max_examples: int | None = None) -> Iterator[dict[str, Any]]:
