@@ -51,3 +51,15 @@ def test_named_losses():
   np.testing.assert_allclose(grad, jnp.sign(pred - target) / pred.size, atol=1e-9)
   with pytest.raises(ValueError, match="config.loss='l2'"):
     losses.image_loss("l2", pred, target)
+
+
+def test_ssim_filter_runs_at_full_precision_forward_and_backward():
+  """At default precision a TPU would filter in one bfloat16 pass and a GPU in TF32,
+  moving SSIM by up to 0.2; every matrix product of the loss and its gradient must ask
+  for HIGHEST (checked in the lowered program, which is what an accelerator compiles)."""
+  x = jnp.zeros((1, 16, 24, 3))
+  grad = jax.value_and_grad(lambda p, t: losses.l1_ssim_loss(p, t)[0])
+  text = jax.jit(grad).lower(x, x).as_text()
+  dots = [line for line in text.splitlines() if "dot_general" in line]
+  assert dots, "the banded filter is no longer a matrix product: update this test"
+  assert all("HIGHEST" in line for line in dots), [l for l in dots if "HIGHEST" not in l]
