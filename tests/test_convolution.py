@@ -101,6 +101,27 @@ def test_impls_give_the_same_network_and_unknown_impl_is_an_error():
     NASNet(stages=1, blocks=1, features=4, conv_impl="fast").init(jax.random.key(0), x)
 
 
+def test_auto_picks_the_form_per_platform_when_lowered_not_from_the_default_backend():
+  """One jax.export made on this CPU: its CPU program has the CPU forms (no grouped
+  convolution for the depthwise 3x3), its CUDA and TPU programs XLA's grouped convolution.
+  Before, "auto" read jax.default_backend() and gave every platform the CPU forms."""
+  model = NASNet(stages=1, blocks=1, features=8)   # conv_impl="auto"
+  x = jnp.zeros((1, 12, 10, 3))
+  params = model.init(jax.random.key(1), x)
+  grouped = "feature_group_count = 8"
+
+  def program(platform):
+    exported = jax.export.export(jax.jit(model.apply), platforms=(platform,))(params, x)
+    return exported.mlir_module()
+
+  assert grouped not in program("cpu")
+  assert grouped in program("cuda") and grouped in program("tpu")
+  # And as a library user calls it, on this CPU: the CPU forms, differentiable.
+  assert grouped not in jax.jit(model.apply).lower(params, x).as_text()
+  grads = jax.grad(lambda p: jnp.mean(model.apply(p, x) ** 2))(params)
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
 def test_layouts_other_than_nhwc_fall_back_to_lax():
   # NCHW/OIHW, lax's default; read as NHWC/HWIO these shapes would look like a 1x1 conv.
   x = jax.random.normal(jax.random.key(0), (1, 1, 6, 3))

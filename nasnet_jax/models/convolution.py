@@ -2,7 +2,8 @@
 
 ``flax.linen.Conv`` takes a ``conv_general_dilated`` argument; ``conv_general_dilated_for``
 returns the one to pass. With ``impl="xla"`` (and with ``"auto"`` on GPU and TPU) it is
-``lax.conv_general_dilated`` itself. With ``"cpu"`` (``"auto"`` on CPU) each stride-1
+``lax.conv_general_dilated`` itself. With ``"cpu"`` (``"auto"`` on CPU; the platform is
+the one the computation is lowered for, see ``auto_conv``) each stride-1
 NHWC convolution is computed the way XLA:CPU runs it fastest, with the same result and
 the same parameters in Flax's layout (HWIO; depthwise ``(k, k, 1, C)``):
 
@@ -61,13 +62,27 @@ _NHWC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
 
 
 def conv_general_dilated_for(impl: str) -> Callable[..., jax.Array]:
-  """The ``conv_general_dilated`` for ``impl``: "auto" (CPU forms on the CPU backend, XLA's
-  elsewhere), "cpu" or "xla"."""
+  """The ``conv_general_dilated`` for ``impl``: "auto" (``auto_conv``: the CPU forms where
+  the computation runs on a CPU, XLA's elsewhere), "cpu" (``cpu_conv``) or "xla"."""
   if impl not in CONV_IMPLS:
     raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
-  if impl == "auto":
-    impl = "cpu" if jax.default_backend() == "cpu" else "xla"
-  return cpu_conv if impl == "cpu" else lax.conv_general_dilated
+  return {"auto": auto_conv, "cpu": cpu_conv, "xla": lax.conv_general_dilated}[impl]
+
+
+def auto_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+              dimension_numbers=None, feature_group_count=1, precision=None,
+              **kwargs) -> jax.Array:
+  """``cpu_conv`` on a CPU, ``lax.conv_general_dilated`` on any other platform, chosen
+  when the computation is lowered for its platform (``lax.platform_dependent``), not from
+  the Python process's default backend: one ``jax.export`` for cpu, cuda and tpu carries
+  the best form for each, whichever machine exported it. Arguments as
+  ``lax.conv_general_dilated``."""
+  settings = dict(window_strides=window_strides, padding=padding, lhs_dilation=lhs_dilation,
+                  rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                  feature_group_count=feature_group_count, precision=precision, **kwargs)
+  return lax.platform_dependent(
+      lhs, rhs, cpu=lambda x, k: cpu_conv(x, k, **settings),
+      default=lambda x, k: lax.conv_general_dilated(x, k, **settings))
 
 
 def compiler_options(model: Any, platform: str | None = None) -> dict[str, str] | None:
