@@ -13,10 +13,15 @@ Inference options come from the config: --config.eval.ensemble=True (x8 self-ens
 Prints a table (input vs output, per protocol and rain type) and writes per_image.csv and
 summary.json to --output_dir (default DIR/eval_<split>, pretrained_eval_<split> or
 R_scores).
+
+A model's images are split over this process's devices and, started on several hosts
+(--distributed, or --coordinator_address/--num_processes/--process_id), over the hosts;
+process 0 prints and writes the table, the same as on one device.
 """
 
 import os
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -38,6 +43,7 @@ flags.DEFINE_list("protocols", None, f"Protocols among {metrics.PROTOCOLS} "
 flags.DEFINE_bool("save_images", False, "Also write the derained PNGs.")
 flags.DEFINE_integer("max_images", 0, "Score at most this many images (0: all).")
 flags.DEFINE_bool("verbose", False, "Also print INFO logs of TFDS, orbax and JAX.")
+command_line.define_distributed_flags()
 
 
 def _protocols():
@@ -90,6 +96,8 @@ def run():
     extra = {"workdir": FLAGS.workdir or "pretrained:general",
              "dataset": config.data.name, "split": split,
              "inference": options}
+  if jax.process_index() != 0:   # every process holds every row; one writes
+    return
   summary = evaluation.summarize(rows)
   evaluation.write_report(rows, summary, output_dir, {**extra, "protocols": protocols})
   print(evaluation.format_table(summary, protocols))
@@ -100,6 +108,7 @@ def main(argv):
   command_line.quiet(FLAGS.verbose)
   if len(argv) > 1:
     command_line.fail(f"unexpected arguments {argv[1:]}; pass settings as flags", status=2)
+  command_line.initialize_distributed(FLAGS)
   command_line.run(run)
 
 

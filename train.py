@@ -4,7 +4,9 @@
   python train.py --config=configs/default.py --workdir=DIR --config.batch_size=8
 
 Re-running the same command resumes from the latest checkpoint in DIR/checkpoints.
-On several hosts, start the same command on each with --distributed.
+On several hosts, start the same command on each with --distributed (cluster detected
+from the environment), or with --coordinator_address=HOST:PORT --num_processes=N
+--process_id=I (I = 0 .. N-1) by hand.
 """
 
 import jax
@@ -16,11 +18,10 @@ from nasnet_jax import command_line, train_lib
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
-flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host "
-                  "runs: one process per host, coordinator from the environment).")
+command_line.define_distributed_flags()
 flags.DEFINE_integer("cpu_devices", 0, "Split this host's CPU into N JAX devices and train "
-                     "data-parallel over them (faster on multi-core CPUs without an "
-                     "accelerator; the batch must divide by N). 0: JAX's default.")
+                     "data-parallel over them (to run multi-device code on a CPU; the batch "
+                     "must divide by N; not faster on 2 cores). 0: JAX's default.")
 flags.DEFINE_bool("verbose", False, "Also print INFO logs of TFDS, orbax and JAX.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -34,8 +35,7 @@ def main(argv):
     command_line.fail(f"--cpu_devices must be >= 0, got {FLAGS.cpu_devices}", status=2)
   if FLAGS.cpu_devices:
     jax.config.update("jax_num_cpu_devices", FLAGS.cpu_devices)   # before any backend use
-  if FLAGS.distributed:
-    jax.distributed.initialize()
+  command_line.initialize_distributed(FLAGS)
   command_line.run(lambda: train_lib.train_and_evaluate(FLAGS.config, FLAGS.workdir))
 
 

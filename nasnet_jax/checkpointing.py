@@ -15,6 +15,7 @@ import shutil
 from typing import Any, Mapping
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -77,11 +78,14 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any,
   is tried, with a warning. A checkpoint of another architecture raises ValueError.
   """
   for step in sorted(manager.all_steps(), reverse=True):
+    error = None
     try:
       saved_model = manager.restore(step, args=ocp.args.Composite(
           model=ocp.args.JsonRestore()))["model"]
     except Exception as e:  # pylint: disable=broad-except
-      _warn_unreadable(manager, step, e)
+      error = e
+    if not _on_every_host(error is None):
+      _warn_unreadable(manager, step, error)
       continue
     diff = model_config_mismatch(saved_model, model_config)
     if diff:
@@ -92,16 +96,27 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any,
       restored = manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
     except Exception as e:  # pylint: disable=broad-except
-      _warn_unreadable(manager, step, e)
+      error = e
+    if not _on_every_host(error is None):
+      _warn_unreadable(manager, step, error)
       continue
     return step, restored["state"], restored["data"]
   return None
 
 
+def _on_every_host(ok: bool) -> bool:
+  """Whether ``ok`` holds on every process: the hosts restore the same step or none."""
+  if jax.process_count() == 1:
+    return ok
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.all(multihost_utils.process_allgather(np.array([ok], np.int32))))
+
+
 def _warn_unreadable(manager, step, error):
-  where = _quarantine(manager, step) if jax.process_index() == 0 else "(left in place)"
-  message = (f"WARNING: checkpoint {manager.directory}/{step} is unreadable "
-             f"({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}); "
+  where = _quarantine(manager, step) if jax.process_index() == 0 else "(host 0 moves it)"
+  reason = (f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+            if error is not None else "unreadable on another host")
+  message = (f"WARNING: checkpoint {manager.directory}/{step} is unreadable ({reason}); "
              f"moved it to {where} and falling back to the previous checkpoint")
   logging.warning(message)
   print(message, flush=True)

@@ -169,3 +169,41 @@ def quiet(verbose: bool = False) -> None:
       handler.addFilter(drop)
   for name in ("jax._src.xla_bridge", "orbax"):
     std_logging.getLogger(name).setLevel(std_logging.WARNING)
+
+
+def define_distributed_flags() -> None:
+  """``--distributed``, ``--coordinator_address``, ``--num_processes`` and
+  ``--process_id``, for ``initialize_distributed``; train.py and evaluate.py define them."""
+  flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first, with the "
+                    "cluster detected from the environment (SLURM, Cloud TPU, MPI, ...).")
+  flags.DEFINE_string("coordinator_address", None, "host:port of process 0, to start "
+                      "several processes by hand (with --num_processes and --process_id).")
+  flags.DEFINE_integer("num_processes", None, "Number of processes (with "
+                       "--coordinator_address).")
+  flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1 "
+                       "(with --coordinator_address).")
+
+
+def initialize_distributed(values) -> None:
+  """Starts JAX's distributed runtime as the flags say (``define_distributed_flags``;
+  ``values`` is ``absl.flags.FLAGS``): by hand when the coordinator, the number of
+  processes and this process's index are all given, from the environment with
+  ``--distributed``, not at all otherwise. Wrong combinations are one-line errors."""
+  manual = {"--coordinator_address": values.coordinator_address,
+            "--num_processes": values.num_processes, "--process_id": values.process_id}
+  given = [name for name, value in manual.items() if value is not None]
+  if given and len(given) < len(manual):
+    missing = [name for name in manual if name not in given]
+    fail(f"{', '.join(given)} also needs {', '.join(missing)} (all three start the "
+         "processes by hand; or pass --distributed alone to detect the cluster)", status=2)
+  if given:
+    if values.num_processes < 1 or not 0 <= values.process_id < values.num_processes:
+      fail(f"--process_id={values.process_id} must be in 0 .. --num_processes - 1 "
+           f"(--num_processes={values.num_processes})", status=2)
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.distributed.initialize(coordinator_address=values.coordinator_address,
+                               num_processes=values.num_processes,
+                               process_id=values.process_id)
+  elif values.distributed:
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.distributed.initialize()

@@ -12,9 +12,12 @@ import csv
 import json
 import math
 import os
+import queue
 import sys
+import threading
 from typing import Any, Iterable, Mapping, Sequence
 
+import jax
 import numpy as np
 
 from nasnet_jax import images as image_io
@@ -42,38 +45,116 @@ def inference_options(eval_config: Mapping[str, Any]) -> dict[str, Any]:
 
 def evaluate_model(model, params, examples: Iterable[Mapping[str, Any]],
                    protocols: Sequence[str] = ("y8",), output_dir: str | None = None,
-                   sharding=None, on_image=None,
-                   options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-  """Derains each example and scores it.
+                   on_image=None, options: Mapping[str, Any] | None = None,
+                   devices: Sequence[jax.Device] | None = None) -> list[dict[str, Any]]:
+  """Derains each example and scores it, the images split over devices and hosts.
+
+  Image i is scored by process ``i % jax.process_count()``; within a process its images
+  go to ``devices`` (default: its local devices), one thread each, every device holding
+  its own copy of the parameters. The rows of all processes are then gathered, so every
+  process returns every row, in the order of ``examples``: the same table as on one
+  device. Every process must call it (it ends in a collective when there are several).
 
   Args:
-    model, params: the network.
+    model, params: the network; ``params`` on the host, on a device, or replicated over
+      devices (as the trainer holds them).
     examples: dicts with ``rainy`` and ``clean`` (uint8 HxWx3), ``id`` and optionally
       ``rain_type``.
     protocols: scoring protocols.
-    output_dir: if given, each derained image is written there as ``<id>.png``.
-    sharding: placement for the input (see ``inference.Derainer``).
-    on_image: optional callback ``(index, example, derained_uint8)``.
+    output_dir: if given, each derained image is written there as ``<id>.png`` by the
+      process that scored it.
+    on_image: optional callback ``(index, example, derained_uint8)``, called (one at a
+      time) on the process that scored that image.
     options: ``inference.Derainer`` options (tile, overlap, ensemble, dtype); see
       ``inference_options``. Whole images at the network's dtype by default.
+    devices: this process's devices to use (default ``jax.local_devices()``).
 
   Returns:
     One row per image: id, rain_type (if any), and input_/output psnr/ssim per protocol.
   """
-  rows = []
-  derainer = inference.Derainer(model, params, sharding=sharding, **(options or {}))
-  for i, ex in enumerate(examples):
+  devices = list(devices or jax.local_devices())
+  host_params = jax.tree.map(_to_host, params)
+  derainers = [inference.Derainer(model, jax.device_put(host_params, device),
+                                  sharding=jax.sharding.SingleDeviceSharding(device),
+                                  **(options or {})) for device in devices]
+  process, processes = jax.process_index(), jax.process_count()
+  mine = ((i, ex) for i, ex in enumerate(examples) if i % processes == process)
+  lock = threading.Lock()
+
+  def score(derainer, i, ex):
     derained = derainer(ex["rainy"])
     row = {"id": ex["id"]}
     if "rain_type" in ex:
       row["rain_type"] = ex["rain_type"]
     row.update(score_pair(ex["rainy"], ex["clean"], protocols, prefix="input_"))
     row.update(score_pair(derained, ex["clean"], protocols))
-    rows.append(row)
     if output_dir:
       image_io.write_png(os.path.join(output_dir, _safe_name(ex["id"]) + ".png"), derained)
     if on_image is not None:
-      on_image(i, ex, derained)
+      with lock:
+        on_image(i, ex, derained)
+    return i, row
+
+  if len(derainers) == 1:
+    indexed = [score(derainers[0], i, ex) for i, ex in mine]
+  else:
+    indexed = _on_threads(derainers, mine, score)
+  if processes > 1:
+    indexed = _gather_rows(indexed)
+  return [row for _, row in sorted(indexed, key=lambda item: item[0])]
+
+
+def _to_host(leaf):
+  """A parameter as a host array: a replicated global array gives its local copy."""
+  if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+    leaf = leaf.addressable_data(0)
+  return np.asarray(leaf)
+
+
+def _on_threads(workers, items, fn) -> list:
+  """``fn(worker, *item)`` for every item, each worker on its own thread taking the next
+  item when free (at most two items waiting per worker, so images are read as needed)."""
+  pending: queue.Queue = queue.Queue(maxsize=2 * len(workers))
+  results, errors = [], []
+
+  def work(worker):
+    while (item := pending.get()) is not None:
+      try:
+        if not errors:
+          results.append(fn(worker, *item))
+      except BaseException as e:  # pylint: disable=broad-except
+        errors.append(e)
+
+  threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in workers]
+  for t in threads:
+    t.start()
+  try:
+    for item in items:
+      if errors:
+        break
+      pending.put(item)
+  finally:
+    for _ in threads:
+      pending.put(None)
+    for t in threads:
+      t.join()
+  if errors:
+    raise errors[0]
+  return results
+
+
+def _gather_rows(indexed: list) -> list:
+  """Every process's (index, row) pairs, on every process (as JSON bytes through
+  ``multihost_utils.process_allgather``, which needs no shared file system)."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  data = np.frombuffer(json.dumps(indexed).encode(), np.uint8)
+  sizes = multihost_utils.process_allgather(np.array([data.size], np.int64))
+  padded = np.zeros(int(np.max(sizes)), np.uint8)
+  padded[:data.size] = data
+  everything = multihost_utils.process_allgather(padded)
+  rows = []
+  for size, chunk in zip(np.asarray(sizes).reshape(-1), np.asarray(everything)):
+    rows.extend((i, row) for i, row in json.loads(bytes(chunk[:int(size)]).decode()))
   return rows
 
 

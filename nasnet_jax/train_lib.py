@@ -187,7 +187,10 @@ def pair_options(config) -> dict[str, Any]:
 
 
 def make_mesh() -> Mesh:
-  return Mesh(np.asarray(jax.devices()), ("data",))
+  """Every device of every host along one ``data`` axis, in the order ``jax.make_mesh``
+  picks for the interconnect (a ring on TPUs); sharding stays automatic."""
+  return jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def check_batch_size(global_batch: int, num_devices: int) -> None:
@@ -372,11 +375,23 @@ def build_training(config: ml_collections.ConfigDict, mesh: Mesh | None = None) 
 
 
 class _StopRequest:
-  """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+  """SIGTERM/SIGINT -> a stop, checkpointed, at a step every host agrees on.
 
-  def __init__(self):
+  ``poll()`` is called once after each step is dispatched. With one process it returns
+  the signal's name as soon as one arrived. With several, each host's flag goes into a
+  tiny all-reduce dispatched after every step and read one step later (so no host waits
+  for it): every host reads the same vote and stops after the same step, even when only
+  one was signalled, instead of one host saving while the others enter the next step's
+  all-reduce and wait for ever.
+  """
+
+  def __init__(self, mesh: Mesh):
     self.signal = None
     self._previous = {}
+    self._pending = None
+    if jax.process_count() > 1:
+      self._flags_sharding = NamedSharding(mesh, P("data"))
+      self._any = jax.jit(jnp.any, out_shardings=NamedSharding(mesh, P()))
 
   def __enter__(self):
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -393,6 +408,17 @@ class _StopRequest:
     self.signal = signal.Signals(signum).name
     print(f"\n{self.signal} received: saving a checkpoint and stopping", flush=True)
 
+  def poll(self) -> str | None:
+    """Why to stop after the step just dispatched (the same on every host), or None."""
+    if jax.process_count() == 1:
+      return self.signal
+    local = np.full((jax.local_device_count(),), self.signal is not None)
+    vote = self._any(jax.make_array_from_process_local_data(self._flags_sharding, local))
+    previous, self._pending = self._pending, vote
+    if previous is None or not bool(previous):
+      return None
+    return self.signal or "a stop request on another host"
+
   def __exit__(self, *exc):
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
@@ -404,9 +430,10 @@ def _sample_strip(example, derained) -> np.ndarray:
   return np.concatenate([example["rainy"], derained, example["clean"]], axis=1)
 
 
-def evaluate_during_training(config, model, params, eval_source, workdir, step,
-                             sharding) -> dict[str, float]:
-  """Scores the held-out split; writes sample strips; returns flat summary metrics."""
+def evaluate_during_training(config, model, params, eval_source, workdir,
+                             step) -> dict[str, float]:
+  """Scores the held-out split (its images split over all devices and hosts); writes
+  sample strips of host 0's images; returns flat summary metrics."""
   examples = pipeline.eval_examples(eval_source, config.eval.max_images or None)
   strips = []
 
@@ -415,7 +442,7 @@ def evaluate_during_training(config, model, params, eval_source, workdir, step,
       strips.append(_sample_strip(ex, derained))
 
   rows = evaluation.evaluate_model(model, params, examples, tuple(config.eval.protocols),
-                                   sharding=sharding, on_image=keep_strip,
+                                   on_image=keep_strip,
                                    options=evaluation.inference_options(config.eval))
   summary = evaluation.summarize(rows)
   if strips and jax.process_index() == 0:
@@ -500,7 +527,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                       place=training.place_batch,
                                       device_prefetch=config.data.device_prefetch)
 
-  replicated = NamedSharding(training.mesh, P())
   manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
   restored = checkpointing.restore_latest(manager, training.abstract_state, model_cfg)
   start_step = 0
@@ -533,14 +559,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   pending = []
   last_log_time, last_log_step = time.time(), start_step
   step = start_step
-  with _StopRequest() as stop, contextlib.closing(data_iter):   # closing: stops its threads
+  with _StopRequest(training.mesh) as stop, contextlib.closing(data_iter):   # closing: stops its threads
     while step < config.total_steps:
       batch = next(data_iter)
       data_state = data_iter.get_state()
       state, step_metrics = step_fn(state, batch)
       step += 1
       pending.append(step_metrics)
-      stopping = stop.signal   # read once: a signal arriving later counts from next step
+      stopping = stop.poll()   # read once: a signal arriving later counts from next step
       log_now = _every(step, config.log_every_steps) or step == config.total_steps
       ckpt_now = (_every(step, config.checkpoint_every_steps) or step == config.total_steps
                   or stopping is not None)
@@ -565,7 +591,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           last_log_time, last_log_step = now, step
       if (_every(step, config.eval_every_steps) or step == config.total_steps) and not stopping:
         eval_metrics = evaluate_during_training(config, model, state.params, eval_source,
-                                                workdir, step, replicated)
+                                                workdir, step)
         writer.write_eval(step, eval_metrics)
         last_log_time = time.time()
       if ckpt_now:

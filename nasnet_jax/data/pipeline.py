@@ -46,6 +46,48 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
     raise ValueError(f"config.data.name={name!r}: {first}") from e
 
 
+def prepare(name: str, data_dir: str | None = None,
+            manual_dir: str | None = None) -> tfds.core.DatasetBuilder:
+  """The builder of TFDS dataset ``name``, built into ``data_dir`` first if it is not.
+
+  On several hosts, host 0 alone builds; every host then meets at a barrier (all of them,
+  whatever each thinks of ``is_prepared()``, so none waits for ever), learns whether host
+  0 succeeded, and re-creates its builder, which must now see the data: a ``data_dir``
+  that is not shared between the hosts is a one-line error on every host.
+  """
+  builder = get_builder(name, data_dir)
+  if jax.process_count() == 1:
+    if not builder.is_prepared():
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    return builder
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  failure = None
+  if jax.process_index() == 0 and not builder.is_prepared():
+    try:
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except Exception as e:  # pylint: disable=broad-except
+      failure = e   # raised after the barrier, so the other hosts do not wait for ever
+  multihost_utils.sync_global_devices(f"prepare {name}")
+  host0_ok = bool(multihost_utils.broadcast_one_to_all(np.int32(failure is None)))
+  if failure is not None:
+    raise failure
+  if not host0_ok:
+    raise RuntimeError(f"host 0 failed to build {name!r} (its own error says why); fix it "
+                       "and rerun on every host")
+  builder = get_builder(name, data_dir)
+  sees = np.asarray(multihost_utils.process_allgather(
+      np.array([builder.is_prepared()], np.int32))).reshape(-1)
+  if not sees.all():   # every host stops, not only those that cannot see it
+    blind = ", ".join(str(i) for i in np.flatnonzero(sees == 0))
+    where = data_dir or "the default TFDS data_dir"
+    raise RuntimeError(
+        f"host(s) {blind} do not see {name!r}, which host 0 built in {where}: pass a "
+        "--config.data.data_dir that every host can read (a shared file system)")
+  return builder
+
+
 def get_data_source(name: str, split: str, data_dir: str | None = None,
                     manual_dir: str | None = None):
   """A random-access source over ``split`` of TFDS dataset ``name`` (e.g. "synthetic_rain/mixed").
@@ -55,14 +97,7 @@ def get_data_source(name: str, split: str, data_dir: str | None = None,
   host 0 builds and the others wait. Examples are dicts of numpy arrays with at least
   ``rainy``, ``clean`` (uint8 HxWx3) and ``id``.
   """
-  builder = get_builder(name, data_dir)
-  if not builder.is_prepared():
-    if jax.process_index() == 0:
-      download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-      builder.download_and_prepare(download_config=download_config)
-    if jax.process_count() > 1:
-      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-      multihost_utils.sync_global_devices(f"build {name}")
+  builder = prepare(name, data_dir, manual_dir)
   if split not in builder.info.splits:
     raise ValueError(f"dataset {name!r} has no split {split!r}; it has "
                      f"{sorted(builder.info.splits)}")
