@@ -12,10 +12,13 @@ reported on Y (8-bit, "y8"), RGB beside it. No input statistics were published f
 from configs import default
 
 
-def get_config():
+VARIANTS = default.DATASET_VARIANTS   # configs/rain13k.py:gpu for one GPU (default.for_gpu)
+
+
+def get_config(variant: str = ""):
   config = default.get_config()
   config.data.name = "paired_folders/rain13k"
   config.data.train_split = "Rain13K"
   config.data.eval_split = "Test100"
   config.eval.protocols = ("y8", "rgb")
-  return config
+  return default.with_variant(config, variant, "configs/rain13k.py")

@@ -11,9 +11,12 @@ input statistics for this set, so the input is not normalised.
 from configs import default
 
 
-def get_config():
+VARIANTS = default.DATASET_VARIANTS   # configs/raindrop.py:gpu for one GPU (default.for_gpu)
+
+
+def get_config(variant: str = ""):
   config = default.get_config()
   config.data.name = "raindrop"
   config.data.eval_split = "test_a"
   config.eval.protocols = ("deraindrop", "rgb")
-  return config
+  return default.with_variant(config, variant, "configs/raindrop.py")

@@ -224,6 +224,10 @@ def test_every_config_names_a_dataset_a_split_and_protocols(path, variant, tmp_p
     assert (config.batch_size, config.data.crop_size, config.total_steps) == (8, 128, 300_000)
     assert (config.learning_rate, config.optimizer) == (3e-4, "adamw")
     assert config.loss == ("l1" if config.model.name == "ddsa" else "charbonnier")
+  elif variant == "gpu":   # default.for_gpu: batch 16, lr scaled by sqrt(16 / 2), bf16
+    assert (config.batch_size, config.data.crop_size, config.total_steps) == (16, 240, 300_000)
+    assert config.learning_rate == pytest.approx(2e-4 * 8 ** 0.5)
+    assert config.model.dtype == "bfloat16" and config.data.num_threads == 8
   else:
     assert (config.batch_size, config.data.crop_size, config.total_steps) == (2, 240, 300_000)
     assert config.learning_rate == 2e-4
