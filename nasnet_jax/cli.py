@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--verbose", action="store_true",
                  help="also print INFO logs of orbax and JAX")
   p.add_argument("--tile_batch", type=int, default=1, help="tiles run together")
+  p.add_argument("--compilation_cache", default=os.environ.get("NASNET_COMPILATION_CACHE"),
+                 metavar="DIR",
+                 help="keep compiled programs (one per image-size bucket) in DIR, so the "
+                      "next run skips compiling them (default: $NASNET_COMPILATION_CACHE; "
+                      "none)")
   return p
 
 
@@ -113,6 +118,8 @@ def run(argv: list[str] | None = None) -> int:
   import tqdm  # pylint: disable=g-import-not-at-top
   import nasnet_jax  # pylint: disable=g-import-not-at-top
   from nasnet_jax import inference  # pylint: disable=g-import-not-at-top
+  if args.compilation_cache:
+    inference.use_compilation_cache(args.compilation_cache)
   try:
     if args.checkpoint:
       model, params = nasnet_jax.restore(args.checkpoint)

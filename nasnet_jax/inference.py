@@ -29,6 +29,7 @@ parameters; the output is float32.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import flax.linen as nn
@@ -111,6 +112,17 @@ def _ramp(start: int, stop: int, core_start: int, core_stop: int, size: int,
   if overlap > 0 and core_stop < size:
     w = np.minimum(w, np.clip(((core_stop + overlap) - pos) / (2 * overlap), 0, 1))
   return w
+
+
+def use_compilation_cache(directory: str) -> None:
+  """Keeps every compiled program of this process in ``directory`` (JAX's persistent
+  compilation cache), however short its compilation: inference compiles one program per
+  image-size bucket, and a later process that meets the same bucket loads it instead of
+  compiling it again. Call before the first computation."""
+  os.makedirs(directory, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 class Derainer:

@@ -154,3 +154,22 @@ def test_cli_never_overwrites_inputs_and_reports_bad_arguments(checkpoint, tmp_p
   assert proc.stderr.strip().count("\n") == 0   # one line
   proc = _cli([photos / "a.png"])
   assert proc.returncode == 2 and "--output_dir" in proc.stderr
+
+
+def test_compilation_cache_keeps_the_programs_for_the_next_run(checkpoint, tmp_path):
+  """--compilation_cache=DIR: the first run writes its compiled programs there (one per
+  image-size bucket), a second run with the same sizes compiles nothing new."""
+  source, derainer = checkpoint
+  Image.fromarray(_rgb(30, 41, 5)).save(tmp_path / "a.png")
+  cache = tmp_path / "cache"
+  proc = _cli([f"--checkpoint={source}", tmp_path / "a.png", f"--output_dir={tmp_path / 'o1'}",
+               f"--compilation_cache={cache}"])
+  assert proc.returncode == 0, proc.stderr
+  entries = sorted(os.listdir(cache))
+  assert entries
+  proc = _cli([f"--checkpoint={source}", tmp_path / "a.png", f"--output_dir={tmp_path / 'o2'}",
+               f"--compilation_cache={cache}"])
+  assert proc.returncode == 0, proc.stderr
+  assert sorted(os.listdir(cache)) == entries
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o2" / "a.png")),
+                                derainer(_rgb(30, 41, 5)))
