@@ -74,17 +74,17 @@ def prepare(name: str, data_dir: str | None = None,
   if failure is not None:
     raise failure
   if not host0_ok:
-    raise RuntimeError(f"host 0 failed to build {name!r} (its own error says why); fix it "
-                       "and rerun on every host")
+    raise ValueError(f"host 0 failed to build {name!r} (its own error says why); fix it "
+                     "and rerun on every host")
   builder = get_builder(name, data_dir)
   sees = np.asarray(multihost_utils.process_allgather(
       np.array([builder.is_prepared()], np.int32))).reshape(-1)
   if not sees.all():   # every host stops, not only those that cannot see it
     blind = ", ".join(str(i) for i in np.flatnonzero(sees == 0))
-    where = data_dir or "the default TFDS data_dir"
-    raise RuntimeError(
-        f"host(s) {blind} do not see {name!r}, which host 0 built in {where}: pass a "
-        "--config.data.data_dir that every host can read (a shared file system)")
+    raise FileNotFoundError(
+        f"host(s) {blind} do not see {name!r}, which host 0 built (this host looked in "
+        f"{data_dir or 'the default TFDS data_dir'}): pass a --config.data.data_dir that "
+        "every host reads from the same shared file system")
   return builder
 
 
