@@ -248,8 +248,21 @@ def _is_zero(tangent) -> bool:
   return isinstance(tangent, SymbolicZero)
 
 
-def _sum_tangents(terms, like: jax.Array) -> jax.Array:
-  return functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(like)
+def _bilinear_jvp(conv: Callable, tap_product: Callable):
+  """The JVP rule of ``conv(x, kernel, pads)``, linear in each of x and kernel:
+  ``conv(dx, kernel) + sum over taps of tap_product(window, dkernel[tap])``
+  (``_sum_over_taps``); a symbolic-zero tangent costs nothing."""
+  def jvp(pads, primals, tangents):
+    x, kernel = primals
+    dx, dkernel = tangents
+    out = conv(x, kernel, pads)
+    terms = []
+    if not _is_zero(dx):
+      terms.append(conv(dx, kernel, pads))
+    if not _is_zero(dkernel):
+      terms.append(_sum_over_taps(_pad_hw(x, pads), dkernel, out.shape[1:3], tap_product))
+    return out, (functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(out))
+  return jvp
 
 
 # ----------------------------------------------------------------------------- full kxk
@@ -266,25 +279,17 @@ def _conv_tap_kernel_grad(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
   return _xla_conv(x, kernel, pads)
 
 
-def _conv_tap_kernel_grad_jvp(pads, primals, tangents):
-  x, kernel = primals
-  dx, dkernel = tangents
-  out = _xla_conv(x, kernel, pads)
-  terms = []
-  if not _is_zero(dx):
-    # Transposed by JAX into XLA's input gradient, as fast as the forward pass.
-    terms.append(_xla_conv(dx, kernel, pads))
-  if not _is_zero(dkernel):
-    def matmul(window, weight):
-      # As a 2-D product: transposed, it is one (N*H*W, Cin)^T @ (N*H*W, Cout) matmul;
-      # contracting N, H and W as three axes is much slower on XLA:CPU.
-      rows = window.reshape(-1, window.shape[-1]) @ weight
-      return rows.reshape(window.shape[:3] + weight.shape[-1:])
-    terms.append(_sum_over_taps(_pad_hw(x, pads), dkernel, out.shape[1:3], matmul))
-  return out, _sum_tangents(terms, out)
+def _matmul_over_channels(window: jax.Array, weight: jax.Array) -> jax.Array:
+  """(N, H, W, Cin) @ (Cin, Cout) as one 2-D product: transposed, it is one
+  (N*H*W, Cin)^T @ (N*H*W, Cout) matmul; contracting N, H and W as three axes is much
+  slower on XLA:CPU."""
+  rows = window.reshape(-1, window.shape[-1]) @ weight
+  return rows.reshape(window.shape[:3] + weight.shape[-1:])
 
 
-_conv_tap_kernel_grad.defjvp(_conv_tap_kernel_grad_jvp, symbolic_zeros=True)
+# The input tangent transposes into XLA's input gradient, as fast as the forward pass.
+_conv_tap_kernel_grad.defjvp(_bilinear_jvp(_xla_conv, _matmul_over_channels),
+                             symbolic_zeros=True)
 
 
 # ----------------------------------------------------------------------------- depthwise
@@ -312,16 +317,4 @@ def _shifted_depthwise(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
   return _depthwise(x, kernel, pads)
 
 
-def _shifted_depthwise_jvp(pads, primals, tangents):
-  x, kernel = primals
-  dx, dkernel = tangents
-  out = _depthwise(x, kernel, pads)
-  terms = []
-  if not _is_zero(dx):
-    terms.append(_depthwise(dx, kernel, pads))
-  if not _is_zero(dkernel):
-    terms.append(_sum_over_taps(_pad_hw(x, pads), dkernel, out.shape[1:3], jnp.multiply))
-  return out, _sum_tangents(terms, out)
-
-
-_shifted_depthwise.defjvp(_shifted_depthwise_jvp, symbolic_zeros=True)
+_shifted_depthwise.defjvp(_bilinear_jvp(_depthwise, jnp.multiply), symbolic_zeros=True)
