@@ -38,10 +38,12 @@ def test_rain_is_deterministic_in_range_and_grows_with_strength(photo, rain_type
 
 @pytest.mark.parametrize("rain_type", synthetic_rain.RAIN_TYPES + ("mixed",))
 def test_strength_zero_returns_the_image_unchanged(photo, rain_type):
+  # Jitted: "mixed" is a lax.switch, which outside jit compiles its branches every call.
+  render = jax.jit(synthetic_rain.add_rain, static_argnames="rain_type")
   for k in range(3):
-    out = synthetic_rain.add_rain(jax.random.key(k), photo, rain_type, 0.0)
+    out = render(jax.random.key(k), photo, rain_type, 0.0)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(photo))
-  light = synthetic_rain.add_rain(jax.random.key(0), photo, rain_type, 0.05)
+  light = render(jax.random.key(0), photo, rain_type, 0.05)
   assert 0 < float(jnp.abs(light - photo).max())   # just above zero it starts to show
 
 
@@ -70,11 +72,11 @@ def test_batch_rendering_and_mixed_types(photo):
 
 def test_mixed_rain_weights_pick_the_types(photo):
   key = jax.random.key(7)
+  render = jax.jit(synthetic_rain.add_rain, static_argnames=("rain_type", "weights"))
   for i, rain_type in enumerate(synthetic_rain.RAIN_TYPES):
     weights = tuple(1.0 if j == i else 0.0 for j in range(3))
-    np.testing.assert_allclose(
-        synthetic_rain.add_rain(key, photo, "mixed", weights=weights),
-        synthetic_rain.add_rain(key, photo, rain_type), atol=1e-5)
+    np.testing.assert_allclose(render(key, photo, "mixed", weights=weights),
+                               render(key, photo, rain_type), atol=1e-5)
   for bad in [(1.0, 1.0), (1.0, -1.0, 1.0), (0.0, 0.0, 0.0)]:
     with pytest.raises(ValueError, match="rain weights"):
       synthetic_rain.add_rain(key, photo, "mixed", weights=bad)

@@ -85,8 +85,12 @@ def test_sparse_attention_map_rows_have_k_nonzeros():
   np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
 
 
-def test_remat_keeps_the_gradients_and_bfloat16_stays_close(tiny):
-  model, params = tiny
+def test_remat_keeps_the_gradients_and_bfloat16_stays_close():
+  # Two levels: remat and dtype act per block, and each of the four compiles here costs
+  # a third less than at three levels. (Finite gradients on a black image:
+  # tests/test_networks.py.)
+  model = DDSA(**dict(TINY, blocks=(1, 1), heads=(1, 2)))
+  params = init_params(model, jax.random.PRNGKey(1))
   x = jax.random.uniform(jax.random.PRNGKey(0), (1, 16, 16, 3))
   grad = lambda m: jax.jit(jax.grad(   # noqa: E731
       lambda p: jnp.mean(m.apply({"params": p}, x))))(params)
@@ -95,16 +99,6 @@ def test_remat_keeps_the_gradients_and_bfloat16_stays_close(tiny):
   y32 = jax.jit(model.apply)({"params": params}, x)
   y16 = jax.jit(model.clone(dtype=jnp.bfloat16).apply)({"params": params}, x)
   assert y16.dtype == jnp.float32 and float(jnp.abs(y16 - y32).max()) < 0.05
-
-
-def test_gradients_stay_finite_on_a_black_image(tiny):
-  """A black crop zeroes whole q/k rows; their L2 normalisation must not give NaN
-  gradients (the synthetic demo diverged at step ~300 when it did)."""
-  model, params = tiny
-  black = jnp.zeros((1, 16, 16, 3))
-  grads = jax.jit(jax.grad(lambda p: jnp.mean(jnp.abs(model.apply({"params": p}, black)))))(
-      params)
-  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
 
 
 def test_create_model_from_the_ddsa_config_and_unknown_fields():
