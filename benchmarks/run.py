@@ -72,9 +72,12 @@ TRANSFORMER_MODELS = {
 }
 SIZE_IMAGE = 256
 
-# Dense bf16 peak FLOP/s of GPUs by jax device_kind prefix (vendor data sheets, SXM parts).
-GPU_BF16_PEAK = {"NVIDIA H200": 989e12, "NVIDIA H100": 989e12, "NVIDIA A100": 312e12,
-                 "NVIDIA L4": 121e12, "NVIDIA A10": 125e12}
+# Dense bf16 peak FLOP/s by jax device_kind prefix (vendor data sheets; GPUs: SXM parts;
+# TPUs: per chip).
+BF16_PEAK = {"NVIDIA H200": 989e12, "NVIDIA H100": 989e12, "NVIDIA A100": 312e12,
+             "NVIDIA L4": 121e12, "NVIDIA A10": 125e12,
+             "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12,
+             "TPU v5": 459e12, "TPU v6 lite": 918e12, "TPU v6e": 918e12}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -228,8 +231,9 @@ def torch_device() -> str:
   return "cuda" if jax.default_backend() == "gpu" and _torch().cuda.is_available() else "cpu"
 
 
-def torch_network(arch, params):
-  """nasnet_jax.torch_nasnet.NASNet with the weights of our ``params``."""
+def torch_network(arch, params, device: str | None = None):
+  """nasnet_jax.torch_nasnet.NASNet with the weights of our ``params``, on ``device``
+  (default ``torch_device()``)."""
   from nasnet_jax import torch_nasnet   # pylint: disable=g-import-not-at-top
   torch = _torch()
   stages, blocks, features = arch
@@ -238,7 +242,7 @@ def torch_network(arch, params):
          "fuse_stages": True}
   state = convert.to_state_dict(jax.device_get(params), cfg)
   net.load_state_dict({k: torch.from_numpy(np.array(v, np.float32)) for k, v in state.items()})
-  return net.to(torch_device())
+  return net.to(device or torch_device())
 
 
 def torch_ssim(a, b):
@@ -268,22 +272,41 @@ def torch_ssim(a, b):
 
 class TorchTrainer:
   """The same step as ``train_lib.train_step``, in PyTorch: uint8 NHWC batch in,
-  L1 + (1 - SSIM), backward, RAdam with cosine annealing."""
+  L1 + (1 - SSIM), backward, RAdam with cosine annealing.
 
-  def __init__(self, arch, params, config, *, compile_net=False, bf16=False):
+  ``bf16``: the network under bfloat16 autocast; ``channels_last``: the network's weights
+  and its input in PyTorch's channels-last memory format (cuDNN's fast layout for
+  reduced precision); the loss is computed in float32 either way. ``device``: "cpu" or
+  "cuda" (default ``torch_device()``)."""
+
+  def __init__(self, arch, params, config, *, compile_net=False, bf16=False,
+               channels_last=False, device: str | None = None):
     torch = _torch()
-    self.device = torch_device()
-    self.net = torch_network(arch, params)
+    self.device = device or torch_device()
+    if self.device == "cuda" and not torch.cuda.is_available():
+      raise RuntimeError(f"PyTorch {torch.__version__} sees no CUDA device")
+    self.net = torch_network(arch, params, self.device)
+    self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    self.net = self.net.to(memory_format=self.memory_format)
     self.forward = torch.compile(self.net) if compile_net else self.net
     self.bf16 = bf16
     self.opt = torch.optim.RAdam(self.net.parameters(), lr=config.learning_rate,
                                  betas=(config.adam_b1, config.adam_b2), eps=1e-8)
     self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, config.total_steps)
 
-  def step(self, batch) -> float:
+  def place(self, batch) -> tuple[Any, Any]:
+    """uint8 NHWC numpy ``{"rainy", "clean"}`` -> float (N, 3, H, W) tensors in [0, 1] on
+    the trainer's device, in its memory format."""
     torch = _torch()
-    rainy = torch.from_numpy(batch["rainy"]).to(self.device).permute(0, 3, 1, 2).float() / 255
-    clean = torch.from_numpy(batch["clean"]).to(self.device).permute(0, 3, 1, 2).float() / 255
+    return tuple(
+        (torch.from_numpy(batch[k]).to(self.device).permute(0, 3, 1, 2).float() / 255
+         ).contiguous(memory_format=self.memory_format) for k in ("rainy", "clean"))
+
+  def step(self, batch, sync: bool = True):
+    """One optimisation step on ``batch`` (numpy, or ``place``'s tensors). Returns the
+    loss as a float; with ``sync=False`` as a tensor, without waiting for the device."""
+    torch = _torch()
+    rainy, clean = self.place(batch) if isinstance(batch, dict) else batch
     with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16):
       pred = self.forward(rainy)
     pred = pred.float()
@@ -292,6 +315,8 @@ class TorchTrainer:
     loss.backward()
     self.opt.step()
     self.sched.step()
+    if not sync:
+      return loss.detach()
     if self.device == "cuda":
       torch.cuda.synchronize()
     return float(loss.detach())
@@ -348,11 +373,15 @@ class JaxTrainer:
     return float(self.metrics["loss"])
 
 
-def gpu_peak() -> float | None:
-  kind = jax.devices()[0].device_kind
-  for prefix, peak in GPU_BF16_PEAK.items():
-    if kind.startswith(prefix):
-      return peak
+def bf16_peak(device=None) -> float | None:
+  """Dense bf16 peak FLOP/s of ``device`` (default: the first), None if not known."""
+  device = device or jax.devices()[0]
+  if device.platform == "cpu":
+    return None
+  # Longest prefix first: "TPU v5 lite" before "TPU v5".
+  for prefix in sorted(BF16_PEAK, key=len, reverse=True):
+    if device.device_kind.startswith(prefix):
+      return BF16_PEAK[prefix]
   return None
 
 
@@ -558,7 +587,7 @@ def _row_line(row):
 
 def add_ratios(rows: list[dict]) -> None:
   """Speed of each row over PyTorch eager float32 on the same case; achieved GFLOP/s."""
-  peak = gpu_peak() if jax.default_backend() == "gpu" else None
+  peak = bf16_peak()
   for row in rows:
     if "skipped" in row or row["section"] == "sizes":
       continue
@@ -575,17 +604,22 @@ def add_ratios(rows: list[dict]) -> None:
         row["fraction_of_bf16_peak"] = row["xla_gflop"] * 1e9 / seconds / peak
 
 
-def machine() -> str:
-  device = jax.devices()[0]
-  cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+  """This machine's CPU model and logical core count (Linux), or its architecture."""
   try:
     with open("/proc/cpuinfo") as f:
       names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    cpu = f"{names[0]} ({len(names)} logical cores)" if names else cpu
+    if names:
+      return f"{names[0]} ({len(names)} logical cores)"
   except OSError:
     pass
+  return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+  device = jax.devices()[0]
   torch = _torch()
-  return (f"{datetime.date.today().isoformat()}, {cpu}, jax backend {jax.default_backend()} "
+  return (f"{datetime.date.today().isoformat()}, {cpu_name()}, jax backend {jax.default_backend()} "
           f"({device.device_kind}, {jax.device_count()} device(s)); jax {jax.__version__}, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"python {platform.python_version()}"
