@@ -7,7 +7,8 @@
   python benchmarks/run.py --models=ddsa_demo,dual_stage_demo --sections=sizes,train
 
 Models are named (``paper``: NASNet 3 stages x 18 blocks x 64 features, the default;
-``demo``: 1 x 4 x 32, ``configs/synthetic.py``) or given as ``SxBxF``. For each, the
+``demo``: 1 x 4 x 32, ``configs/synthetic.py``; ``general``: 2 x 4 x 40, the shipped
+model's architecture) or given as ``SxBxF``. For each, the
 PyTorch network is ``nasnet_jax/torch_nasnet.py`` (the authors' module structure) holding the
 very same weights (converted with ``nasnet_jax.convert``), and its first training losses
 are checked against ours before anything is timed, so both sides run the same network and
@@ -29,7 +30,8 @@ Sections:
   bfloat16 autocast, and ``torch.compile`` where it works.
 * ``inference``: milliseconds per megapixel through ``nasnet_jax.Derainer`` (whole image,
   and tiled with the exact overlap) against the PyTorch network under
-  ``torch.inference_mode`` on the same image and the same tiles.
+  ``torch.inference_mode`` on the same image and the same tiles, and against the network
+  exported to ONNX (jax2onnx) and run by ONNX Runtime (``inference.OnnxDerainer``).
 
 Every JAX row also gives XLA's FLOP count for the compiled step (``cost_analysis``), the
 achieved GFLOP/s and, on a GPU of known peak, the fraction of its dense bf16 peak. Memory
@@ -48,6 +50,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -62,7 +65,8 @@ from configs import ddsa_synthetic, default, dual_stage_synthetic  # noqa: E402
 from nasnet_jax import convert, inference, train_lib  # noqa: E402
 from nasnet_jax.models import convolution, create_model, init_params  # noqa: E402
 
-NAMED_MODELS = {"paper": (3, 18, 64), "demo": (1, 4, 32)}
+NAMED_MODELS = {"paper": (3, 18, 64), "demo": (1, 4, 32),
+                "general": (2, 4, 40)}   # the shipped model's architecture
 # The other networks, by name: each a function giving its config (recipe and model).
 TRANSFORMER_MODELS = {
     "ddsa": lambda: default.use_ddsa_recipe(default.get_config()),
@@ -492,6 +496,8 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
   overlap = inference.Derainer(model, params, tile=tile).overlap
   net = None
   reference = None
+  onnx_dir = tempfile.TemporaryDirectory()
+  onnx_path = None
   for tiled in (False, True):
     for variant in variants:
       row = {"section": "inference", "model": label, "image": f"{w}x{h}",
@@ -505,6 +511,16 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
               model, params, tile=tile if tiled else None,
               dtype="bfloat16" if "bf16" in variant else None)
           fn = lambda: derainer(image)   # noqa: E731
+        elif variant == "onnxruntime":
+          if onnx_path is None:
+            from nasnet_jax import export   # pylint: disable=g-import-not-at-top
+            proto = export.onnx_model(model, params, config.model)
+            onnx_path = os.path.join(onnx_dir.name, "model.onnx")
+            with open(onnx_path, "wb") as f:
+              f.write(proto.SerializeToString())
+          derainer = inference.OnnxDerainer(onnx_path, tile=tile if tiled else None,
+                                            overlap=overlap)
+          fn = lambda: derainer(image)   # noqa: E731
         else:
           if net is None:
             net = torch_network(arch, params)
@@ -515,7 +531,7 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
         if variant.startswith("jax"):
           row["xla_gflop"] = derainer.gflop()
           row["compiler_options"] = convolution.compiler_options(derainer.model)
-        if variant in ("jax", "torch"):
+        if variant in ("jax", "torch", "onnxruntime"):
           if reference is None:
             reference = out
           row["max_abs_diff"] = float(np.max(np.abs(out - reference)))
@@ -527,6 +543,7 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
       except Exception as e:   # pylint: disable=broad-except
         row["skipped"] = f"{type(e).__name__}: {str(e).splitlines()[0][:150]}"
       _emit(rows, row)
+  onnx_dir.cleanup()
   return rows
 
 
@@ -683,7 +700,9 @@ def main(argv=None) -> int:
   parser.add_argument("--sections", default="sizes,train,inference")
   parser.add_argument("--train_variants",
                       default="jax,jax_remat,jax_bf16,torch,torch_bf16,torch_compile")
-  parser.add_argument("--inference_variants", default="jax,jax_bf16,torch")
+  parser.add_argument("--inference_variants", default="jax,jax_bf16,torch,onnxruntime",
+                      help="onnxruntime: the network exported to ONNX (jax2onnx), run by "
+                      "ONNX Runtime through nasnet_jax.inference.OnnxDerainer")
   parser.add_argument("--image", default="1024x768",
                       help="WxH of the inference image (the paper net: see --paper_image)")
   parser.add_argument("--paper_image", default="512x384",
@@ -731,6 +750,7 @@ def main(argv=None) -> int:
     # Only NASNet has a PyTorch twin (nasnet_jax/torch_nasnet.py).
     keep = lambda variants: [v for v in variants.split(",")   # noqa: E731
                              if is_nasnet(arch) or v.startswith("jax")]
+    # (ONNX: NASNet only; the transformers' padding does not convert, docs/onnx.md.)
     if "train" in sections:
       for crop in (int(c) for c in args.crops.split(",")):
         for batch in (int(b) for b in args.batches.split(",")):

@@ -3,6 +3,8 @@
     nasnet-derain photo.jpg more/ 'shots/*.png' --output_dir=out     # the shipped model
     nasnet-derain --checkpoint=workdirs/demo photo.jpg --output_dir=out
     nasnet-derain --checkpoint=EXPORT big.tif --output_dir=out --tile=512 --ensemble
+    nasnet-derain --backend=onnxruntime photos/ --output_dir=out     # ONNX Runtime
+    nasnet-derain --checkpoint=model.onnx photos/ --output_dir=out   # an ONNX export
 
 INPUT is a file, a folder (its images, recursively; sub-folders are kept in OUT) or a glob.
 PNG, JPEG, TIFF, WebP and BMP; 8- and 16-bit (16-bit PNG/TIFF written back as 16-bit);
@@ -23,6 +25,11 @@ from nasnet_jax import command_line
 from nasnet_jax import images as image_io
 
 
+BACKENDS = ("auto", "jax", "onnxruntime")
+AUTO_RULE = ("onnxruntime for a .onnx file, and on a CPU when the onnx extra is installed "
+             "(1.1-1.8x faster than XLA:CPU there; see the README); otherwise jax")
+
+
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
       prog="nasnet-derain", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
@@ -30,8 +37,11 @@ def _parser() -> argparse.ArgumentParser:
       epilog="\n\n".join(__doc__.split("\n\n")[1:]))
   p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
   p.add_argument("--checkpoint", default=None,
-                 help="training workdir, checkpoint step folder, or export folder "
-                      "(default: the general model shipped with nasnet-jax)")
+                 help="training workdir, checkpoint step folder, export folder, or .onnx "
+                      "file (default: the general model shipped with nasnet-jax)")
+  p.add_argument("--backend", choices=BACKENDS, default="auto",
+                 help="jax (XLA), onnxruntime (the network exported to ONNX, run by ONNX "
+                      "Runtime; needs the onnx extra), or auto: " + AUTO_RULE)
   p.add_argument("--output_dir", required=True, help="where the derained images go")
   p.add_argument("--tile", type=int, default=0,
                  help="run in tiles of this size (pixels; 0: whole images)")
@@ -47,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--compilation_cache", default=os.environ.get("NASNET_COMPILATION_CACHE"),
                  metavar="DIR",
                  help="keep compiled programs (one per image-size bucket) in DIR, so the "
-                      "next run skips compiling them (default: $NASNET_COMPILATION_CACHE; "
-                      "none)")
+                      "next run skips compiling them (--backend=jax; default: "
+                      "$NASNET_COMPILATION_CACHE; none)")
   return p
 
 
@@ -116,21 +126,11 @@ def run(argv: list[str] | None = None) -> int:
   command_line.quiet(args.verbose)
   # Imported here so that --help and argument errors answer at once.
   import tqdm  # pylint: disable=g-import-not-at-top
-  import nasnet_jax  # pylint: disable=g-import-not-at-top
   from nasnet_jax import inference  # pylint: disable=g-import-not-at-top
   if args.compilation_cache:
     inference.use_compilation_cache(args.compilation_cache)
   try:
-    if args.checkpoint:
-      model, params = nasnet_jax.restore(args.checkpoint)
-    else:
-      model, params = nasnet_jax.pretrained()
-      print("using the shipped general model (nasnet_jax.pretrained(); see --checkpoint)",
-            flush=True)
-    derainer = inference.Derainer(
-        model, params, tile=args.tile or None,
-        overlap=None if args.overlap < 0 else args.overlap, ensemble=args.ensemble,
-        dtype="bfloat16" if args.bf16 else None, tile_batch=args.tile_batch)
+    derainer = build_derainer(args)
   except command_line.USER_ERRORS as e:
     command_line.print_error(e)
     return 1
@@ -150,6 +150,66 @@ def run(argv: list[str] | None = None) -> int:
         f"({done / max(elapsed, 1e-9):.2f} images/s)"
         + (f"; {len(failures)} failed" if failures else ""))
   return 1 if failures else 0
+
+
+def build_derainer(args):
+  """The Derainer (JAX) or OnnxDerainer (ONNX Runtime) that the parsed ``args`` ask for
+  (``checkpoint``, ``backend``, ``tile``, ``overlap``, ``ensemble``, ``tile_batch``,
+  ``bf16``); also used by ``nasnet-derain-app``."""
+  import nasnet_jax  # pylint: disable=g-import-not-at-top
+  from nasnet_jax import inference  # pylint: disable=g-import-not-at-top
+  onnx_file = bool(args.checkpoint) and args.checkpoint.endswith(".onnx")
+  backend = args.backend
+  if backend == "auto":
+    backend = "onnxruntime" if onnx_file or (not args.bf16 and _onnx_is_faster()) else "jax"
+  if backend == "onnxruntime" and args.bf16:
+    raise ValueError("--bf16 is for --backend=jax; the ONNX export computes in float32")
+  options = dict(tile=args.tile or None, overlap=None if args.overlap < 0 else args.overlap,
+                 ensemble=args.ensemble, tile_batch=args.tile_batch)
+  if backend == "onnxruntime" and not onnx_file:
+    from nasnet_jax import export  # pylint: disable=g-import-not-at-top
+    try:
+      return _exported_to_onnx(args, inference, options)
+    except export.OnnxConversionError as e:
+      if args.backend != "auto":
+        raise
+      print(f"running it with JAX: {command_line.one_line(e)}", flush=True)
+      backend = "jax"
+  if backend == "jax":
+    if onnx_file:
+      raise ValueError(f"--checkpoint={args.checkpoint} is an ONNX file: run it with "
+                       "--backend=onnxruntime")
+    if args.checkpoint:
+      model, params = nasnet_jax.restore(args.checkpoint)
+    else:
+      model, params = nasnet_jax.pretrained()
+      print("using the shipped general model (nasnet_jax.pretrained(); see --checkpoint)",
+            flush=True)
+    return inference.Derainer(model, params, dtype="bfloat16" if args.bf16 else None,
+                              **options)
+  return inference.OnnxDerainer(args.checkpoint, **options)
+
+
+def _onnx_is_faster() -> bool:
+  """ONNX Runtime on a CPU, where it was measured faster than XLA:CPU (README, "ONNX"),
+  if the onnx extra (jax2onnx and onnxruntime) is installed."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  return (jax.default_backend() == "cpu" and
+          all(importlib.util.find_spec(m) for m in ("jax2onnx", "onnxruntime")))
+
+
+def _exported_to_onnx(args, inference, options):
+  """An OnnxDerainer on the checkpoint (or the shipped model) exported to ONNX now (a few
+  seconds; ``python -m nasnet_jax.export --format=onnx`` writes the file once)."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from nasnet_jax import export, pretrained_models  # pylint: disable=g-import-not-at-top
+  source = args.checkpoint or pretrained_models.pretrained_path()
+  with tempfile.TemporaryDirectory() as tmp:
+    path = export.export_onnx(source, os.path.join(tmp, "model.onnx"))
+    print(f"running {'the shipped general model' if not args.checkpoint else source} with "
+          "ONNX Runtime (exported to ONNX just now; --backend=jax for XLA)", flush=True)
+    return inference.OnnxDerainer(path, **options)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ instead of a traceback. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging as std_logging
 import os
 import re
@@ -18,10 +19,25 @@ from typing import Callable, NoReturn, Sequence
 
 from absl import flags, logging
 
+
+class MissingExtraError(ImportError):
+  """An optional dependency is not installed; the message says which extra to install."""
+
+
+def require(module: str, extra: str, what: str):
+  """``importlib.import_module(module)``, or ``MissingExtraError`` saying that ``what``
+  needs ``pip install 'nasnet-jax[extra]'``."""
+  try:
+    return importlib.import_module(module)
+  except ImportError:
+    raise MissingExtraError(f"{what} needs {module}, which is not installed: "
+                            f"pip install 'nasnet-jax[{extra}]'") from None
+
+
 # Exceptions that carry a message meant for the user. train_lib.NonFiniteLossError is a
 # RuntimeError; it is matched by name so this module imports nothing heavy.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               IsADirectoryError, PermissionError)
+               IsADirectoryError, PermissionError, MissingExtraError)
 _USER_ERROR_NAMES = ("NonFiniteLossError",)
 
 

@@ -20,7 +20,8 @@ whole-image output (float rounding aside) and the cores are pasted. With a small
 ``2 * overlap`` pixels around their shared edge. ``overlap`` defaults to the radius.
 
 **Self-ensemble** (``ensemble=True``): the mean over the 8 flips x rotations by 90 degrees,
-each undone before averaging (8x the compute).
+each undone before averaging (8x the compute). Every pass is clipped to [0, 1] before it
+is averaged or blended.
 
 **bfloat16** (``dtype="bfloat16"``): the network computes in bfloat16 with float32
 parameters; the output is float32.
@@ -29,6 +30,7 @@ parameters; the output is float32.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from typing import Any
 
@@ -55,7 +57,10 @@ def bucket_size(n: int, min_multiple: int = 16) -> int:
 
 
 def _apply_model(model: nn.Module, params, images: jax.Array, valid: jax.Array) -> jax.Array:
-  return model.apply({"params": params}, images, valid)
+  """The network's output clipped to [0, 1]: every pass is an image, so the ensemble
+  averages and the tiles blend images (as the exported ONNX and jax.export networks,
+  which clip, give them)."""
+  return jnp.clip(model.apply({"params": params}, images, valid), 0.0, 1.0)
 
 
 @functools.lru_cache(maxsize=None)
@@ -65,9 +70,9 @@ def _jit(options: tuple[tuple[str, str], ...]):
 
 
 def jitted_apply(model: nn.Module):
-  """``(model, params, images, valid) -> output``, jitted with the compiler options for
-  ``model`` (``convolution.compiler_options``); one compiled program per model and
-  input shape."""
+  """``(model, params, images, valid) -> output`` in [0, 1], jitted with the compiler
+  options for ``model`` (``convolution.compiler_options``); one compiled program per model
+  and input shape."""
   return _jit(tuple(sorted((convolution.compiler_options(model) or {}).items())))
 
 
@@ -194,7 +199,7 @@ class Derainer:
     return np.asarray(self._apply(self.model, self.params, images, valid))
 
   def _forward(self, batch: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) float32 -> (N, H, W, 3) float32, not clipped."""
+    """(N, H, W, 3) float32 -> (N, H, W, 3) float32 in [0, 1]."""
     n, h, w, _ = batch.shape
     if self.tile is None or (h <= self.tile and w <= self.tile):
       return self._whole(batch)
@@ -235,6 +240,74 @@ class Derainer:
           out[wy0:wy1, wx0:wx1] += wgt * result[:wy1 - wy0, :wx1 - wx0]
           weight[wy0:wy1, wx0:wx1] += wgt
     return out if exact else out / np.maximum(weight, 1e-12)
+
+
+class OnnxDerainer(Derainer):
+  """``Derainer`` on an ONNX file (``python -m nasnet_jax.export --format=onnx``) run by
+  ONNX Runtime: the same tiles, ensemble and image types, no JAX computation.
+
+  The ONNX network takes the image alone (no mask), so every image and tile runs at its
+  own size; for NASNet that is exactly what the mask gives (``OnnxDerainer`` and
+  ``Derainer`` agree to float rounding). Sessions run on the CPU with ONNX Runtime's
+  default threads unless ``providers``/``threads`` say otherwise.
+
+  Args:
+    path: the ``.onnx`` file.
+    tile, overlap, ensemble, tile_batch: as for ``Derainer``; ``overlap`` defaults to the
+      receptive-field radius recorded in the file.
+    providers: ONNX Runtime execution providers (default: CPU).
+    threads: intra-op threads (None: ONNX Runtime's default, one per core).
+  """
+
+  def __init__(self, path: str, *, tile: int | None = None, overlap: int | None = None,
+               ensemble: bool = False, tile_batch: int = 1,
+               providers: tuple[str, ...] = ("CPUExecutionProvider",),
+               threads: int | None = None):
+    from nasnet_jax import command_line, export   # pylint: disable=g-import-not-at-top
+    ort = command_line.require("onnxruntime", "onnx", "--backend=onnxruntime")
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{path} is not a file: pass the .onnx file written by "
+                              "python -m nasnet_jax.export --format=onnx")
+    options = ort.SessionOptions()
+    if threads:
+      options.intra_op_num_threads = threads
+    try:
+      self.session = ort.InferenceSession(path, options, providers=list(providers))
+    except Exception as e:   # pylint: disable=broad-except
+      raise ValueError(f"{path} is not an ONNX model ONNX Runtime can load: "
+                       f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    meta = self.session.get_modelmeta().custom_metadata_map
+    inputs = [i.name for i in self.session.get_inputs()]
+    if inputs != [export.ONNX_INPUT]:
+      raise ValueError(f"{path} takes inputs {inputs}, not a nasnet_jax export's "
+                       f"['{export.ONNX_INPUT}']")
+    self.input_name = export.ONNX_INPUT
+    radius = meta.get(export.ONNX_RADIUS_KEY, "")
+    self.radius = int(radius) if radius else None
+    self.model_config = json.loads(meta.get(export.ONNX_MODEL_KEY, "{}"))
+    if tile is not None and tile < 1:
+      raise ValueError(f"tile={tile} must be a positive number of pixels (or None)")
+    if overlap is None:
+      overlap = self.radius if self.radius is not None else 32
+    if overlap < 0 or tile_batch < 1:
+      raise ValueError(f"overlap={overlap} must be >= 0 and tile_batch={tile_batch} >= 1")
+    self.model, self.params, self.sharding = None, None, None
+    self.tile, self.overlap, self.ensemble, self.tile_batch = tile, overlap, ensemble, tile_batch
+
+  def _onnx(self, images: np.ndarray) -> np.ndarray:
+    return self.session.run(None, {self.input_name: np.ascontiguousarray(images, np.float32)})[0]
+
+  def _whole(self, batch: np.ndarray) -> np.ndarray:
+    return self._onnx(batch)
+
+  def _run(self, images: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Each image of the batch on its valid rectangle alone (the top-left corner)."""
+    out = np.zeros_like(images)
+    for i in range(images.shape[0]):
+      h, w = int(valid[i, :, 0, 0].sum()), int(valid[i, 0, :, 0].sum())
+      if h and w:
+        out[i, :h, :w] = self._onnx(images[i:i + 1, :h, :w])[0]
+    return out
 
 
 def derain(model: nn.Module, params: Any, image, **options) -> np.ndarray:

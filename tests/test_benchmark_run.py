@@ -20,19 +20,21 @@ def test_run_measures_every_row_side_by_side(tmp_path, capsys):
   assert run.main(["--models=1x1x8", "--sections=train,inference", "--crops=16",
                    "--batches=2", "--image=40x24",
                    "--tile=16", "--repeats=1", "--train_variants=jax,jax_remat,torch",
-                   "--inference_variants=jax,torch", f"--json={out}",
+                   "--inference_variants=jax,torch,onnxruntime", f"--json={out}",
                    f"--markdown={table}"]) == 0
   rows = json.loads(out.read_text())["rows"]
   assert "same step check" in capsys.readouterr().out
   train = [r for r in rows if r["section"] == "train"]
   infer = [r for r in rows if r["section"] == "inference"]
   assert [r["variant"] for r in train] == ["jax", "jax_remat", "torch"]
-  assert len(infer) == 4 and {r["tiles"] for r in infer} == {"whole", "16 + 9 overlap"}
+  assert len(infer) == 6 and {r["tiles"] for r in infer} == {"whole", "16 + 9 overlap"}
+  assert {r["variant"] for r in infer} == {"jax", "torch", "onnxruntime"}
   for r in rows:
     assert "skipped" not in r, r
     assert r.get("images_per_s", r.get("ms_per_mp")) > 0
     assert r["vs_torch"] > 0
   assert all(r["max_abs_diff"] < 1e-4 for r in infer)   # same weights, same output
+  # (ONNX Runtime too: the network exported by jax2onnx.)
   # XLA's count for the forward pass is the convolutions' multiply-adds (2 FLOPs per
   # weight per pixel) plus the elementwise work: within a third of that.
   model = NASNet(stages=1, blocks=1, features=8)

@@ -39,8 +39,10 @@ def checkpoint(tmp_path_factory):
 
 
 def _cli(args):
-  return subprocess.run([sys.executable, "-m", "nasnet_jax.cli"] + [str(a) for a in args],
-                        capture_output=True, text=True, timeout=600)
+  """nasnet-derain with the JAX backend, whose output these tests compare exactly with
+  ``Derainer``'s (ONNX Runtime's: tests/test_onnx.py)."""
+  return subprocess.run([sys.executable, "-m", "nasnet_jax.cli", "--backend=jax"] +
+                        [str(a) for a in args], capture_output=True, text=True, timeout=600)
 
 
 def test_photo_reader_writer_round_trips_every_kind(tmp_path):
