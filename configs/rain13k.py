@@ -20,5 +20,7 @@ def get_config(variant: str = ""):
   config.data.name = "paired_folders/rain13k"
   config.data.train_split = "Rain13K"
   config.data.eval_split = "Test100"
-  config.eval.protocols = ("y8", "rgb")
+  # y8: Restormer/MPRNet's tables; ydouble_ds: RCDNet/DDN's statistics scripts, which
+  # score Test2800 (Rain1400) and Test1200 (Rain1200) with ssim.m's downsampling.
+  config.eval.protocols = ("y8", "rgb", "ydouble_ds")
   return default.with_variant(config, variant, "configs/rain13k.py")

@@ -10,6 +10,11 @@ Protocols:
     Restormer/MPRNet/DRSformer's ``evaluate_PSNR_SSIM.m``.
   ``"ydouble"``: the same Y on ``im2double`` images without rounding, PSNR with peak 1,
     SSIM as above on Y*255 (PReNet/RCDNet ``statistic_*.m``).
+  ``"ydouble_ds"``: PSNR as ``"ydouble"``; SSIM of Wang's 2009 ``ssim.m``, which first
+    downsamples by ``f = max(1, round(min(H, W) / 256))`` (``downsample_like_ssim_m``),
+    then scores as above (the statistics scripts of RCDNet, DID-MDN and DDN). Equal to
+    ``"ydouble"`` below 384 pixels on the short side (Rain100L/H); f = 2 or 3 on
+    Rain1400/Rain1200-sized images.
   ``"rgb"``: scikit-image PSNR on RGB and SSIM with its defaults averaged over channels
     (the NASNet authors, SPANet).
   ``"deraindrop"``: both images cropped to multiples of 4, full-range Y of OpenCV's
@@ -31,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from skimage import metrics as skmetrics
 
-PROTOCOLS = ("y8", "ydouble", "rgb", "deraindrop")
+PROTOCOLS = ("y8", "ydouble", "ydouble_ds", "rgb", "deraindrop")
 
 # MATLAB rgb2ycbcr, Y row, for R, G, B in [0, 1]: Y = 16/255 + (Y_WEIGHTS . rgb) / 255.
 _MATLAB_Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
@@ -69,6 +74,32 @@ def opencv_y(image: np.ndarray) -> np.ndarray:
   return y.astype(np.uint8)
 
 
+def matlab_round(x: float) -> int:
+  """MATLAB's ``round``: halves away from zero (Python's ``round`` goes to even)."""
+  return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
+
+
+def downsample_like_ssim_m(image: np.ndarray) -> np.ndarray:
+  """The downsampling of Wang's 2009 ``ssim.m`` on a 2-D float image (H, W).
+
+  ``f = max(1, round(min(H, W) / 256))``; if ``f > 1``, an f x f box filter
+  (``imfilter(img, ones(f) / f^2, 'symmetric', 'same')``: a correlation whose kernel
+  centre is ``floor((f + 1) / 2)``, so for even f the window starts at the pixel and
+  reaches forward; borders mirrored including the edge pixel), then every f-th pixel from
+  the first (``img(1:f:end, 1:f:end)``).
+  """
+  f = max(1, matlab_round(min(image.shape) / 256))
+  if f == 1:
+    return image
+  before = (f + 1) // 2 - 1            # the centre's 0-based offset in the window
+  padded = np.pad(image, ((before, f - 1 - before),) * 2, mode="symmetric")
+  # Box sums from a summed-area table: exact window sums of f x f, in float64.
+  table = np.pad(np.cumsum(np.cumsum(padded, 0), 1), ((1, 0), (1, 0)))
+  h, w = image.shape
+  sums = (table[f:f + h, f:f + w] - table[:h, f:f + w] - table[f:f + h, :w] + table[:h, :w])
+  return (sums / (f * f))[::f, ::f]
+
+
 @functools.partial(jax.jit, static_argnames=("max_val",))
 def _wang_ssim(a: jax.Array, b: jax.Array, max_val: float) -> jax.Array:
   return dm_pix.ssim(a, b, max_val=max_val, filter_size=11, filter_sigma=1.5, k1=0.01,
@@ -87,7 +118,7 @@ def psnr(pred: np.ndarray, gt: np.ndarray, protocol: str = "y8") -> float:
   pred, gt = _check_pair(pred, gt)
   if protocol == "y8":
     return _psnr(matlab_y(pred), matlab_y(gt), 255.0)
-  if protocol == "ydouble":
+  if protocol in ("ydouble", "ydouble_ds"):
     return _psnr(matlab_y(pred, rounded=False), matlab_y(gt, rounded=False), 1.0)
   if protocol == "rgb":
     return float(skmetrics.peak_signal_noise_ratio(gt, pred, data_range=255))
@@ -100,12 +131,14 @@ def psnr(pred: np.ndarray, gt: np.ndarray, protocol: str = "y8") -> float:
 def ssim(pred: np.ndarray, gt: np.ndarray, protocol: str = "y8") -> float:
   """SSIM of uint8 (H, W, 3) ``pred`` against ``gt`` under ``protocol``."""
   pred, gt = _check_pair(pred, gt)
-  if protocol in ("y8", "ydouble"):
+  if protocol in ("y8", "ydouble", "ydouble_ds"):
     if min(pred.shape[:2]) < 11:
       raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {pred.shape}")
     rounded = protocol == "y8"
     yp = matlab_y(pred, rounded) * (1.0 if rounded else 255.0)
     yg = matlab_y(gt, rounded) * (1.0 if rounded else 255.0)
+    if protocol == "ydouble_ds":
+      yp, yg = downsample_like_ssim_m(yp), downsample_like_ssim_m(yg)
     return float(_wang_ssim(jnp.asarray(yp[..., None], jnp.float32),
                             jnp.asarray(yg[..., None], jnp.float32), 255.0))
   if protocol == "rgb":
