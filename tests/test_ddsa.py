@@ -15,9 +15,13 @@ TINY = dict(features=8, blocks=(1, 1, 1), heads=(1, 2, 2), refinement_blocks=0,
             sparse_ratios=(1 / 2, 3 / 4))
 
 
+# Two levels: the size tests still pad (to 4), and each compile costs a third less.
+TWO_LEVELS = dict(TINY, blocks=(1, 1), heads=(1, 2))
+
+
 @pytest.fixture(scope="module")
 def tiny():
-  model = DDSA(**TINY)
+  model = DDSA(**TWO_LEVELS)
   return model, init_params(model, jax.random.PRNGKey(1))
 
 
@@ -85,12 +89,9 @@ def test_sparse_attention_map_rows_have_k_nonzeros():
   np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
 
 
-def test_remat_keeps_the_gradients_and_bfloat16_stays_close():
-  # Two levels: remat and dtype act per block, and each of the four compiles here costs
-  # a third less than at three levels. (Finite gradients on a black image:
-  # tests/test_networks.py.)
-  model = DDSA(**dict(TINY, blocks=(1, 1), heads=(1, 2)))
-  params = init_params(model, jax.random.PRNGKey(1))
+def test_remat_keeps_the_gradients_and_bfloat16_stays_close(tiny):
+  # (Finite gradients on a black image: tests/test_networks.py.)
+  model, params = tiny
   x = jax.random.uniform(jax.random.PRNGKey(0), (1, 16, 16, 3))
   grad = lambda m: jax.jit(jax.grad(   # noqa: E731
       lambda p: jnp.mean(m.apply({"params": p}, x))))(params)

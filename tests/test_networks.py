@@ -15,7 +15,7 @@ from nasnet_jax.models import (DDSA, DerainingNetwork, DualStageNet, NASNet, ini
 # Small, but every part of each network (the padded paths included).
 TINY_NETWORKS = {
     "nasnet": lambda: NASNet(stages=2, blocks=1, features=8),
-    "ddsa": lambda: DDSA(features=8, blocks=(1, 1, 1), heads=(1, 2, 2), refinement_blocks=0,
+    "ddsa": lambda: DDSA(features=8, blocks=(1, 1), heads=(1, 2), refinement_blocks=0,
                          sparse_ratios=(1 / 2, 3 / 4)),
     "dual_stage": lambda: DualStageNet(features=8, heads=2, stage1_blocks=2, stage2_blocks=2,
                                        clusters=4, group_size=16),
