@@ -30,8 +30,8 @@ Correctness (each section has ``"ok"``; the exit status is 1 if any is false):
   (``train_lib.build_training``), every buffer of the old state is deleted, and XLA aliases
   at least the state's bytes.
 * ``flop_count``: the analytic FLOP count used below against XLA's count of the paper net's
-  forward pass (lax convolutions): XLA also counts the elementwise work, so the ratio is a
-  little under 1.
+  forward pass at 256² (lax convolutions; lowered, not run): within 5 % (XLA adds the
+  elementwise work and leaves out the taps on the zero padding).
 
 Speed (medians; peak memory is the allocator's peak in a fresh process per row):
 
@@ -344,14 +344,17 @@ def check_train_state_donated(sizes: Sizes) -> dict:
 
 
 def check_flop_count(sizes: Sizes) -> dict:
+  """XLA counts the elementwise work too (a few % more) but skips the taps that fall on
+  the zero padding at the border (a few % less at 256²): the two agree within 5 %."""
   model = create_model(benchmark_run.model_config(sizes.arch, conv_impl="xla").model)
-  x = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
+  side = 256
+  x = jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32)
   params = jax.eval_shape(lambda: init_params(model, jax.random.PRNGKey(0)))
   xla = benchmark_run.xla_flops(jax.jit(lambda p, x: model.apply({"params": p}, x)).lower(
       params, x))
-  analytic = nasnet_forward_flops_per_pixel(*sizes.arch) * 64 * 64
+  analytic = nasnet_forward_flops_per_pixel(*sizes.arch) * side * side
   ratio = analytic / xla if xla else None
-  return {"ok": ratio is not None and 0.9 <= ratio <= 1.0, "image": "64x64",
+  return {"ok": ratio is not None and 0.95 <= ratio <= 1.05, "image": f"{side}x{side}",
           "analytic_gflop": analytic / 1e9, "xla_gflop": xla / 1e9 if xla else None,
           "analytic_over_xla": ratio}
 
