@@ -34,6 +34,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.random_flip = True
   config.data.random_rotate = True
   config.data.pad_small_images = True   # reflect-pad images smaller than the crop (warns once)
+  # Leave out of training the examples whose clean image the build found in another
+  # split (overlap.txt beside the build: the same pixels or a resized / re-encoded copy).
+  # Off: published splits stay as published.
+  config.data.drop_test_overlap = False
   # Train on several datasets at once: entries (name, weight[, manual_dir[, split]]),
   # e.g. (("rain100h", 1.0, "/data/rain100"), ("raindrop", 1.0, "/data/raindrop")).
   # Empty: train on data.name alone. Evaluation always uses data.name / data.eval_split.

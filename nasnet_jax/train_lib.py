@@ -506,13 +506,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   model = training.model
   model_cfg = model_config_dict(config)
 
+  drop_overlap = bool(config.data.get("drop_test_overlap", False))
   if mixture:
     train_source = pipeline.Mixture(
-        [pipeline.get_data_source(e.name, e.split, config.data.data_dir, e.manual_dir)
+        [pipeline.get_data_source(e.name, e.split, config.data.data_dir, e.manual_dir,
+                                  drop_overlap)
          for e in mixture], [e.weight for e in mixture])
   else:
     train_source = pipeline.get_data_source(config.data.name, config.data.train_split,
-                                            config.data.data_dir, config.data.manual_dir)
+                                            config.data.data_dir, config.data.manual_dir,
+                                            drop_overlap)
   eval_source = pipeline.get_data_source(config.data.name, config.data.eval_split,
                                          config.data.data_dir, config.data.manual_dir)
   dataset = pipeline.train_dataset(

@@ -196,7 +196,8 @@ def mpid(root: str, task: str):
 
 
 def raindrop(root: str):
-  """train, test_a, test_b (JPEG); grayscale and RGBA inputs; an unreadable ground truth."""
+  """train, test_a, test_b (JPEG); grayscale and RGBA inputs; an unreadable ground truth;
+  a test_a pair that is a copy of a train pair (``RAINDROP_OVERLAP``)."""
   ids = {"train": [], "test_a": [], "test_b": []}
   for n, mode in ((0, "RGB"), (1, "L"), (2, "RGBA")):
     write_pair(f"{root}/train/data/{n}_rain.png", f"{root}/train/gt/{n}_clean.png",
@@ -206,10 +207,18 @@ def raindrop(root: str):
   ids["test_a"].append("test_a/data/0_rain.png")
   write_pair(f"{root}/test_a/data/1_rain.png", f"{root}/test_a/gt/1_clean.png", "ta1")
   _touch_garbage(f"{root}/test_a/gt/1_clean.png")
+  # The pair of train/data/0_rain.png again: an overlap the build must report.
+  write_pair(f"{root}/test_a/data/2_rain.png", f"{root}/test_a/gt/2_clean.png", "rd0")
+  ids["test_a"].append("test_a/data/2_rain.png")
   for n in (3, 4):
     write_pair(f"{root}/test_b/data/{n}_rain.jpg", f"{root}/test_b/gt/{n}_clean.jpg", f"tb{n}")
     ids["test_b"].append(f"test_b/data/{n}_rain.jpg")
   return ids, {"train": 0, "test_a": 1, "test_b": 0}
+
+
+# What the overlap check must find in ``raindrop``'s tree: (split, id, split, id, match).
+RAINDROP_OVERLAP = [("test_a", "test_a/data/2_rain.png", "train", "train/data/0_rain.png",
+                     "exact")]
 
 
 def paired_folders(root: str):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nasnet_jax import images as image_io
-from nasnet_jax.data import builders, layouts, pipeline
+from nasnet_jax.data import builders, layouts, overlap, pipeline
 from tests import fake_datasets as fake
 from tests.conftest import ROOT, run_script
 
@@ -67,6 +67,9 @@ def test_builder_pairs_counts_and_skipped_report(layout, tmp_path):
   counts = {s: sum(1 for r in report if r[0] == s) for s in expected}
   assert counts == expected_skipped
   assert all(reason for _, _, reason in report)
+  found = [(m.split_a, m.id_a, m.split_b, m.id_b, m.kind)
+           for m in overlap.overlap_report(builder)]
+  assert found == (fake.RAINDROP_OVERLAP if name == "raindrop" else [])
 
 
 def test_traps_are_reported_with_their_reasons(tmp_path):
@@ -278,8 +281,9 @@ ONE_LAYOUT_PER_BUILDER = ("rain100h-prenet", "rain100l-rain200", "spa_data",
                           "paired_folders")
 
 
-def test_every_builder_feeds_training_and_evaluation(tmp_path):
-  """One tiny run trains on a mixture of every builder, then scores each test split."""
+def test_every_builder_feeds_training_and_evaluation(tmp_path, caplog):
+  """One tiny run trains on a mixture of every builder, leaving out the training pair
+  that raindrop's test_a repeats, then scores each test split."""
   from nasnet_jax import evaluation, train_lib   # pylint: disable=g-import-not-at-top
   from tests.conftest import tiny_config   # pylint: disable=g-import-not-at-top
   data_dir = str(tmp_path / "tfds")
@@ -295,8 +299,12 @@ def test_every_builder_feeds_training_and_evaluation(tmp_path):
       "data.crop_size": 16, "total_steps": 3, "checkpoint_every_steps": 0,
       "eval_every_steps": 0, "batch_size": 4})
   config.data.mixture = tuple(mixture)
+  config.data.drop_test_overlap = True
   state = train_lib.train_and_evaluate(config, str(tmp_path / "work"))
   assert int(state.step) == 3
+  left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+  assert left_out == ["raindrop train: left out 1 of 3 examples whose clean image is also "
+                      "in test_a (config.data.drop_test_overlap)"]
   model = train_lib.create_model(config.model)
   for name, (manual_dir, split) in eval_splits.items():
     source = pipeline.get_data_source(name, split, data_dir, manual_dir)

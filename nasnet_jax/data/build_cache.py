@@ -15,7 +15,9 @@ For each pair a chunk holds what the dataset stores, or why the pair is skipped:
   again when the dataset is written;
 * anything else (16-bit, grayscale, palette, RGBA, JPEG, TIFF, WebP, ...) is decoded to
   uint8 RGB (``nasnet_jax.images.to_rgb_uint8``) and re-encoded as PNG into the chunk;
-* an unreadable file or a size mismatch becomes a skip reason for ``skipped.txt``.
+* an unreadable file or a size mismatch becomes a skip reason for ``skipped.txt``;
+* the clean image's fingerprint (``nasnet_jax.data.overlap.fingerprint``) for the
+  train/test overlap check.
 
 Chunks are msgpack streams (msgpack ships with flax): one map per pair, read back one at a
 time, so a chunk of large images never sits in memory whole.
@@ -34,12 +36,12 @@ import numpy as np
 from PIL import Image
 
 from nasnet_jax import images as image_io
-from nasnet_jax.data import layouts
+from nasnet_jax.data import layouts, overlap
 
 # Pairs per chunk: a kill loses at most this many conversions per thread.
 CHUNK_SIZE = 64
 # Changes whenever what a chunk holds changes, so old caches are not reused.
-CHUNK_FORMAT = 1
+CHUNK_FORMAT = 2
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -73,8 +75,8 @@ def _encode_png(image: np.ndarray) -> bytes:
   return buffer.getvalue()
 
 
-def _read(path: str) -> tuple[dict, tuple[int, ...]]:
-  """(what to store for ``path``, its decoded shape); raises ImageReadError."""
+def _read(path: str) -> tuple[dict, np.ndarray]:
+  """(what to store for ``path``, its decoded uint8 RGB image); raises ImageReadError."""
   stat = _stat(path)
   try:
     with open(path, "rb") as f:
@@ -84,25 +86,29 @@ def _read(path: str) -> tuple[dict, tuple[int, ...]]:
         f"{path}: cannot be read ({e.strerror or type(e).__name__})") from e
   image = image_io.decode_image(data, path)
   if is_stored_as_is(data):
-    return {"path": path, "stat": stat}, image.shape
-  return {"png": _encode_png(image)}, image.shape
+    return {"path": path, "stat": stat}, image
+  return {"png": _encode_png(image)}, image
 
 
 def convert_pair(pair: layouts.Pair) -> dict:
-  """Checks and converts one pair: {"id", "rainy", "clean"} or {"id", "skipped": reason}.
+  """Checks and converts one pair: {"id", "rainy", "clean", "clean_fingerprint"} or
+  {"id", "skipped": reason}.
 
-  ``rainy``/``clean`` are {"png": bytes} or, for a file stored as is, {"path", "stat"}.
+  ``rainy``/``clean`` are {"png": bytes} or, for a file stored as is, {"path", "stat"};
+  ``clean_fingerprint`` is ``overlap.fingerprint`` of the clean image.
   """
   try:
-    rainy, rainy_shape = _read(pair.rainy)
-    clean, clean_shape = _read(pair.clean)
+    rainy, rainy_image = _read(pair.rainy)
+    clean, clean_image = _read(pair.clean)
   except image_io.ImageReadError as e:
     return {"id": pair.id, "skipped": str(e)}
+  rainy_shape, clean_shape = rainy_image.shape, clean_image.shape
   if rainy_shape != clean_shape:
     return {"id": pair.id, "skipped": (
         f"size {rainy_shape[1]}x{rainy_shape[0]} differs from its clean partner's "
         f"{clean_shape[1]}x{clean_shape[0]} ({os.path.basename(pair.clean)})")}
-  return {"id": pair.id, "rainy": rainy, "clean": clean}
+  return {"id": pair.id, "rainy": rainy, "clean": clean,
+          "clean_fingerprint": list(overlap.fingerprint(clean_image))}
 
 
 def _chunk_name(split: str, index: int, pairs: Sequence[layouts.Pair]) -> str:
@@ -143,7 +149,8 @@ def _stored_bytes(entry: dict) -> bytes | None:
 
 
 def _example(record: dict, pair: layouts.Pair, recheck: bool = True) -> dict:
-  """A chunk record as {"id", "rainy", "clean"} with PNG bytes, or {"id", "skipped"}."""
+  """A chunk record as {"id", "rainy", "clean", "clean_fingerprint"} with PNG bytes, or
+  {"id", "skipped"}."""
   if "skipped" in record:
     return record
   rainy, clean = _stored_bytes(record["rainy"]), _stored_bytes(record["clean"])
@@ -152,14 +159,15 @@ def _example(record: dict, pair: layouts.Pair, recheck: bool = True) -> dict:
       return _example(convert_pair(pair), pair, recheck=False)
     return {"id": pair.id, "skipped": f"{pair.rainy} or its clean partner changed while "
                                       "the dataset was being built; build again"}
-  return {"id": record["id"], "rainy": rainy, "clean": clean}
+  return {"id": record["id"], "rainy": rainy, "clean": clean,
+          "clean_fingerprint": tuple(record["clean_fingerprint"])}
 
 
 def converted_pairs(pairs: Sequence[layouts.Pair], split: str, cache_dir: str,
                     num_threads: int | None = None,
                     chunk_size: int | None = None) -> Iterator[dict]:
-  """Yields, in the order of ``pairs``, {"id", "rainy", "clean"} with PNG bytes, or
-  {"id", "skipped": reason}; converted chunks are kept in ``cache_dir`` for a rerun."""
+  """Yields, in the order of ``pairs``, {"id", "rainy", "clean", "clean_fingerprint"} with
+  PNG bytes, or {"id", "skipped": reason}; converted chunks are kept in ``cache_dir`` for a rerun."""
   chunk_size = chunk_size or CHUNK_SIZE
   os.makedirs(cache_dir, exist_ok=True)
   chunks = [pairs[i:i + chunk_size] for i in range(0, len(pairs), chunk_size)]

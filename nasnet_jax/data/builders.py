@@ -20,7 +20,9 @@ paired_folders     any label; input/target folders            one per folder pai
 A rainy image without its clean partner, a listed file that is missing or is a directory,
 a size mismatch or an unreadable file is skipped, counted in a warning and written with
 its reason to ``skipped.txt`` beside the built dataset; a split of which nothing can be
-used is a one-line error naming its folders and a reason (and the full report). 16-bit, grayscale, RGBA and JPEG
+used is a one-line error naming its folders and a reason (and the full report). Clean
+images that appear in two splits (the same pixels, or a resized / re-encoded copy) are
+written to ``overlap.txt`` beside it, with a warning (``nasnet_jax.data.overlap``). 16-bit, grayscale, RGBA and JPEG
 inputs are stored as uint8 RGB (PNG). Building is deterministic (examples keyed by id)
 and resumable: the pairs are checked and converted first, in chunks saved under the TFDS
 download dir (``nasnet_jax.data.build_cache``), so a killed build run again redoes only
@@ -39,7 +41,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from nasnet_jax.data import build_cache, layouts
+from nasnet_jax.data import build_cache, layouts, overlap
 
 SKIPPED_REPORT = "skipped.txt"
 
@@ -47,8 +49,9 @@ SKIPPED_REPORT = "skipped.txt"
 class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Base: rainy/clean pairs listed by ``nasnet_jax.data.layouts`` from a manual_dir."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release.",
+                   "1.1.0": "overlap.txt: clean images shared between splits."}
   # What the dataset root holds, for error messages.
   ROOT_DESCRIPTION = "dataset"
 
@@ -108,6 +111,7 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
       raise layouts.LayoutError(f"{self.name}: {root} holds no split of the dataset; "
                                 f"expected {self.ROOT_DESCRIPTION}")
     self._skipped: dict[str, list[tuple[str, str]]] = {}
+    self._overlap = overlap.BuildOverlapCheck(overlap.dataset_name(self), listings)
     self._conversion_dir = self.conversion_dir(dl_manager)
     for split, listing in sorted(listings.items()):
       if not listing.pairs:
@@ -125,10 +129,13 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         skipped.append((example["id"], example["skipped"]))
         continue
       kept += 1
+      self._overlap.add(split, example["id"], example.pop("clean_fingerprint"))
       yield example["id"], example
     if not kept:
       self._fail_empty_split(split, listing, skipped)
     self._report_skipped(split, skipped, len(listing.pairs) + len(listing.skipped))
+    self._overlap.split_done(split, self.data_dir,
+                             getattr(self, "_final_data_dir", self.data_dir))
 
   def _fail_empty_split(self, split: str, listing: layouts.Listing,
                         skipped: list[tuple[str, str]]) -> None:

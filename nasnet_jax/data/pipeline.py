@@ -23,6 +23,7 @@ from PIL import Image
 
 # Importing registers the builders with TFDS.
 from nasnet_jax.data import builders  # noqa: F401
+from nasnet_jax.data import overlap
 from nasnet_jax.data import synthetic_rain_builder  # noqa: F401
 
 
@@ -89,19 +90,28 @@ def prepare(name: str, data_dir: str | None = None,
 
 
 def get_data_source(name: str, split: str, data_dir: str | None = None,
-                    manual_dir: str | None = None):
+                    manual_dir: str | None = None, drop_test_overlap: bool = False):
   """A random-access source over ``split`` of TFDS dataset ``name`` (e.g. "synthetic_rain/mixed").
 
   Builds the dataset into ``data_dir`` (array_record format) on first use, reading the
   extracted archive from ``manual_dir`` for the public benchmarks; with several hosts,
   host 0 builds and the others wait. Examples are dicts of numpy arrays with at least
-  ``rainy``, ``clean`` (uint8 HxWx3) and ``id``.
+  ``rainy``, ``clean`` (uint8 HxWx3) and ``id``. With ``drop_test_overlap`` the examples
+  whose clean image the build found in another split (``overlap.txt``) are left out.
   """
   builder = prepare(name, data_dir, manual_dir)
   if split not in builder.info.splits:
     raise ValueError(f"dataset {name!r} has no split {split!r}; it has "
                      f"{sorted(builder.info.splits)}")
-  return builder.as_data_source(split=split)
+  source = builder.as_data_source(split=split)
+  if drop_test_overlap:
+    total = len(source)
+    source, dropped, others = overlap.without_overlap(builder, split, source)
+    if dropped:
+      logging.warning("%s %s: left out %d of %d examples whose clean image is also in %s "
+                      "(config.data.drop_test_overlap)", name, split, dropped, total,
+                      ", ".join(others))
+  return source
 
 
 def as_text(value: Any) -> str:

@@ -19,7 +19,8 @@ Configs: ``streak``, ``drop``, ``mist`` and ``mixed`` (each train example one of
 three; the test split has the config's types plus the held-out and clean families).
 Features: ``rainy`` and ``clean`` (uint8 HxWx3), ``id`` (text), ``rain_type`` (text) and
 ``strength`` (float32 in [0, 1]). Stored as ``array_record`` and read with
-``tfds.data_source`` -- TensorFlow is not needed.
+``tfds.data_source`` -- TensorFlow is not needed. Like every builder, it writes
+``overlap.txt`` (clean images shared by train and test; ``nasnet_jax.data.overlap``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from nasnet_jax.data import heldout_rain, photos, synthetic_rain
+from nasnet_jax.data import heldout_rain, overlap, photos, synthetic_rain
 # The test split's rain_type of rain-free examples and prefix of held-out ones, which
 # evaluation reports as their own groups.
 from nasnet_jax.evaluation import CLEAN, HELDOUT_PREFIX
@@ -63,13 +64,14 @@ _render = jax.jit(synthetic_rain.add_rain, static_argnames=("rain_type",))
 class SyntheticRain(tfds.core.GeneratorBasedBuilder):
   """Synthetic rain streaks, drops and mist over photos shipped with the dependencies."""
 
-  VERSION = tfds.core.Version("2.0.0")
+  VERSION = tfds.core.Version("2.1.0")
   RELEASE_NOTES = {
       "1.0.0": "Initial release.",
       "1.1.0": "Smaller raindrops with a water-drop look; drop strengths recalibrated.",
       "1.2.0": "Heavy drops: up to twice as many, more opaque (input 26 -> 17 dB).",
       "2.0.0": "Natural colour photos only (9, from three packages); wider rain that fades "
                "to none at strength 0; test adds held-out-renderer and clean examples.",
+      "2.1.0": "overlap.txt: clean images shared between train and test (none expected).",
   }
   # Subclasses (e.g. a tiny one for tests) may change what is rendered.
   train_photos = photos.TRAIN_PHOTOS
@@ -98,8 +100,13 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
         supervised_keys=("rainy", "clean"),
     )
 
+  def download_and_prepare(self, *args, **kwargs):
+    self._final_data_dir = self.data_dir   # during the build, data_dir is a temporary one
+    return super().download_and_prepare(*args, **kwargs)
+
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download: the photos ship with installed packages.
+    self._overlap = overlap.BuildOverlapCheck(overlap.dataset_name(self), ("train", "test"))
     return {"train": self._generate_examples("train"),
             "test": self._generate_examples("test")}
 
@@ -116,6 +123,7 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
       elif self.test_size:
         photo = photos.square(photo, self.test_size)
       clean = jnp.asarray(photo, jnp.float32) / 255.0
+      clean_print = overlap.fingerprint(photo)
       photo_key = jax.random.fold_in(split_key, p)
       if split == "train":
         rng = np.random.default_rng([config.seed, p])
@@ -136,6 +144,7 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
         if rainy is not photo:
           rainy = np.round(np.clip(np.asarray(rainy), 0, 1) * 255).astype(np.uint8)
         example_id = f"{name}/{rain_type}_{r:03d}_s{strength:.2f}"
+        self._overlap.add(split, example_id, clean_print)
         yield example_id, {
             "rainy": Image.fromarray(rainy),
             "clean": Image.fromarray(photo),
@@ -143,3 +152,5 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
             "rain_type": rain_type,
             "strength": np.float32(strength),
         }
+    self._overlap.split_done(split, self.data_dir,
+                             getattr(self, "_final_data_dir", self.data_dir))
