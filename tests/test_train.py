@@ -53,7 +53,8 @@ DEVICE_SCRIPT = textwrap.dedent("""
     import sys, jax, jax.numpy as jnp, numpy as np
     from nasnet_jax import train_lib
     from tests.conftest import tiny_config
-    config = tiny_config(None, **{"data.synthetic_rain_fraction": 0.5})
+    config = tiny_config(None, **{"data.synthetic_rain_fraction": 0.5,
+                                 "data.synthetic_rain_type": "streak"})
     training = train_lib.build_training(config)
     state = training.init_state()
     rng = np.random.default_rng(0)
@@ -113,9 +114,11 @@ def test_a_bad_setting_is_one_line_and_writes_nothing(tmp_path, flag, status, me
 
 @pytest.fixture(scope="module")
 def trained(tiny_data_dir, tmp_path_factory):
-  """One uninterrupted tiny run: 6 steps, checkpoints at 3 and 6, eval at 6."""
+  """One uninterrupted tiny run: 6 steps, checkpoints at 3 and 6, eval at 6; half of
+  each batch re-rendered on device (streaks: "mixed" compiles three renderers)."""
   workdir = str(tmp_path_factory.mktemp("run"))
-  config = tiny_config(tiny_data_dir, **{"data.synthetic_rain_fraction": 0.5})
+  config = tiny_config(tiny_data_dir, **{"data.synthetic_rain_fraction": 0.5,
+                                         "data.synthetic_rain_type": "streak"})
   state = train_lib.train_and_evaluate(config, workdir)
   return workdir, config, state
 

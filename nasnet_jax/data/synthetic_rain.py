@@ -262,7 +262,9 @@ def add_rain(key: jax.Array, clean: jax.Array, rain_type: str = "mixed",
     clean: (H, W, 3) float in [0, 1].
     rain_type: "streak", "drop", "mist", or "mixed" (one of the three drawn from key).
     strength: scalar in [0, 1] (light -> heavy), or None to draw it uniformly.
-    weights: for "mixed", the relative odds of (streak, drop, mist); None is uniform.
+    weights: for "mixed", the relative odds of (streak, drop, mist); None is uniform. A
+      traced array (an argument of a jitted caller) changes without recompiling, but is
+      not checked.
 
   Returns:
     rainy: (H, W, 3) float32 in [0, 1].
@@ -288,8 +290,13 @@ def add_rain(key: jax.Array, clean: jax.Array, rain_type: str = "mixed",
 
 
 def normalized_weights(weights) -> jax.Array:
-  """(streak, drop, mist) odds -> probabilities; a clear error for a bad tuple."""
-  weights = tuple(float(w) for w in weights)
+  """(streak, drop, mist) odds -> probabilities; a clear error for a bad tuple (traced
+  weights are normalised unchecked)."""
+  try:
+    weights = tuple(float(w) for w in weights)
+  except jax.errors.ConcretizationTypeError:
+    weights = jnp.asarray(weights, jnp.float32)
+    return weights / jnp.sum(weights)
   if len(weights) != len(RAIN_TYPES) or min(weights) < 0 or sum(weights) <= 0:
     raise ValueError(f"rain weights must be {len(RAIN_TYPES)} non-negative numbers for "
                      f"{RAIN_TYPES} with a positive sum, got {weights}")
