@@ -153,19 +153,24 @@ class Derainer:
       if dtype not in _DTYPES:
         raise ValueError(f"dtype={dtype!r} is not supported; use one of {sorted(_DTYPES)}")
       model = model.clone(dtype=_DTYPES[dtype])
+    self.radius = model.receptive_field_radius   # models.network.DerainingNetwork
+    self._set_tiling(tile, overlap, ensemble, tile_batch)
+    self.model, self.params = model, params
+    self._apply = jitted_apply(model)
+    self.sharding = sharding
+
+  def _set_tiling(self, tile: int | None, overlap: int | None, ensemble: bool,
+                  tile_batch: int) -> None:
+    """Checks and sets the tiling options (after ``self.radius``)."""
     if tile is not None and tile < 1:
       raise ValueError(f"tile={tile} must be a positive number of pixels (or None)")
-    self.radius = model.receptive_field_radius   # models.network.DerainingNetwork
     if overlap is None:
       overlap = self.radius if self.radius is not None else 32
     if overlap < 0:
       raise ValueError(f"overlap={overlap} must be >= 0")
     if tile_batch < 1:
       raise ValueError(f"tile_batch={tile_batch} must be >= 1")
-    self.model, self.params = model, params
-    self._apply = jitted_apply(model)
-    self.tile, self.overlap, self.ensemble = tile, overlap, ensemble
-    self.sharding, self.tile_batch = sharding, tile_batch
+    self.tile, self.overlap, self.ensemble, self.tile_batch = tile, overlap, ensemble, tile_batch
 
   @property
   def tiles_are_exact(self) -> bool:
@@ -285,14 +290,8 @@ class OnnxDerainer(Derainer):
     radius = meta.get(export.ONNX_RADIUS_KEY, "")
     self.radius = int(radius) if radius else None
     self.model_config = json.loads(meta.get(export.ONNX_MODEL_KEY, "{}"))
-    if tile is not None and tile < 1:
-      raise ValueError(f"tile={tile} must be a positive number of pixels (or None)")
-    if overlap is None:
-      overlap = self.radius if self.radius is not None else 32
-    if overlap < 0 or tile_batch < 1:
-      raise ValueError(f"overlap={overlap} must be >= 0 and tile_batch={tile_batch} >= 1")
+    self._set_tiling(tile, overlap, ensemble, tile_batch)
     self.model, self.params, self.sharding = None, None, None
-    self.tile, self.overlap, self.ensemble, self.tile_batch = tile, overlap, ensemble, tile_batch
 
   def _onnx(self, images: np.ndarray) -> np.ndarray:
     return self.session.run(None, {self.input_name: np.ascontiguousarray(images, np.float32)})[0]
