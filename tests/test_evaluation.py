@@ -1,5 +1,6 @@
 """Scoring saved outputs against ground truth folders, and reading odd image files."""
 
+import csv
 import json
 import os
 import re
@@ -108,6 +109,26 @@ def test_evaluate_cli_on_folders(folders, tmp_path):
   assert "zzz.png: no ground truth zzz.*" in bad.stderr
   # The earlier report is still there, untouched.
   assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_evaluate_cli_ydouble_ds_matches_the_step_by_step_reference(tmp_path):
+  """evaluate.py --protocols=ydouble_ds on a 401x384 pair (ssim.m downsamples by 2)."""
+  from tests.test_metrics import (_pair_of_size, gaussian_window,   # pylint: disable=g-import-not-at-top
+                                  matlab_y_reference, np_ssim, ssim_m_downsample_reference)
+  pred, gt = _pair_of_size(401, 384, seed=5)
+  for folder, image in (("results", pred), ("targets", gt)):
+    os.makedirs(tmp_path / folder)
+    save(str(tmp_path / folder / "big.png"), image)
+  run_script(["evaluate.py", f"--results_dir={tmp_path / 'results'}",
+              f"--target_dir={tmp_path / 'targets'}", f"--output_dir={tmp_path / 'out'}",
+              "--protocols=ydouble_ds"])
+  with open(tmp_path / "out" / "per_image.csv") as f:
+    row = next(csv.DictReader(f))
+  (dp, f), (dg, _) = [ssim_m_downsample_reference(matlab_y_reference(x, False) * 255)
+                      for x in (pred, gt)]
+  assert f == 2
+  assert float(row["ssim_ydouble_ds"]) == pytest.approx(
+      np_ssim(dp, dg, gaussian_window(), 255), abs=2e-5)
 
 
 def test_summary_separates_own_heldout_and_clean_rows():
