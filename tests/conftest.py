@@ -1,14 +1,34 @@
-"""Shared fixtures: a tiny synthetic-rain dataset built once per test session."""
+"""Shared fixtures: a tiny synthetic-rain dataset built once per test session, and one
+XLA compilation cache for the session."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
-from nasnet_jax.data import synthetic_rain_builder
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Most of the suite's time is XLA compiling, and many tests compile the same programs (the
+# tiny train step in a dozen train.py processes, the two processes of a multi-host run).
+# JAX's persistent compilation cache, in a folder new to this run, compiles each once: the
+# pytest process that loads this file first (the xdist controller) names the folder in
+# the environment, which its workers and every subprocess inherit, and removes it at the
+# end. Programs compiled in under half a second are not kept.
+_CACHE_DIR = os.path.join(tempfile.gettempdir(), f"nasnet_jax_test_xla_cache_{os.getpid()}")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE_DIR)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+from nasnet_jax.data import synthetic_rain_builder  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def pytest_sessionfinish(session):
+  """The process that named the cache folder removes it."""
+  del session
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR") == _CACHE_DIR:
+    shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
 class TinyRain(synthetic_rain_builder.SyntheticRain):
