@@ -108,8 +108,8 @@ class OverlapFinder:
     self._sha: dict[str, list[str]] = collections.defaultdict(list)
     self._phash: dict[str, list[int]] = collections.defaultdict(list)
 
-  def add(self, split: str, key: str, print_: tuple[str, int]) -> None:
-    sha, phash = print_
+  def add(self, split: str, key: str, clean_print: tuple[str, int]) -> None:
+    sha, phash = clean_print
     self._keys[split].append(key)
     self._sha[split].append(sha)
     self._phash[split].append(int(phash))
@@ -205,8 +205,8 @@ class BuildOverlapCheck:
     self._left = set(splits)
     self._finder = OverlapFinder()
 
-  def add(self, split: str, key: str, print_: tuple[str, int]) -> None:
-    self._finder.add(split, key, print_)
+  def add(self, split: str, key: str, clean_print: tuple[str, int]) -> None:
+    self._finder.add(split, key, clean_print)
 
   def split_done(self, split: str, data_dir: str, final_dir: str) -> list[Match] | None:
     """Writes ``overlap.txt`` into ``data_dir`` (the build's temporary folder, which
