@@ -96,8 +96,16 @@ def _built(tmp_path_factory):
   _pair(root, "test", 1, _resized(chelsea, 4 / 3))   # resized
   _pair(root, "test", 2, fake.clean_image("te2", 72, 96))
   builder = pipeline.get_builder("paired_folders/dups", data_dir)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=root))
-  return builder, data_dir
+  warnings = []
+  handler = logging.Handler(logging.WARNING)
+  handler.emit = lambda record: warnings.append(record.getMessage())
+  logging.getLogger("absl").addHandler(handler)
+  try:
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=root))
+  finally:
+    logging.getLogger("absl").removeHandler(handler)
+  return builder, data_dir, warnings
 
 
 def _ids(source):
@@ -105,7 +113,12 @@ def _ids(source):
 
 
 def test_a_build_reports_overlap_where_tfds_stored_it(built, caplog):
-  builder, data_dir = built
+  builder, data_dir, warnings = built
+  report = os.path.join(builder.data_dir, overlap.OVERLAP_REPORT)
+  assert [w for w in warnings if "share clean images" in w] == [
+      f"paired_folders/dups: 2 examples of test and 2 of train share clean images: 1 exact "
+      f"and 1 near-duplicate pair(s), every one in {report} "
+      "(--config.data.drop_test_overlap=True leaves them out of training)"]
   matches = overlap.overlap_report(builder)
   assert [(m.split_a, m.id_a, m.split_b, m.id_b, m.kind) for m in matches] == [
       ("test", "test/input/0.png", "train", "train/input/6.png", "exact"),
@@ -131,7 +144,7 @@ def test_a_build_reports_overlap_where_tfds_stored_it(built, caplog):
 
 
 def test_positions_that_do_not_match_are_found_by_reading_the_ids(built, caplog):
-  builder, _ = built
+  builder, _, _ = built
   path = os.path.join(builder.data_dir, overlap.OVERLAP_REPORT)
   matches = overlap.overlap_report(builder)
   shifted = [overlap.Match(m.split_a, m.id_a, m.index_a, m.split_b, m.id_b,
@@ -149,7 +162,7 @@ def test_positions_that_do_not_match_are_found_by_reading_the_ids(built, caplog)
 
 
 def test_a_build_without_a_report_is_a_one_line_error(built):
-  builder, _ = built
+  builder, _, _ = built
   path = os.path.join(builder.data_dir, overlap.OVERLAP_REPORT)
   os.rename(path, path + ".away")
   try:

@@ -80,7 +80,10 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
   def download_and_prepare(self, *args, **kwargs):
     self._final_data_dir = self.data_dir   # during the build, data_dir is a temporary one
     self._conversion_dir = None
+    self._overlap = None
     result = super().download_and_prepare(*args, **kwargs)
+    if self._overlap:
+      self._overlap.log_summary(self.data_dir)
     if self._conversion_dir:   # built: the converted chunks are no longer needed
       shutil.rmtree(self._conversion_dir, ignore_errors=True)
       folder = self._conversion_dir
@@ -134,8 +137,7 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     if not kept:
       self._fail_empty_split(split, listing, skipped)
     self._report_skipped(split, skipped, len(listing.pairs) + len(listing.skipped))
-    self._overlap.split_done(split, self.data_dir,
-                             getattr(self, "_final_data_dir", self.data_dir))
+    self._overlap.split_done(split, self.data_dir)
 
   def _fail_empty_split(self, split: str, listing: layouts.Listing,
                         skipped: list[tuple[str, str]]) -> None:

@@ -197,28 +197,32 @@ def dataset_name(builder: tfds.core.DatasetBuilder) -> str:
 
 
 class BuildOverlapCheck:
-  """What a builder does: ``add`` every stored example, ``split_done`` after each split;
-  after the last one the report is written into the build folder and the counts logged."""
+  """What a builder does: ``add`` every stored example and call ``split_done`` after each
+  split (the last one writes the report into the build folder); once TFDS has finished
+  the build, ``log_summary`` warns with the counts (after TFDS's progress bars)."""
 
   def __init__(self, name: str, splits: Iterable[str]):
     self._name = name
     self._left = set(splits)
     self._finder = OverlapFinder()
+    self.matches: list[Match] | None = None
 
   def add(self, split: str, key: str, clean_print: tuple[str, int]) -> None:
     self._finder.add(split, key, clean_print)
 
-  def split_done(self, split: str, data_dir: str, final_dir: str) -> list[Match] | None:
-    """Writes ``overlap.txt`` into ``data_dir`` (the build's temporary folder, which
-    TFDS renames to ``final_dir``) once every split is done; returns the matches then."""
+  def split_done(self, split: str, data_dir: str) -> None:
+    """Writes ``overlap.txt`` into ``data_dir`` (the build's temporary folder, which TFDS
+    renames when the build succeeds) once every split is done."""
     self._left.discard(split)
-    if self._left:
-      return None
-    matches = self._finder.matches()
-    write_report(os.path.join(data_dir, OVERLAP_REPORT), matches)
-    for line in summarize(self._name, matches, os.path.join(final_dir, OVERLAP_REPORT)):
+    if not self._left:
+      self.matches = self._finder.matches()
+      write_report(os.path.join(data_dir, OVERLAP_REPORT), self.matches)
+
+  def log_summary(self, data_dir: str) -> None:
+    """One warning per pair of splits sharing clean images, naming the finished report."""
+    for line in summarize(self._name, self.matches or (),
+                          os.path.join(data_dir, OVERLAP_REPORT)):
       logging.warning(line)
-    return matches
 
 
 def overlap_report(builder: tfds.core.DatasetBuilder) -> list[Match] | None:

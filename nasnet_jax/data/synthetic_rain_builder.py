@@ -101,8 +101,11 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
     )
 
   def download_and_prepare(self, *args, **kwargs):
-    self._final_data_dir = self.data_dir   # during the build, data_dir is a temporary one
-    return super().download_and_prepare(*args, **kwargs)
+    self._overlap = None
+    result = super().download_and_prepare(*args, **kwargs)
+    if self._overlap:   # built now (not found already built): say what it shares
+      self._overlap.log_summary(self.data_dir)
+    return result
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download: the photos ship with installed packages.
@@ -152,5 +155,4 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
             "rain_type": rain_type,
             "strength": np.float32(strength),
         }
-    self._overlap.split_done(split, self.data_dir,
-                             getattr(self, "_final_data_dir", self.data_dir))
+    self._overlap.split_done(split, self.data_dir)
