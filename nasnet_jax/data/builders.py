@@ -22,8 +22,8 @@ a size mismatch or an unreadable file is skipped, counted in a warning and writt
 its reason to ``skipped.txt`` beside the built dataset; a split of which nothing can be
 used is a one-line error naming its folders and a reason (and the full report). Clean
 images that appear in two splits (the same pixels, or a resized / re-encoded copy) are
-written to ``overlap.txt`` beside it, with a warning (``nasnet_jax.data.overlap``). 16-bit, grayscale, RGBA and JPEG
-inputs are stored as uint8 RGB (PNG). Building is deterministic (examples keyed by id)
+written to ``overlap.txt`` beside it, with a warning (``nasnet_jax.data.overlap``).
+16-bit, grayscale, RGBA and JPEG inputs are stored as uint8 RGB (PNG). Building is deterministic (examples keyed by id)
 and resumable: the pairs are checked and converted first, in chunks saved under the TFDS
 download dir (``nasnet_jax.data.build_cache``), so a killed build run again redoes only
 the chunks that were in flight (and TFDS's own writing, which is a copy); TFDS's
