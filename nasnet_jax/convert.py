@@ -1,12 +1,16 @@
-"""Moves NASNet weights between the authors' PyTorch checkpoints and nasnet-jax.
+"""Moves weights between the authors' PyTorch checkpoints and nasnet-jax.
 
-    # the authors' file -> a nasnet-jax export (nasnet_jax.restore, nasnet-derain)
+    # the NASNet authors' file -> a nasnet-jax export (nasnet_jax.restore, nasnet-derain)
     python -m nasnet_jax.convert AUTHORS.pk --output=DIR --input_normalization=rain100h
+    # PReNet's released weights (csdwren/PReNet, logs/<set>/PReNet6/net_latest.pth)
+    python -m nasnet_jax.convert logs/Rain100L/PReNet6/net_latest.pth --output=DIR
     # a nasnet-jax workdir or export -> a file in the authors' format
     python -m nasnet_jax.convert WORKDIR --to_pytorch --output=model.pk
 
-The authors' format (docs/nasnet.md): ``torch.save({'step': int, 'model': state_dict})``,
-keys optionally prefixed ``module.`` (``nn.DataParallel``), conv weights OIHW:
+The network is recognised by its keys: ``pre.0`` is NASNet, ``conv0.0`` PReNet.
+
+**NASNet** (docs/nasnet.md): ``torch.save({'step': int, 'model': state_dict})``, keys
+optionally prefixed ``module.`` (``nn.DataParallel``), conv weights OIHW:
 
 ====================================  ==============================================
 theirs                                ours (Flax parameter path)
@@ -27,6 +31,24 @@ dataset the weights were trained for is given with ``--input_normalization`` (a 
 file name when that names exactly one dataset (``Rain100H_streak_nas_3_18_ssimloss.pk``
 -> rain100h; ``spa``, ``cityscapes``, ``mpid`` with ``streak``/``drop``/``mist``), and
 the command says what it inferred.
+
+**PReNet** (docs/prenet.md): a bare state dict (``module.`` prefix optional):
+
+====================================  ==============================================
+theirs                                ours (``models.PReNet``)
+====================================  ==============================================
+conv0.0                               input_conv
+conv_i.0 / conv_f.0 / conv_g.0 / .0   lstm_input_gate / lstm_forget_gate / lstm_cell /
+conv_o.0                              lstm_output_gate (absent: PRN)
+res_conv{j+1}.0 / .2                  block_{j}_conv1 / block_{j}_conv2
+conv.0                                output_conv
+====================================  ==============================================
+
+Blocks, features and the LSTM are read from the keys; a file with ``res_conv1`` alone is
+one of the authors' ``_r`` variants (one block applied 5 times). The number of recurrent
+passes is not in the weights: it is read from the path (``PReNet6``, ``PRN6_r``: 6) or
+given with ``--prenet_stages``, and the command says which. Their input is RGB in [0, 1]
+with no normalisation.
 
 Loading uses ``torch.load(..., weights_only=True)``: PyTorch's restricted unpickler, which
 builds tensors and containers only and refuses anything that would run code. PyTorch is
@@ -87,12 +109,22 @@ def load_state_dict(path: str) -> tuple[dict[str, np.ndarray], int]:
   return out, step
 
 
+def network_of(state: Mapping[str, np.ndarray]) -> str:
+  """"nasnet" or "prenet": whose authors' layout ``state`` is in, read from its keys."""
+  if "pre.0.weight" in state:
+    return "nasnet"
+  if "conv0.0.weight" in state:
+    return "prenet"
+  raise ConversionError("neither 'pre.0.weight' (NASNet) nor 'conv0.0.weight' (PReNet): not "
+                        f"a state dict in the authors' layout (keys start {sorted(state)[:5]})")
+
+
 def infer_model_config(state: Mapping[str, np.ndarray],
                        input_normalization: str = "") -> dict[str, Any]:
-  """The ``config.model`` of the network whose weights ``state`` holds."""
-  if "pre.0.weight" not in state:
-    raise ConversionError("no 'pre.0.weight': not a NASNet state dict in the authors' "
-                          f"layout (keys start {sorted(state)[:5]})")
+  """The ``config.model`` of the NASNet whose weights ``state`` holds."""
+  if network_of(state) != "nasnet":
+    raise ConversionError("not a NASNet state dict (no 'pre.0.weight'); PReNet's go through "
+                          "infer_prenet_config")
   stages = sorted({int(m.group(1)) for k in state
                    for m in [re.match(r"stages\.(\d+)\.", k)] if m})
   if not stages or stages != list(range(len(stages))):
@@ -114,8 +146,51 @@ def infer_model_config(state: Mapping[str, np.ndarray],
           "remat": False, "dtype": "float32", "conv_impl": "auto"}
 
 
+# The number of recurrent passes, when the file's path does not say it: the authors'.
+PRENET_DEFAULT_STAGES = 6
+_LSTM_GATES = (("conv_i", "lstm_input_gate"), ("conv_f", "lstm_forget_gate"),
+               ("conv_g", "lstm_cell"), ("conv_o", "lstm_output_gate"))
+
+
+def prenet_stages_from_path(path: str) -> int | None:
+  """The recurrent passes a path of the authors' names (``PReNet6``, ``PRN6_r``: 6), or
+  None when it names none."""
+  found = re.findall(r"(?:prenet|prn)(\d+)", path.lower())
+  return int(found[-1]) if found else None
+
+
+def infer_prenet_config(state: Mapping[str, np.ndarray], stages: int) -> dict[str, Any]:
+  """The ``config.model`` of the PReNet whose weights ``state`` holds, run ``stages``
+  times (not in the weights)."""
+  if network_of(state) != "prenet":
+    raise ConversionError("not a PReNet state dict (no 'conv0.0.weight')")
+  if stages < 1:
+    raise ConversionError(f"--prenet_stages must be >= 1, got {stages}")
+  blocks = sorted({int(m.group(1)) for k in state
+                   for m in [re.match(r"res_conv(\d+)\.", k)] if m})
+  if not blocks or blocks != list(range(1, len(blocks) + 1)):
+    raise ConversionError(f"residual blocks res_conv{blocks} are not res_conv1..n")
+  recursive = len(blocks) == 1
+  return {"name": "prenet", "stages": stages, "blocks": 5 if recursive else len(blocks),
+          "features": int(state["conv0.0.weight"].shape[0]),
+          "recurrent": "lstm" if any(k.startswith("conv_i.") for k in state) else "none",
+          "recursive_blocks": recursive, "dtype": "float32", "conv_impl": "auto"}
+
+
 def key_map(config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
   """{their module name: our parameter path} for every conv of ``config``'s network."""
+  if config.get("name", "nasnet") == "prenet":
+    names = {"conv0.0": ("input_conv",)}
+    if config["recurrent"] == "lstm":
+      names.update({f"{theirs}.0": (ours,) for theirs, ours in _LSTM_GATES})
+    for j in range(1 if config["recursive_blocks"] else config["blocks"]):
+      names[f"res_conv{j + 1}.0"] = (f"block_{j}_conv1",)
+      names[f"res_conv{j + 1}.2"] = (f"block_{j}_conv2",)
+    names["conv.0"] = ("output_conv",)
+    return names
+  if config.get("name", "nasnet") != "nasnet":
+    raise ConversionError(f"the authors' formats are NASNet's and PReNet's, not "
+                          f"{config['name']}'s")
   names = {"pre.0": ("input_conv",)}
   na = config["attention"] == "na"
   for i in range(config["stages"]):
@@ -144,9 +219,10 @@ def to_flax(state: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> dict:
   expected = {f"{m}.{p}" for m in names for p in ("weight", "bias")}
   missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
   if missing or extra:
+    shape = (f"PReNet with {config['blocks']} blocks" if config.get("name") == "prenet"
+             else f"NASNet with {config['stages']} stages x {config['blocks']} blocks")
     raise ConversionError(
-        "the state dict does not match a NASNet with "
-        f"{config['stages']} stages x {config['blocks']} blocks: "
+        f"the state dict does not match a {shape}: "
         + (f"missing {missing}" if missing else "")
         + ("; " if missing and extra else "") + (f"unexpected {extra}" if extra else ""))
   params: dict = {}
@@ -204,14 +280,21 @@ def infer_input_normalization(path: str) -> str | None:
   return None
 
 
-def from_pytorch(path: str, output: str, input_normalization: str) -> str:
-  """Converts the authors' file at ``path`` into a nasnet-jax export at ``output``."""
+def from_pytorch(path: str, output: str, input_normalization: str = "",
+                 prenet_stages: int | None = None) -> str:
+  """Converts the authors' file at ``path`` (NASNet or PReNet) into a nasnet-jax export
+  at ``output``. ``input_normalization`` is NASNet's alone; ``prenet_stages`` (None: from
+  the path, else 6) PReNet's alone."""
   from nasnet_jax import export  # pylint: disable=g-import-not-at-top
   output = os.path.abspath(os.path.expanduser(output))
   if os.path.exists(output):
     raise FileExistsError(f"--output={output} exists; choose a new folder")
   state, _ = load_state_dict(path)
-  config = infer_model_config(state, input_normalization)
+  if network_of(state) == "prenet":
+    stages = prenet_stages or prenet_stages_from_path(path) or PRENET_DEFAULT_STAGES
+    config = infer_prenet_config(state, stages)
+  else:
+    config = infer_model_config(state, input_normalization)
   params = to_flax(state, config)
   export.save_params(os.path.join(output, "checkpoint"), config, params)
   return output
@@ -230,7 +313,8 @@ def to_pytorch(source: str, output: str, step: int = 0) -> str:
       (k, torch.from_numpy(np.ascontiguousarray(v)))
       for k, v in to_state_dict(params, config).items())
   tmp = f"{output}.tmp{os.getpid()}"
-  torch.save({"step": step, "model": state}, tmp)
+  # PReNet's authors save the bare state dict; NASNet's wrap it with the step.
+  torch.save(state if config.get("name") == "prenet" else {"step": step, "model": state}, tmp)
   os.replace(tmp, output)
   return output
 
@@ -244,6 +328,9 @@ def _define_flags() -> None:
   flags.DEFINE_string("input_normalization", None,
                       "Dataset whose input statistics the authors' weights were trained with: "
                       f"{', '.join(sorted(INPUT_STATS))}, or none.")
+  flags.DEFINE_integer("prenet_stages", None,
+                       "PReNet's recurrent passes (not stored in its weights); default: read "
+                       "from the path (PReNet6: 6), else 6.")
   flags.DEFINE_bool("to_pytorch", False, "Write a nasnet-jax workdir/export in the authors' "
                     "format instead.")
   flags.DEFINE_bool("verbose", False, "Also print INFO logs of orbax and JAX.")
@@ -254,6 +341,7 @@ def main(argv):
   if len(argv) != 2 or not FLAGS.output:
     print("usage: python -m nasnet_jax.convert AUTHORS.pk --output=DIR "
           "[--input_normalization=DATASET|none]\n"
+          "       python -m nasnet_jax.convert PRENET.pth --output=DIR [--prenet_stages=T]\n"
           "       python -m nasnet_jax.convert WORKDIR_OR_EXPORT --to_pytorch "
           "--output=FILE.pk", file=sys.stderr)
     sys.exit(2)
@@ -261,6 +349,8 @@ def main(argv):
   def convert():
     if FLAGS.to_pytorch:
       return to_pytorch(argv[1], FLAGS.output)
+    if network_of(load_state_dict(argv[1])[0]) == "prenet":
+      return _prenet_from_pytorch(argv[1])
     normalization = FLAGS.input_normalization
     if normalization is None:
       normalization = infer_input_normalization(argv[1])
@@ -273,6 +363,23 @@ def main(argv):
     return from_pytorch(argv[1], FLAGS.output, normalization)
 
   print(f"wrote {command_line.run(convert)}")
+
+
+def _prenet_from_pytorch(path: str) -> str:
+  """``from_pytorch`` for a PReNet file, saying where its number of passes came from."""
+  if FLAGS.input_normalization not in (None, "", "none"):
+    raise ConversionError("--input_normalization is for NASNet's files; PReNet takes RGB in "
+                          "[0, 1] as it is: leave the flag out")
+  stages = FLAGS.prenet_stages
+  if stages is None:
+    stages = prenet_stages_from_path(path)
+    if stages is None:
+      stages = PRENET_DEFAULT_STAGES
+      print(f"--prenet_stages={stages} (the authors' number; the path names none)")
+    else:
+      print(f"--prenet_stages={stages} (inferred from the path; pass the flag to choose "
+            "another)")
+  return from_pytorch(path, FLAGS.output, prenet_stages=stages)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 import nasnet_jax  # pylint: disable=g-import-not-at-top
 from nasnet_jax import convert  # pylint: disable=g-import-not-at-top
 from nasnet_jax.models import INPUT_STATS  # pylint: disable=g-import-not-at-top
-from nasnet_jax import torch_nasnet  # pylint: disable=g-import-not-at-top
+from nasnet_jax import torch_nasnet, torch_prenet  # pylint: disable=g-import-not-at-top
 from tests.conftest import run_script  # pylint: disable=g-import-not-at-top
 
 
@@ -114,9 +114,69 @@ def test_files_that_are_not_checkpoints_are_refused_without_running_code(tmp_pat
   with pytest.raises(convert.ConversionError, match="not a PyTorch checkpoint"):
     convert.load_state_dict(str(tmp_path / "text.pk"))
   torch.save({"step": 1, "model": {"fc.weight": torch.zeros(2, 2)}}, tmp_path / "other.pk")
-  with pytest.raises(convert.ConversionError, match="pre.0.weight"):
+  with pytest.raises(convert.ConversionError, match=r"neither .pre.0.weight. \(NASNet\)"):
     convert.from_pytorch(str(tmp_path / "other.pk"), str(tmp_path / "o"), "none")
   proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / "other.pk"),
                      f"--output={tmp_path / 'o2'}"], check=False)
-  assert proc.returncode == 1 and "other.pk does not name the dataset" in proc.stderr
+  assert proc.returncode == 1 and "not a state dict in the authors' layout" in proc.stderr
+  _authors_file(tmp_path / "nas.pk", torch_nasnet.NASNet(stages=1, blocks=1, channels=4))
+  proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / "nas.pk"),
+                     f"--output={tmp_path / 'o3'}"], check=False)
+  assert proc.returncode == 1 and "nas.pk does not name the dataset" in proc.stderr
   assert "--input_normalization=" in proc.stderr
+
+
+def _prenet_file(path, net, prefix=""):
+  """A file as the PReNet authors save theirs: ``torch.save(model.state_dict())``."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  torch.save({prefix + k: v for k, v in net.state_dict().items()}, path)
+
+
+@pytest.mark.parametrize("kwargs, file_name, prefix, stages_flag", [
+    # The authors' layout and path: 32 features, 5 blocks, passes read from "PReNet3".
+    ({"stages": 3}, "logs/Rain100L/PReNet3/net_latest.pth", "", None),
+    # PRN with a DataParallel prefix; the path names no passes: the flag gives them.
+    ({"stages": 2, "blocks": 2, "channels": 8, "recurrent": False}, "prn.pth", "module.", 2),
+    # An _r variant: one block, applied five times.
+    ({"stages": 2, "channels": 8, "recursive_blocks": True},
+     "logs/Rain1400/PReNet2_r/net_latest.pth", "", None),
+])
+def test_prenet_weights_convert_both_ways_with_the_same_output(kwargs, file_name, prefix,
+                                                                stages_flag, tmp_path):
+  torch.manual_seed(0)
+  net = torch_prenet.PReNet(**kwargs).eval()
+  _prenet_file(tmp_path / file_name, net, prefix)
+  proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / file_name),
+                     f"--output={tmp_path / 'converted'}"]
+                    + ([f"--prenet_stages={stages_flag}"] if stages_flag else []))
+  assert ("(inferred from the path" in proc.stdout) == (stages_flag is None)
+  model, params = nasnet_jax.restore(str(tmp_path / "converted"))
+  assert type(model).__name__ == "PReNet" and model.stages == kwargs["stages"]
+  images = np.random.default_rng(0).random((2, 27, 35, 3), dtype=np.float32)
+  ours = np.asarray(model.apply({"params": params}, images))
+  theirs = _torch_out(net, images, "")
+  np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+  # And back: a bare state dict, as the authors save it, loads strictly into their layout.
+  run_script(["-m", "nasnet_jax.convert", str(tmp_path / "converted"), "--to_pytorch",
+              f"--output={tmp_path / 'back.pth'}"])
+  fresh = torch_prenet.PReNet(**kwargs).eval()
+  fresh.load_state_dict(torch.load(tmp_path / "back.pth", weights_only=True), strict=True)
+  np.testing.assert_allclose(_torch_out(fresh, images, ""), theirs, atol=1e-6)
+
+
+def test_prenet_files_refuse_nasnet_options_and_missing_blocks(tmp_path):
+  net = torch_prenet.PReNet(stages=1, blocks=3, channels=4)
+  _prenet_file(tmp_path / "PReNet1.pth", net)
+  proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / "PReNet1.pth"),
+                     f"--output={tmp_path / 'o'}", "--input_normalization=rain100l"],
+                    check=False)
+  assert proc.returncode == 1 and "--input_normalization is for NASNet" in proc.stderr
+  assert len(proc.stderr.strip().splitlines()) == 1
+  state = dict(net.state_dict())
+  for key in [k for k in state if k.startswith("res_conv2.")]:
+    del state[key]
+  torch.save(state, tmp_path / "gap.pth")
+  with pytest.raises(convert.ConversionError, match=r"res_conv\[1, 3\] are not"):
+    convert.from_pytorch(str(tmp_path / "gap.pth"), str(tmp_path / "o2"))
+  assert not (tmp_path / "o2").exists()

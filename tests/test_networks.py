@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from nasnet_jax import inference, models
-from nasnet_jax.models import (DDSA, DerainingNetwork, DualStageNet, NASNet, init_params,
-                               layers, network)
+from nasnet_jax.models import (DDSA, DerainingNetwork, DualStageNet, NASNet, PReNet,
+                               init_params, layers, network)
 
 # Small, but every part of each network (the padded paths included).
 TINY_NETWORKS = {
@@ -19,6 +19,7 @@ TINY_NETWORKS = {
                          sparse_ratios=(1 / 2, 3 / 4)),
     "dual_stage": lambda: DualStageNet(features=8, heads=2, stage1_blocks=2, stage2_blocks=2,
                                        clusters=4, group_size=16),
+    "prenet": lambda: PReNet(stages=2, blocks=1, features=8),
 }
 
 

@@ -133,3 +133,37 @@ def test_cli_onnx_backend_derains_a_folder_as_the_jax_backend(tmp_path, tiny_onn
   assert cli.run([str(folder), f"--output_dir={tmp_path / 'y'}", f"--checkpoint={path}",
                   "--bf16"]) == 1
 
+
+
+def test_converted_prenet_derains_through_the_cli_tiled_and_with_onnx_runtime(tmp_path):
+  """PReNet weights in the authors' layout (drawn at random: their files are not ours to
+  ship), converted with one command, derain a photo through nasnet-derain: whole, in exact
+  tiles, and through ONNX Runtime, all alike. The recurrence is unrolled in the ONNX graph,
+  which adds to NASNet's operations Tanh for the LSTM and Shape, Gather and Expand for its
+  zero initial state (shaped like the image)."""
+  torch = pytest.importorskip("torch")
+  from nasnet_jax import torch_prenet  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  weights = tmp_path / "PReNet2" / "net_latest.pth"
+  weights.parent.mkdir()
+  torch.save(torch_prenet.PReNet(stages=2, blocks=2, channels=8).state_dict(), weights)
+  run_script(["-m", "nasnet_jax.convert", str(weights), f"--output={tmp_path / 'prenet'}"])
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(4)
+  photo = tmp_path / "photos" / "rainy.png"
+  photo.parent.mkdir()
+  Image.fromarray((rng.random((45, 70, 3)) * 255).astype(np.uint8)).save(photo)
+  runs = {"whole": ["--backend=jax"], "tiles": ["--backend=jax", "--tile=16"],
+          "onnx": ["--backend=onnxruntime"], "onnx_tiles": ["--backend=onnxruntime",
+                                                            "--tile=16"]}
+  for run, flags in runs.items():
+    assert cli.run([str(photo), f"--output_dir={tmp_path / run}",
+                    f"--checkpoint={tmp_path / 'prenet'}"] + flags) == 0, run
+  whole = np.asarray(Image.open(tmp_path / "whole" / "rainy.png")).astype(int)
+  for run in ("tiles", "onnx", "onnx_tiles"):
+    out = np.asarray(Image.open(tmp_path / run / "rainy.png")).astype(int)
+    assert np.abs(out - whole).max() <= 1, run
+  path = export.export_onnx(str(tmp_path / "prenet"), str(tmp_path / "prenet.onnx"))
+  ops = {node.op_type for node in onnx.load(path).graph.node}
+  assert ops == {"Conv", "Relu", "Sigmoid", "Tanh", "Mul", "Add", "Concat", "Transpose",
+                 "Clip", "Shape", "Gather", "Expand"}, ops

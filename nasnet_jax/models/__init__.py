@@ -15,17 +15,18 @@ from nasnet_jax.models.dual_stage import (ClusteredAttention, DualStageNet, Wind
 from nasnet_jax.models.nasnet import (ATTENTION_KINDS, INPUT_STATS, Block, NASNet,
                                       NeuronAttention, SqueezeExcitation, Stage)
 from nasnet_jax.models.network import DerainingNetwork
+from nasnet_jax.models.prenet import PReNet
 
 # Every network keeps the contract of ``network.DerainingNetwork``; config.model.name
 # picks one. A new network: its module, an entry here, and a config.
-NETWORKS = {"nasnet": NASNet, "ddsa": DDSA, "dual_stage": DualStageNet}
+NETWORKS = {"nasnet": NASNet, "ddsa": DDSA, "dual_stage": DualStageNet, "prenet": PReNet}
 MODEL_NAMES = tuple(NETWORKS)
 
 
 def create_model(model_config: Mapping[str, Any]) -> nn.Module:
   """Builds the network a ``config.model`` describes.
 
-  ``name`` picks the network (``MODEL_NAMES``: "nasnet", "ddsa", "dual_stage"); the other
+  ``name`` picks the network (``MODEL_NAMES``: "nasnet", "ddsa", "dual_stage", "prenet"); the other
   fields go to its ``from_config``: its attributes, ``dtype`` as a string ("float32",
   "bfloat16"), and for NASNet ``input_normalization`` ("" or a key of ``INPUT_STATS``).
   A field the network does not have is an error naming it.
@@ -58,6 +59,6 @@ def init_params(model: nn.Module, rng: jax.Array,
 
 __all__ = ["ATTENTION_KINDS", "Block", "CONV_IMPLS", "ClusteredAttention", "DDSA",
            "DerainingNetwork", "DualStageNet", "DynamicDualAttention", "INPUT_STATS",
-           "MODEL_NAMES", "NETWORKS", "NASNet", "NeuronAttention", "SpatialEnhancedFeedForward",
-           "SqueezeExcitation", "Stage", "WindowAttention", "cpu_conv", "create_model",
+           "MODEL_NAMES", "NETWORKS", "NASNet", "NeuronAttention", "PReNet",
+           "SpatialEnhancedFeedForward", "SqueezeExcitation", "Stage", "WindowAttention", "cpu_conv", "create_model",
            "init_params", "rain_mask"]
