@@ -38,8 +38,8 @@ the command says what it inferred.
 theirs                                ours (``models.PReNet``)
 ====================================  ==============================================
 conv0.0                               input_conv
-conv_i.0 / conv_f.0 / conv_g.0 / .0   lstm_input_gate / lstm_forget_gate / lstm_cell /
-conv_o.0                              lstm_output_gate (absent: PRN)
+conv_i.0 / conv_f.0                   lstm_input_gate / lstm_forget_gate (absent: PRN)
+conv_g.0 / conv_o.0                   lstm_cell / lstm_output_gate (absent: PRN)
 res_conv{j+1}.0 / .2                  block_{j}_conv1 / block_{j}_conv2
 conv.0                                output_conv
 ====================================  ==============================================
