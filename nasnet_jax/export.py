@@ -53,9 +53,10 @@ from nasnet_jax.models import create_model
 JAX_EXPORT_FILE = checkpointing.JAX_EXPORT_FILE
 PLATFORMS = ("cpu", "cuda", "tpu")
 FORMATS = ("jax", "onnx")
-# Opset 17 (2022): the graph needs only Conv, Relu, Sigmoid, Mul, Add, Concat, Transpose
-# and Clip, so an old opset keeps it loadable by every current runtime (ONNX Runtime on
-# desktop, mobile and web, OpenVINO, TensorRT).
+# Opset 17 (2022): NASNet's graph needs only Conv, Relu, Sigmoid, Mul, Add, Concat,
+# Transpose and Clip (Sub and Div with input normalisation; PReNet's also Tanh, Shape,
+# Gather, Expand), so an old opset keeps it loadable by every current runtime (ONNX
+# Runtime on desktop, mobile and web, OpenVINO, TensorRT).
 ONNX_OPSET = 17
 ONNX_INPUT, ONNX_OUTPUT = "image", "derained"
 # Keys of the ONNX file's metadata_props that nasnet_jax reads back (OnnxDerainer).

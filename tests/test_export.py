@@ -52,10 +52,12 @@ def test_export_restores_without_training_state_and_matches(tmp_path):
      "refinement_blocks": 0, "sparse_ratios": (0.5,)},
     {"name": "dual_stage", "features": 8, "heads": 2, "stage1_blocks": 1,
      "stage2_blocks": 1, "clusters": 4, "group_size": 16, "mask_threshold": "otsu"},
-], ids=["ddsa", "dual_stage"])
-def test_transformers_export_with_symbolic_sizes(tmp_path, config):
+    {"name": "prenet", "stages": 2, "blocks": 1, "features": 8},
+], ids=["ddsa", "dual_stage", "prenet"])
+def test_other_networks_export_with_symbolic_sizes(tmp_path, config):
   # The transformers pad to their level / window multiple inside the network (and
-  # DualStageNet sorts and groups its pixels); the artifact must still take any size.
+  # DualStageNet sorts and groups its pixels); PReNet's LSTM state is shaped like the
+  # image. The artifact must still take any size.
   source, model, params = tiny_export(tmp_path, config)
   out = export.export(source, str(tmp_path / "export"))
   images = np.random.default_rng(0).random((1, 21, 30, 3), dtype=np.float32)

@@ -35,6 +35,9 @@ def test_the_file_derains_any_size_as_the_library(tiny_onnx):
   [image] = proto.graph.input
   dims = [d.dim_param or d.dim_value for d in image.type.tensor_type.shape.dim]
   assert image.name == "image" and dims[3] == 3 and all(isinstance(d, str) for d in dims[:3])
+  # docs/onnx.md's list: NASNet's operations, Sub and Div for its input normalisation.
+  assert {node.op_type for node in proto.graph.node} == {
+      "Conv", "Relu", "Sigmoid", "Mul", "Add", "Concat", "Transpose", "Clip", "Sub", "Div"}
   meta = {p.key: p.value for p in proto.metadata_props}
   assert meta[export.ONNX_RADIUS_KEY] == str(model.receptive_field_radius)
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
