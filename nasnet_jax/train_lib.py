@@ -134,17 +134,17 @@ def training_pair(key: jax.Array, batch: Mapping[str, jax.Array], *,
 
 
 def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
-               pair_options: Mapping[str, Any] | None = None, loss: str = "l1_ssim",
+               pair_config: Mapping[str, Any] | None = None, loss_name: str = "l1_ssim",
                intermediate_loss_weight: float = 1.0):
   """One optimisation step on a global batch.
 
   Args:
     state: the train state (replicated).
     batch: ``rainy`` and ``clean``, uint8 (N, H, W, 3), sharded over ``data``.
-    pair_options: static; ``training_pair``'s options (synthetic rain, rain-free pairs,
-      on-device augmentation), drawn from a key folded from (state.rng, step) -- so they
-      are reproducible and resumable. None: the batch as it is.
-    loss: static; ``losses.image_loss``'s name. Images a network sows into its
+    pair_config: static; ``training_pair``'s options (``pair_options(config)``: synthetic
+      rain, rain-free pairs, on-device augmentation), drawn from a key folded from
+      (state.rng, step) -- so they are reproducible and resumable. None: the batch as it is.
+    loss_name: static; ``losses.image_loss``'s name. Images a network sows into its
       "stage_outputs" collection (``DualStageNet``'s intermediate derained image) add
       their loss times ``intermediate_loss_weight``.
 
@@ -152,18 +152,18 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
     (new_state, metrics) with scalar ``loss``, ``l1``, ``ssim``, ``grad_norm``.
   """
   step_key = jax.random.fold_in(state.rng, state.step)
-  rainy, clean = training_pair(step_key, batch, **dict(pair_options or {}))
+  rainy, clean = training_pair(step_key, batch, **dict(pair_config or {}))
 
   def loss_fn(params):
     pred, extra = state.apply_fn({"params": params}, rainy, mutable=["stage_outputs"])
-    value, aux = losses.image_loss(loss, pred, clean)
+    value, aux = losses.image_loss(loss_name, pred, clean)
     for image in jax.tree.leaves(extra.get("stage_outputs", {})):
-      value = value + intermediate_loss_weight * losses.image_loss(loss, image, clean)[0]
+      value = value + intermediate_loss_weight * losses.image_loss(loss_name, image, clean)[0]
     return value, aux
 
-  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss_value, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads)
-  return new_state, {"loss": loss, **aux, "grad_norm": optax.global_norm(grads)}
+  return new_state, {"loss": loss_value, **aux, "grad_norm": optax.global_norm(grads)}
 
 
 def pipeline_augments_geometry(config) -> bool:
@@ -290,6 +290,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.{dotted}={value!r} must be > 0 ({what})")
     elif value < lowest:
       raise ValueError(f"config.{dotted}={value!r} must be >= {lowest} ({what})")
+  end_lr = config.get("end_learning_rate", 0.0)
+  if end_lr is not None and end_lr > config.learning_rate:
+    raise ValueError(f"config.end_learning_rate={end_lr} must be <= config.learning_rate="
+                     f"{config.learning_rate}: the cosine phase decays from the peak to it")
   if float(config.data.synthetic_rain_fraction) > 1:
     raise ValueError(f"config.data.synthetic_rain_fraction={config.data.synthetic_rain_fraction}"
                      " must be in [0, 1]")
@@ -363,8 +367,8 @@ def build_training(config: ml_collections.ConfigDict, mesh: Mesh | None = None) 
   abstract_state = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
   batch_sharding = NamedSharding(mesh, P("data"))
-  step = functools.partial(train_step, pair_options=pair_options(config),
-                           loss=config.get("loss", "l1_ssim"),
+  step = functools.partial(train_step, pair_config=pair_options(config),
+                           loss_name=config.get("loss", "l1_ssim"),
                            intermediate_loss_weight=config.get("intermediate_loss_weight", 1.0))
   jitted = jax.jit(step, in_shardings=(state_sharding, batch_sharding),
                    out_shardings=(state_sharding, replicated), donate_argnums=(0,),
@@ -435,19 +439,20 @@ def evaluate_during_training(config, model, params, eval_source, workdir,
   """Scores the held-out split (its images split over all devices and hosts); writes
   sample strips of host 0's images; returns flat summary metrics."""
   examples = pipeline.eval_examples(eval_source, config.eval.max_images or None)
-  strips = []
+  strips = {}   # by image index: devices' threads finish in any order
 
   def keep_strip(i, ex, derained):
     if i < config.eval.num_sample_images:
-      strips.append(_sample_strip(ex, derained))
+      strips[i] = _sample_strip(ex, derained)
 
   rows = evaluation.evaluate_model(model, params, examples, tuple(config.eval.protocols),
                                    on_image=keep_strip,
                                    options=evaluation.inference_options(config.eval))
   summary = evaluation.summarize(rows)
   if strips and jax.process_index() == 0:
-    width = max(s.shape[1] for s in strips)
-    padded = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips]
+    ordered = [strips[i] for i in sorted(strips)]
+    width = max(s.shape[1] for s in ordered)
+    padded = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in ordered]
     image_io.write_png(os.path.join(workdir, "samples", f"step_{step:08d}.png"),
                        np.concatenate(padded, axis=0))
   flat = {f"eval/{group}/{key}": value for group, entry in summary.items()
@@ -487,6 +492,28 @@ def _truncate_metrics(path: str, last_step: int) -> None:
 def _all_finite(tree) -> jax.Array:
   """Whether every element of every leaf of ``tree`` is finite, as one device scalar."""
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+class StepTimer:
+  """Training speed between two logs, leaving out time spent outside training steps.
+
+  ``lap(step)`` returns (steps, seconds) since the previous lap; ``exclude(seconds)``
+  takes an evaluation's time out of the running interval, so that the next lap's
+  img/s and s/step count only the steps' own time whatever the log and eval periods.
+  """
+
+  def __init__(self, step: int, clock=time.time):
+    self._clock = clock
+    self._step, self._start = step, clock()
+
+  def exclude(self, seconds: float) -> None:
+    self._start += seconds
+
+  def lap(self, step: int) -> tuple[int, float]:
+    now = self._clock()
+    done, seconds = step - self._step, now - self._start
+    self._step, self._start = step, now
+    return done, seconds
 
 
 def _every(step: int, period: int) -> bool:
@@ -560,7 +587,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     checkpointing.save(manager, step, state, data_state, model_cfg)
 
   pending = []
-  last_log_time, last_log_step = time.time(), start_step
+  timer = StepTimer(start_step)
   step = start_step
   with _StopRequest(training.mesh) as stop, contextlib.closing(data_iter):   # closing: stops its threads
     while step < config.total_steps:
@@ -585,18 +612,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
               f"loss became NaN/inf by step {step}; {kept}: lower "
               "--config.learning_rate or check the data, then rerun")
         if log_now:
-          now = time.time()
-          done = step - last_log_step
+          done, seconds = timer.lap(step)
           mean = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
           mean["lr"] = float(schedule(step - 1))
-          mean["img_per_s"] = done * config.batch_size / max(now - last_log_time, 1e-9)
-          writer.write_train(step, mean, seconds_per_step=(now - last_log_time) / done)
-          last_log_time, last_log_step = now, step
+          mean["img_per_s"] = done * config.batch_size / max(seconds, 1e-9)
+          writer.write_train(step, mean, seconds_per_step=seconds / done)
       if (_every(step, config.eval_every_steps) or step == config.total_steps) and not stopping:
+        eval_start = time.time()
         eval_metrics = evaluate_during_training(config, model, state.params, eval_source,
                                                 workdir, step)
         writer.write_eval(step, eval_metrics)
-        last_log_time = time.time()
+        timer.exclude(time.time() - eval_start)
       if ckpt_now:
         save(step)
       if stopping is not None:

@@ -329,7 +329,8 @@ def test_sown_stage_outputs_add_their_weighted_loss():
   rainy, clean = (jnp.asarray(batch[k], jnp.float32) / 255 for k in ("rainy", "clean"))
   l1 = lambda p: float(jnp.mean(jnp.abs(p - clean)))   # noqa: E731
   for weight in (0.0, 0.5):
-    _, metrics = train_lib.train_step(state, batch, loss="l1", intermediate_loss_weight=weight)
+    _, metrics = train_lib.train_step(state, batch, loss_name="l1",
+                                      intermediate_loss_weight=weight)
     np.testing.assert_allclose(metrics["loss"], l1(rainy + 0.3) + weight * l1(rainy + 0.1),
                                rtol=1e-5)
     np.testing.assert_allclose(metrics["l1"], l1(rainy + 0.3), rtol=1e-5)
@@ -412,6 +413,9 @@ def test_geometric_augmentation_moves_to_the_device_with_synthetic_rain():
     ({"warmup_steps": -5}, r"config.warmup_steps=-5 must be >= 0"),
     ({"data.scale_range": (2.0, 1.0)}, r"config.data.scale_range=\(2.0, 1.0\)"),
     ({"loss": "l2"}, r"config.loss='l2' is unknown"),
+    # The cosine phase would rise from the peak to the end rate.
+    ({"learning_rate": 1e-4, "end_learning_rate": 1e-3},
+     r"config.end_learning_rate=0.001 must be <= config.learning_rate=0.0001"),
 ])
 def test_numeric_settings_are_checked_before_anything_is_built(override, message):
   config = tiny_config(None, **override)
@@ -441,3 +445,39 @@ def test_the_finite_check_before_a_save_is_one_reduction():
   assert not bool(train_lib._all_finite(params))
   # One program whose result is a single scalar: one host sync per save, not one per leaf.
   assert train_lib._all_finite(params).shape == ()
+
+
+def test_step_timer_leaves_evaluation_out_of_the_speed():
+  """An evaluation between two logs (periods that do not divide) is not counted as
+  training time, and the steps before it still are."""
+  now = [100.0]
+  timer = train_lib.StepTimer(0, clock=lambda: now[0])
+  now[0] = 105.0                  # steps 1-5 in 5 s, then an evaluation of 60 s
+  now[0] += 60.0
+  timer.exclude(60.0)
+  now[0] += 5.0                   # steps 6-10 in 5 s, then the log
+  assert timer.lap(10) == (10, 10.0)
+  now[0] += 4.0
+  assert timer.lap(12) == (2, 4.0)
+
+
+def test_sample_strips_keep_the_order_of_the_images(tmp_path, monkeypatch):
+  """Several local devices score images on threads that finish in any order: the strip
+  rows follow the image order all the same."""
+  def reversed_evaluate(model, params, examples, protocols, on_image=None, options=None):
+    del model, params, protocols, options
+    examples = list(examples)
+    for i in reversed(range(len(examples))):     # the last image finishes first
+      on_image(i, examples[i], examples[i]["clean"])
+    return [{"id": ex["id"], "psnr_y8": 30.0, "input_psnr_y8": 20.0, "ssim_y8": 0.9,
+             "input_ssim_y8": 0.8} for ex in examples]
+
+  monkeypatch.setattr(train_lib.evaluation, "evaluate_model", reversed_evaluate)
+  shades = (10, 120, 240)
+  source = [{"rainy": np.full((4, 5, 3), v, np.uint8), "clean": np.full((4, 5, 3), v, np.uint8),
+             "id": f"img{v}"} for v in shades]
+  config = tiny_config(None, **{"eval.num_sample_images": 3})
+  train_lib.evaluate_during_training(config, None, None, source, str(tmp_path), 7)
+  strip = images.read_image(str(tmp_path / "samples" / "step_00000007.png"))
+  assert strip.shape == (12, 15, 3)
+  assert [int(strip[4 * r, 0, 0]) for r in range(3)] == list(shades)
