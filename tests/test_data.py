@@ -215,6 +215,14 @@ def test_hosts_get_disjoint_shares():
                                    process_index=p, process_count=2) for p in range(2)]
   ids = [set(int(v) for v in s[0]["rainy"][:, 0, 0, 2]) for s in shares]
   assert shares[0][0]["rainy"].shape[0] == 2 and not ids[0] & ids[1]
+  # Host 0's rows then host 1's are the one-host batch, row for row: the train step's
+  # per-row draws (on-device rain) are then the same on any number of hosts.
+  whole = pipeline.train_dataset(src, crop_size=8, global_batch_size=4, seed=0,
+                                 process_index=0, process_count=1)
+  for b in range(3):
+    for key in ("rainy", "clean"):
+      np.testing.assert_array_equal(
+          np.concatenate([shares[0][b][key], shares[1][b][key]]), whole[b][key])
 
 
 def test_crop_larger_than_image_is_a_clear_error_unless_padding():

@@ -75,9 +75,13 @@ def flags_for(pairs, **overrides):
 @pytest.fixture(scope="module")
 def two_process_run(pairs, tmp_path_factory):
   """Two train.py processes from an unprepared data_dir (host 0 builds it, the other
-  waits), then the same run in one process over two CPU devices."""
+  waits), then the same run in one process over two CPU devices. Rain is rendered on the
+  device over every pair, so each row of the global batch gets its own draw: the losses
+  agree only if both topologies assemble the global batch in the same order."""
   root = tmp_path_factory.mktemp("runs")
-  flags = flags_for(pairs, total_steps=6, log_every_steps=1)
+  flags = flags_for(pairs, total_steps=6, log_every_steps=1,
+                    **{"data.synthetic_rain_fraction": 1.0,
+                       "data.synthetic_rain_type": "streak"})
   outs = finish(start_processes("train.py", [f"--workdir={root / 'two'}"] + flags))
   run_script(["train.py", f"--workdir={root / 'one'}", "--cpu_devices=2"] + flags)
   return root / "two", root / "one", outs

@@ -209,7 +209,10 @@ def train_dataset(source, *, crop_size: int, global_batch_size: int, seed: int,
   each globally shuffled with its own seed and repeated. Element i is a dict with
   ``rainy`` and ``clean`` uint8 arrays of shape
   (global_batch_size // process_count, crop_size, crop_size, 3), a pure function of
-  (seed, i).
+  (seed, i): host p's rows p*n .. (p+1)*n - 1 (n = global_batch_size // process_count) of
+  global batch i. Concatenated in host order, the hosts' batches are the one-host batch
+  row for row, so every per-row draw of the train step (on-device rain, augmentation) is
+  the same whatever the number of hosts.
   """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
@@ -234,8 +237,9 @@ def train_dataset(source, *, crop_size: int, global_batch_size: int, seed: int,
                      "0 < lo <= hi, e.g. (0.5, 2.0)")
   ds = ds.random_map(RandomCropFlipRotate(crop_size, flip, rotate, pad_small_images,
                                           (lo, hi)))
-  ds = ds[process_index::process_count]
-  return ds.batch(global_batch_size // process_count, drop_remainder=True)
+  # Consecutive chunks of n crops; global batch i is chunks i*P .. i*P + P - 1 in order.
+  ds = ds.batch(global_batch_size // process_count, drop_remainder=True)
+  return ds[process_index::process_count]
 
 
 def train_iterator(dataset: grain.MapDataset, num_threads: int = 2, prefetch: int = 4,
