@@ -113,7 +113,10 @@ def test_dtypes_in_and_out_and_bfloat16():
   batch = inference.derain(model, params, np.stack([image, image[::-1]]))
   np.testing.assert_allclose(batch[0], as_float, atol=1e-6)
   bf16 = inference.derain(model, params, image, dtype="bfloat16")
-  assert bf16.dtype == np.float32 and 0 < np.abs(bf16 - as_float).max() < 0.1
+  # What bfloat16 gives this net (weights doubled, so errors grow faster than in a trained
+  # one): 41 dB PSNR against float32, asked with a 3 dB margin.
+  psnr = -10 * np.log10(np.mean((bf16 - as_float) ** 2))
+  assert bf16.dtype == np.float32 and 38 < psnr < 100, psnr
 
 
 @pytest.mark.parametrize("options, message", [

@@ -188,7 +188,10 @@ def test_remat_and_bf16_keep_the_function():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
   out16 = NASNet(stages=2, blocks=2, features=8, dtype=jnp.bfloat16).apply(params, x)
   assert out16.dtype == jnp.float32
-  np.testing.assert_allclose(out16, base.apply(params, x), atol=0.05)
+  # What bfloat16 gives at the initialisation: 69 dB PSNR against float32 (the accelerator
+  # check asks 50 dB of the paper net on a device).
+  psnr = -10 * jnp.log10(jnp.mean((out16 - base.apply(params, x)) ** 2))
+  assert 60 < float(psnr) < 120, float(psnr)
 
 
 def test_input_normalization_adds_residual_to_normalized_input():

@@ -49,6 +49,21 @@ def test_shipped_model_is_small_and_says_how_it_was_trained():
     nasnet_jax.pretrained("nope")
 
 
+def test_the_shipped_scores_are_what_the_shipped_model_gives(general):
+  """scores.json's clean-photo score re-computed: the four held-out photos, rain-free,
+  derained whole by the shipped parameters and scored as evaluate.py scores them."""
+  model, params = general
+  with open(os.path.join(pretrained_models.pretrained_path(), "scores.json")) as f:
+    clean = json.load(f)["summary"]["clean"]
+  assert clean["count"] == len(photos.TEST_PHOTOS) == 4
+  scores = []
+  for name in photos.TEST_PHOTOS:
+    photo = photos.load_photo(name)
+    scores.append(metrics.psnr(nasnet_jax.derain(model, params, photo), photo,
+                               protocol="y8"))
+  assert np.mean(scores) == pytest.approx(clean["psnr_y8"], abs=1e-3)
+
+
 def test_cli_without_checkpoint_uses_the_shipped_model(tmp_path):
   photo = tmp_path / "photo.png"
   from PIL import Image  # pylint: disable=g-import-not-at-top
