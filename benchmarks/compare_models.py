@@ -70,7 +70,8 @@ def parse_models(spec: str) -> list[tuple[str, str]]:
 
 
 def load(source: str):
-  """(model, params, model config) of a ``--models`` source."""
+  """(model, params, model config, path) of a ``--models`` source; ``path`` is the
+  folder itself (for a shipped model, its folder in the package)."""
   if source.startswith("pretrained:"):
     source = pretrained_models.pretrained_path(source.split(":", 1)[1])
   config, params = checkpointing.restore_config_and_params(source)

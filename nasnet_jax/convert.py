@@ -71,7 +71,8 @@ from nasnet_jax.models import INPUT_STATS
 
 
 class ConversionError(ValueError):
-  """The file is not a NASNet checkpoint in the authors' layout."""
+  """The file is not a NASNet or PReNet checkpoint in its authors' layout, or holds a
+  network that nasnet-jax does not have."""
 
 
 def _torch():
@@ -152,6 +153,26 @@ _LSTM_GATES = (("conv_i", "lstm_input_gate"), ("conv_f", "lstm_forget_gate"),
                ("conv_g", "lstm_cell"), ("conv_o", "lstm_output_gate"))
 
 
+# The authors' files with PReNet's keys but another network: (path pattern, what it holds).
+_OTHER_PRENET_FILES = (
+    (r"(^|/)real/", "the real-rain model of logs/real/ (their generator.py Generator_lstm: "
+                    "blocks before the LSTM, no global residual, 4 passes)"),
+    (r"(^|/)ablation/|prenet\d+_(lstm|gru|x|recssim)\b",
+     "one of their ablation networks (logs/Ablation/: PReNet_LSTM, _GRU, _x, _RecSSIM)"),
+)
+
+
+def check_prenet_path(path: str) -> None:
+  """ConversionError for the authors' files that hold another network under PReNet's
+  keys, recognised by their path; their released PReNet6, PRN6 and ``_r`` files pass."""
+  lowered = path.lower().replace(os.sep, "/")
+  for pattern, what in _OTHER_PRENET_FILES:
+    if re.search(pattern, lowered):
+      raise ConversionError(f"{path} is {what}, a different network from PReNet that "
+                            "nasnet-jax does not have; convert logs/<set>/PReNet6, PRN6 or "
+                            "their _r variants")
+
+
 def prenet_stages_from_path(path: str) -> int | None:
   """The recurrent passes a path of the authors' names (``PReNet6``, ``PRN6_r``: 6), or
   None when it names none."""
@@ -169,7 +190,9 @@ def infer_prenet_config(state: Mapping[str, np.ndarray], stages: int) -> dict[st
   blocks = sorted({int(m.group(1)) for k in state
                    for m in [re.match(r"res_conv(\d+)\.", k)] if m})
   if not blocks or blocks != list(range(1, len(blocks) + 1)):
-    raise ConversionError(f"residual blocks res_conv{blocks} are not res_conv1..n")
+    found = ", ".join(f"res_conv{b}" for b in blocks) or "none"
+    raise ConversionError("expected residual blocks res_conv1..res_convN with none missing; "
+                          f"the file has: {found}")
   recursive = len(blocks) == 1
   return {"name": "prenet", "stages": stages, "blocks": 5 if recursive else len(blocks),
           "features": int(state["conv0.0.weight"].shape[0]),
@@ -177,13 +200,20 @@ def infer_prenet_config(state: Mapping[str, np.ndarray], stages: int) -> dict[st
           "recursive_blocks": recursive, "dtype": "float32", "conv_impl": "auto"}
 
 
+def _prenet(config: Mapping[str, Any]):
+  """The ``models.PReNet`` of ``config`` (its defaults for the fields it leaves out)."""
+  from nasnet_jax.models import create_model  # pylint: disable=g-import-not-at-top
+  return create_model(config)
+
+
 def key_map(config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
   """{their module name: our parameter path} for every conv of ``config``'s network."""
   if config.get("name", "nasnet") == "prenet":
+    net = _prenet(config)
     names = {"conv0.0": ("input_conv",)}
-    if config["recurrent"] == "lstm":
+    if net.recurrent == "lstm":
       names.update({f"{theirs}.0": (ours,) for theirs, ours in _LSTM_GATES})
-    for j in range(1 if config["recursive_blocks"] else config["blocks"]):
+    for j in range(1 if net.recursive_blocks else net.blocks):
       names[f"res_conv{j + 1}.0"] = (f"block_{j}_conv1",)
       names[f"res_conv{j + 1}.2"] = (f"block_{j}_conv2",)
     names["conv.0"] = ("output_conv",)
@@ -239,6 +269,24 @@ def to_flax(state: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> dict:
   return params
 
 
+def check_shapes(params: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+  """ConversionError listing every parameter whose shape is not what
+  ``create_model(config)`` builds (a file of another network under the same keys)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from nasnet_jax.models import create_model, init_params  # pylint: disable=g-import-not-at-top
+  expected = jax.eval_shape(lambda: init_params(create_model(config), jax.random.key(0)))
+  flat = dict(jax.tree_util.tree_leaves_with_path(expected))
+  wrong = []
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    want = flat.get(path)
+    if want is not None and tuple(want.shape) != tuple(np.shape(leaf)):
+      wrong.append(f"{'/'.join(str(getattr(k, 'key', k)) for k in path)} "
+                   f"{tuple(np.shape(leaf))} (expected {tuple(want.shape)})")
+  if wrong:
+    raise ConversionError(f"shapes do not match a {config.get('name', 'nasnet')} of this "
+                          f"layout: {'; '.join(wrong[:4])}")
+
+
 def to_state_dict(params: Mapping[str, Any], config: Mapping[str, Any]
                   ) -> collections.OrderedDict:
   """Flax params -> the authors' state dict (numpy, OIHW), in their module order."""
@@ -291,11 +339,14 @@ def from_pytorch(path: str, output: str, input_normalization: str = "",
     raise FileExistsError(f"--output={output} exists; choose a new folder")
   state, _ = load_state_dict(path)
   if network_of(state) == "prenet":
-    stages = prenet_stages or prenet_stages_from_path(path) or PRENET_DEFAULT_STAGES
+    check_prenet_path(path)
+    stages = prenet_stages if prenet_stages is not None else (
+        prenet_stages_from_path(path) or PRENET_DEFAULT_STAGES)
     config = infer_prenet_config(state, stages)
   else:
     config = infer_model_config(state, input_normalization)
   params = to_flax(state, config)
+  check_shapes(params, config)
   export.save_params(os.path.join(output, "checkpoint"), config, params)
   return output
 
@@ -309,6 +360,18 @@ def to_pytorch(source: str, output: str, step: int = 0) -> str:
   config, params = checkpointing.restore_config_and_params(source)
   if config.get("attention", "na") == "se":
     raise ConversionError("the authors' format has no squeeze-and-excitation gate")
+  if config.get("name") == "prenet":
+    # Their files hold one residual block for the _r variants (applied 5 times) and
+    # several otherwise: other shapes would come back as another network.
+    net = _prenet(config)
+    recursive, blocks = net.recursive_blocks, net.blocks
+    if (recursive and blocks != 5) or (not recursive and blocks == 1):
+      raise ConversionError(
+          f"a PReNet with {blocks} block(s)" + (" applied recursively" if recursive else "")
+          + " has no file layout of the authors' that converts back to it")
+    if net.stages != PRENET_DEFAULT_STAGES:
+      print(f"note: the file does not store PReNet's {net.stages} passes; convert it "
+            f"back with --prenet_stages={net.stages}")
   state = collections.OrderedDict(
       (k, torch.from_numpy(np.ascontiguousarray(v)))
       for k, v in to_state_dict(params, config).items())
@@ -370,6 +433,7 @@ def _prenet_from_pytorch(path: str) -> str:
   if FLAGS.input_normalization not in (None, "", "none"):
     raise ConversionError("--input_normalization is for NASNet's files; PReNet takes RGB in "
                           "[0, 1] as it is: leave the flag out")
+  check_prenet_path(path)
   stages = FLAGS.prenet_stages
   if stages is None:
     stages = prenet_stages_from_path(path)

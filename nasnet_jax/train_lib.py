@@ -495,11 +495,12 @@ def _all_finite(tree) -> jax.Array:
 
 
 class StepTimer:
-  """Training speed between two logs, leaving out time spent outside training steps.
+  """Training speed between two logs, leaving out in-training evaluations.
 
   ``lap(step)`` returns (steps, seconds) since the previous lap; ``exclude(seconds)``
-  takes an evaluation's time out of the running interval, so that the next lap's
-  img/s and s/step count only the steps' own time whatever the log and eval periods.
+  takes an evaluation's time out of the running interval, so that the next lap's img/s
+  and s/step do not depend on whether an evaluation fell between the two logs.
+  (Checkpoint saves and the fetch before a log still count.)
   """
 
   def __init__(self, step: int, clock=time.time):

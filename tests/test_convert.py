@@ -177,6 +177,44 @@ def test_prenet_files_refuse_nasnet_options_and_missing_blocks(tmp_path):
   for key in [k for k in state if k.startswith("res_conv2.")]:
     del state[key]
   torch.save(state, tmp_path / "gap.pth")
-  with pytest.raises(convert.ConversionError, match=r"res_conv\[1, 3\] are not"):
+  with pytest.raises(convert.ConversionError,
+                     match=r"res_convN with none missing; the file has: res_conv1, res_conv3$"):
     convert.from_pytorch(str(tmp_path / "gap.pth"), str(tmp_path / "o2"))
   assert not (tmp_path / "o2").exists()
+
+
+def test_the_authors_other_networks_under_prenet_names_are_refused(tmp_path):
+  """Their real-rain and ablation files use PReNet's module names for other networks:
+  refused by path, and a file whose shapes belong to another network by its shapes."""
+  net = torch_prenet.PReNet(stages=1, blocks=2, channels=4)
+  for path in ("logs/real/PReNet1.pth", "logs/Ablation/PReNet6_LSTM/net_latest.pth",
+               "PReNet6_GRU/net_latest.pth"):
+    _prenet_file(tmp_path / path, net)
+    proc = run_script(["-m", "nasnet_jax.convert", str(tmp_path / path),
+                       f"--output={tmp_path / 'out'}"], check=False)
+    assert proc.returncode == 1 and "a different network from PReNet" in proc.stderr, path
+    assert len(proc.stderr.strip().splitlines()) == 1
+  state = dict(net.state_dict())
+  state["conv0.0.weight"] = torch.zeros(4, 3, 3, 3)     # PReNet_x: the rainy image alone
+  torch.save(state, tmp_path / "other.pth")
+  with pytest.raises(convert.ConversionError,
+                     match=r"input_conv/kernel \(3, 3, 3, 4\) \(expected \(3, 3, 6, 4\)\)"):
+    convert.from_pytorch(str(tmp_path / "other.pth"), str(tmp_path / "o"))
+  assert not (tmp_path / "o").exists()
+  _prenet_file(tmp_path / "PReNet6.pth", net)
+  with pytest.raises(convert.ConversionError, match="--prenet_stages must be >= 1, got 0"):
+    convert.from_pytorch(str(tmp_path / "PReNet6.pth"), str(tmp_path / "o"),
+                         prenet_stages=0)
+
+
+def test_prenet_shapes_without_a_file_layout_are_not_written_back(tmp_path):
+  from tests.test_export import tiny_export  # pylint: disable=g-import-not-at-top
+  source, _, _ = tiny_export(tmp_path / "a", {"name": "prenet", "stages": 2, "blocks": 1,
+                                               "features": 4})
+  with pytest.raises(convert.ConversionError, match="1 block.s. has no file layout"):
+    convert.to_pytorch(source, str(tmp_path / "a.pth"))
+  source, _, _ = tiny_export(tmp_path / "b", {"name": "prenet", "stages": 3, "blocks": 2,
+                                               "features": 4})
+  proc = run_script(["-m", "nasnet_jax.convert", source, "--to_pytorch",
+                     f"--output={tmp_path / 'b.pth'}"])
+  assert "convert it back with --prenet_stages=3" in proc.stdout

@@ -9,8 +9,12 @@ import pytest
 from nasnet_jax import convert, inference
 from nasnet_jax.models import PReNet, create_model, init_params
 
-torch = pytest.importorskip("torch")
-from nasnet_jax import torch_prenet  # noqa: E402  pylint: disable=g-import-not-at-top
+
+def _torch_prenet():
+  """(torch, nasnet_jax.torch_prenet), or the test skipped without PyTorch."""
+  torch = pytest.importorskip("torch")
+  from nasnet_jax import torch_prenet  # pylint: disable=g-import-not-at-top
+  return torch, torch_prenet
 
 # The authors' four released variants: PReNet6, PRN6, PReNet6_r, PRN6_r.
 VARIANTS = {
@@ -28,6 +32,7 @@ def test_parameter_counts_of_the_authors_variants(variant, count):
   jax_kwargs, torch_kwargs = VARIANTS[variant]
   params = jax.eval_shape(lambda: init_params(PReNet(**jax_kwargs), jax.random.key(0)))
   assert sum(np.prod(p.shape) for p in jax.tree.leaves(params)) == count
+  _, torch_prenet = _torch_prenet()
   assert sum(p.numel() for p in torch_prenet.PReNet(**torch_kwargs).parameters()) == count
 
 
@@ -63,7 +68,8 @@ def test_padding_and_tiles_give_the_image_at_its_own_size():
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_matches_the_pytorch_twin_with_the_same_weights(variant):
-  jax_kwargs, torch_kwargs = VARIANTS[variant]
+  _, torch_kwargs = VARIANTS[variant]
+  torch, torch_prenet = _torch_prenet()
   torch.manual_seed(0)
   net = torch_prenet.PReNet(stages=3, blocks=2, channels=8, **torch_kwargs).eval()
   state = {k: v.numpy() for k, v in net.state_dict().items()}
@@ -88,8 +94,9 @@ def test_bfloat16_computes_the_same_function():
   f32 = np.asarray(model.apply({"params": params}, image))
   bf16 = np.asarray(model.clone(dtype=jnp.bfloat16).apply({"params": params}, image))
   assert bf16.dtype == np.float32
+  # What bfloat16 gives at the initialisation: 57.6 dB PSNR against float32.
   psnr = -10 * np.log10(np.mean((f32 - bf16) ** 2))
-  assert psnr > 50, psnr   # what bfloat16 gives (the accelerator check asks the same)
+  assert 50 < psnr < 120, psnr
 
 
 @pytest.mark.parametrize("fields, message", [

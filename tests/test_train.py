@@ -199,7 +199,7 @@ def test_killed_process_resumes_on_the_same_loss_curve(tiny_data_dir, tmp_path):
   killed = tmp_path / "killed"
   # Killed once its first checkpoint is there, mid-run; a run that finished first (a very
   # fast machine) is started again rather than the test skipped.
-  for attempt in range(3):
+  for _ in range(3):
     shutil.rmtree(killed, ignore_errors=True)
     proc = subprocess.Popen([sys.executable, "train.py", f"--workdir={killed}"] + flags,
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -214,6 +214,7 @@ def test_killed_process_resumes_on_the_same_loss_curve(tiny_data_dir, tmp_path):
       break
   else:
     pytest.fail("three runs finished before they could be killed")
+  assert glob.glob(str(killed / "checkpoints" / "[0-9]*")), "no checkpoint in 300 s"
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   assert proc.returncode == -signal.SIGKILL

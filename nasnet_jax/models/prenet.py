@@ -117,6 +117,7 @@ class PReNet(nn.Module):
     rainy = x.astype(jnp.float32)
     y = _mask(rainy, valid)
     conv0 = self._conv(c, 6, "input_conv")
+    # "lstm_cell" is the candidate g (the authors' conv_g), not the cell state c.
     lstm = ({gate: self._conv(c, 2 * c, f"lstm_{gate}")
              for gate in ("input_gate", "forget_gate", "cell", "output_gate")}
             if self.recurrent == "lstm" else None)
@@ -127,7 +128,6 @@ class PReNet(nn.Module):
 
     estimate = y
     h = cell = None   # h_0 = c_0 = 0, shaped like the first features
-    out = rainy
     for _ in range(self.stages):
       f = _mask(nn.relu(conv0(jnp.concatenate([y, estimate], axis=-1))), valid)
       if lstm is not None:
