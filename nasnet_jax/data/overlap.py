@@ -11,14 +11,11 @@ stores and, once all splits are written, compares every pair of splits:
   lowest DCT frequencies of a 32x32 grayscale thumbnail) at most ``MAX_NEAR_DISTANCE``
   bits apart, which a resized, re-encoded or slightly brightened copy is.
 
-``MAX_NEAR_DISTANCE`` = 6 was measured (2026-12-02) on the 140 photos and quarter crops
-of the scikit-image, scikit-learn and matplotlib sample images: a copy resized by 0.5,
-0.75 or 1.5 moved at most 2 bits, JPEG at quality 95 2 bits, +10 brightness 6 bits,
-JPEG at quality 75 or 50 7 bits; among 9,618 pairs of different pictures the only ones
-within 6 bits were the same picture stored twice (gray and RGB chessboards) and a stereo
-pair (one scene from two viewpoints, 4 bits); the next was 8 bits (two mostly black
-crops). A wider threshold finds more re-encoded copies and, on a set of 600k images,
-many unrelated ones; the report gives every distance to judge by.
+``MAX_NEAR_DISTANCE`` = 6 bits: resized copies and JPEG re-encodes at quality 95 stay
+within it, different pictures (bar a stereo pair) stay outside; JPEG at quality 75 or 50
+does not (7 bits). A wider threshold would flag unrelated images in sets of 600k; the
+report gives every distance to judge by. The measurement is in ``benchmarks/RESULTS.md``
+("The near-copy threshold of the overlap check").
 
 Every matching pair is written to ``overlap.txt`` beside the build (tab-separated: split,
 id and position of each side, ``exact`` or ``near``, the Hamming distance), with a
