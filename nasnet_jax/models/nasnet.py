@@ -24,9 +24,9 @@ from typing import Any, Mapping, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from nasnet_jax.models.convolution import CONV_IMPLS, YNN_MIN_FEATURES
+from nasnet_jax.models.convolution import CONV_IMPLS
 from nasnet_jax.models.convolution import pytorch_init_conv as _conv
-from nasnet_jax.models.network import module_kwargs
+from nasnet_jax.models.network import LocalNetwork, mask_outside, module_kwargs
 
 Dtype = Any
 
@@ -123,12 +123,6 @@ def _attention(kind: str, name: str, conv_impl: str, dtype, param_dtype):
   raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {kind!r}")
 
 
-def _mask(x: jax.Array, valid: jax.Array | None) -> jax.Array:
-  """Zeroes ``x`` outside ``valid`` (1 inside, 0 outside), so that the next "same"
-  convolution sees zeros there exactly as at the border of an image of the valid size."""
-  return x if valid is None else x * valid.astype(x.dtype)
-
-
 class Block(nn.Module):
   """Local residual block: ``NA(o2) * o2 + x``.
 
@@ -146,8 +140,8 @@ class Block(nn.Module):
     """x: (N, H, W, C), zero outside ``valid`` (N, H, W, 1) if given (see ``NASNet``)."""
     conv = functools.partial(_conv, self.features, (3, 3), conv_impl=self.conv_impl,
                              dtype=self.dtype, param_dtype=self.param_dtype)
-    o1 = _mask(nn.relu(conv(name="conv1")(x)), valid)
-    o2 = _mask(conv(name="conv2")(jnp.concatenate([x, o1], axis=-1)), valid)
+    o1 = mask_outside(nn.relu(conv(name="conv1")(x)), valid)
+    o2 = mask_outside(conv(name="conv2")(jnp.concatenate([x, o1], axis=-1)), valid)
     gate = _attention(self.attention, "attention", self.conv_impl, self.dtype,
                       self.param_dtype)
     return gate(o2, valid) + x
@@ -177,10 +171,10 @@ class Stage(nn.Module):
                     self.param_dtype, name=f"block_{j}")(h, valid)
     h = _conv(self.features, (3, 3), conv_impl=self.conv_impl, dtype=self.dtype,
               param_dtype=self.param_dtype, name="tail_conv")(h)
-    return _mask(h, valid) + x
+    return mask_outside(h, valid) + x
 
 
-class NASNet(nn.Module):
+class NASNet(LocalNetwork, nn.Module):
   """The full deraining network.
 
   Attributes:
@@ -227,16 +221,6 @@ class NASNet(nn.Module):
       fields["input_mean"], fields["input_std"] = INPUT_STATS[norm]
     return cls(**module_kwargs(cls, fields))
 
-  @property
-  def size_multiple(self) -> int:
-    """Any size as it is: every convolution is "same" and stride 1."""
-    return 1
-
-  @property
-  def xla_cpu_ynn_fusions(self) -> bool:
-    """Whether XLA:CPU's YNNPACK fusions speed this network up: from 64 features, not
-    below (``convolution.compiler_options``)."""
-    return self.features >= YNN_MIN_FEATURES
 
   @property
   def receptive_field_radius(self) -> int | None:
@@ -282,7 +266,7 @@ class NASNet(nn.Module):
       x = (x - mean) / std
     conv = functools.partial(_conv, self.features, conv_impl=self.conv_impl,
                              dtype=self.dtype, param_dtype=self.param_dtype)
-    h = _mask(conv((3, 3), name="input_conv")(_mask(x, valid)), valid)
+    h = mask_outside(conv((3, 3), name="input_conv")(mask_outside(x, valid)), valid)
     outputs = []
     for i in range(self.stages):
       h = Stage(self.blocks, self.features, self.attention, self.conv_impl,
@@ -290,12 +274,12 @@ class NASNet(nn.Module):
       outputs.append(h)
     if self.fuse_stages:
       f = conv((3, 3), name="fusion_conv3x3")(jnp.concatenate(outputs, axis=-1))
-      f = _mask(conv((1, 1), name="fusion_conv1x1")(f), valid)
+      f = mask_outside(conv((1, 1), name="fusion_conv1x1")(f), valid)
     else:
       f = outputs[-1]
     f = _attention(self.attention, "fusion_attention", self.conv_impl, self.dtype,
                    self.param_dtype)(f, valid)
-    y = _mask(conv((3, 3), name="post_conv1")(f), valid)
+    y = mask_outside(conv((3, 3), name="post_conv1")(f), valid)
     y = _conv(3, (3, 3), conv_impl=self.conv_impl, dtype=self.dtype,
               param_dtype=self.param_dtype,
               name="post_conv2")(y)

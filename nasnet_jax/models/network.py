@@ -14,6 +14,8 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 
+from nasnet_jax.models.convolution import YNN_MIN_FEATURES
+
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -89,3 +91,34 @@ class NonLocalNetwork:
   def xla_cpu_ynn_fusions(self) -> bool:
     """XLA:CPU's YNNPACK fusions help it (``convolution.compiler_options``)."""
     return True
+
+
+def mask_outside(x: jax.Array, valid: jax.Array | None) -> jax.Array:
+  """Zeroes ``x`` (N, H, W, C) outside ``valid`` (N, H, W, 1; 1 inside, 0 outside), so
+  that the next "same" convolution sees zeros there exactly as at the border of an image
+  of the valid size. None: ``x`` as it is."""
+  return x if valid is None else x * valid.astype(x.dtype)
+
+
+class LocalNetwork:
+  """The contract's parts that the convolutional networks share (NASNet, PReNet), as a
+  base before ``nn.Module``: stride-1 "same" convolutions take any size as it is, and
+  XLA:CPU's YNNPACK fusions help from ``YNN_MIN_FEATURES`` features on (their
+  ``features`` attribute); a config's fields are the network's attributes. Each network
+  still says its own ``receptive_field_radius``."""
+
+  @classmethod
+  def from_config(cls, fields: Mapping[str, Any]):
+    """The network of a ``config.model`` (``module_kwargs``)."""
+    return cls(**module_kwargs(cls, fields))
+
+  @property
+  def size_multiple(self) -> int:
+    """Any size as it is: every convolution is "same" and stride 1."""
+    return 1
+
+  @property
+  def xla_cpu_ynn_fusions(self) -> bool:
+    """Whether XLA:CPU's YNNPACK fusions speed it up: from ``YNN_MIN_FEATURES`` features,
+    not below (``convolution.compiler_options``)."""
+    return self.features >= YNN_MIN_FEATURES

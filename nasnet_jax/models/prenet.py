@@ -21,27 +21,21 @@ details and the module names of the authors' files.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from nasnet_jax.models.convolution import (CONV_IMPLS, PYTORCH_KERNEL_INIT, YNN_MIN_FEATURES,
+from nasnet_jax.models.convolution import (CONV_IMPLS, PYTORCH_KERNEL_INIT,
                                            conv_general_dilated_for, pytorch_bias_init)
-from nasnet_jax.models.network import module_kwargs
+from nasnet_jax.models.network import LocalNetwork, mask_outside
 
 Dtype = Any
 
 RECURRENT_KINDS = ("lstm", "none")
 
 
-def _mask(x: jax.Array, valid: jax.Array | None) -> jax.Array:
-  """Zeroes ``x`` outside ``valid`` (1 inside, 0 outside), so that the next "same"
-  convolution sees zeros there, as at the border of an image of the valid size."""
-  return x if valid is None else x * valid.astype(x.dtype)
-
-
-class PReNet(nn.Module):
+class PReNet(LocalNetwork, nn.Module):
   """The deraining network of PReNet / PRN: ``(N, H, W, 3)`` float in [0, 1] ->
   ``(N, H, W, 3)`` float32, the derained image (not clipped: the global residual can
   step slightly outside [0, 1]). Any H and W.
@@ -66,20 +60,6 @@ class PReNet(nn.Module):
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
 
-  @classmethod
-  def from_config(cls, fields: Mapping[str, Any]) -> "PReNet":
-    """The network of a ``config.model`` (``models.network.module_kwargs``)."""
-    return cls(**module_kwargs(cls, fields))
-
-  @property
-  def size_multiple(self) -> int:
-    """Any size as it is: every convolution is "same" and stride 1."""
-    return 1
-
-  @property
-  def xla_cpu_ynn_fusions(self) -> bool:
-    """Whether XLA:CPU's YNNPACK fusions speed it up: from 64 features, as for NASNet."""
-    return self.features >= YNN_MIN_FEATURES
 
   @property
   def receptive_field_radius(self) -> int:
@@ -115,7 +95,7 @@ class PReNet(nn.Module):
                        f"{self.stages}, {self.blocks}, {self.features}")
     c = self.features
     rainy = x.astype(jnp.float32)
-    y = _mask(rainy, valid)
+    y = mask_outside(rainy, valid)
     conv0 = self._conv(c, 6, "input_conv")
     # "lstm_cell" is the candidate g (the authors' conv_g), not the cell state c.
     lstm = ({gate: self._conv(c, 2 * c, f"lstm_{gate}")
@@ -129,20 +109,20 @@ class PReNet(nn.Module):
     estimate = y
     h = cell = None   # h_0 = c_0 = 0, shaped like the first features
     for _ in range(self.stages):
-      f = _mask(nn.relu(conv0(jnp.concatenate([y, estimate], axis=-1))), valid)
+      f = mask_outside(nn.relu(conv0(jnp.concatenate([y, estimate], axis=-1))), valid)
       if lstm is not None:
         if h is None:
           h = cell = jnp.zeros_like(f)
         z = jnp.concatenate([f, h], axis=-1)
         i = nn.sigmoid(lstm["input_gate"](z))
         g = jnp.tanh(lstm["cell"](z))
-        cell = _mask(nn.sigmoid(lstm["forget_gate"](z)) * cell + i * g, valid)
+        cell = mask_outside(nn.sigmoid(lstm["forget_gate"](z)) * cell + i * g, valid)
         h = nn.sigmoid(lstm["output_gate"](z)) * jnp.tanh(cell)
         f = h
       for j in range(self.blocks):
         conv1, conv2 = block_convs[0 if self.recursive_blocks else j]
-        r = _mask(nn.relu(conv2(_mask(nn.relu(conv1(f)), valid))), valid)
+        r = mask_outside(nn.relu(conv2(mask_outside(nn.relu(conv1(f)), valid))), valid)
         f = nn.relu(r + f)
       out = output_conv(f).astype(jnp.float32) + rainy
-      estimate = _mask(out, valid)
+      estimate = mask_outside(out, valid)
     return out
