@@ -27,7 +27,7 @@ from nasnet_jax import images as image_io
 
 BACKENDS = ("auto", "jax", "onnxruntime")
 AUTO_RULE = ("onnxruntime for a .onnx file, and on a CPU when the onnx extra is installed "
-             "(1.1-1.8x faster than XLA:CPU there; see the README); otherwise jax")
+             "(1.1-1.8x faster than XLA:CPU there; see docs/deployment.md); otherwise jax")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -191,7 +191,7 @@ def build_derainer(args):
 
 
 def _onnx_is_faster() -> bool:
-  """ONNX Runtime on a CPU, where it was measured faster than XLA:CPU (README, "ONNX"),
+  """ONNX Runtime on a CPU, where it was measured faster than XLA:CPU (docs/deployment.md, "ONNX"),
   if the onnx extra (jax2onnx and onnxruntime) is installed."""
   import importlib.util  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top

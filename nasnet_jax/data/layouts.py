@@ -87,14 +87,15 @@ def check_manual_dir(manual_dir: str | None, dataset: str) -> str:
   """``manual_dir`` as an absolute path, or a one-line error saying what to do."""
   if not manual_dir:
     raise LayoutError(f"{dataset}: no manual_dir given; download the dataset (see the "
-                      "README's dataset table) and pass --config.data.manual_dir=FOLDER")
+                      "dataset table in docs/datasets.md) and pass "
+                      "--config.data.manual_dir=FOLDER")
   path = os.path.abspath(os.path.expanduser(manual_dir))
   if not os.path.isdir(path):
     raise LayoutError(f"{dataset}: manual_dir {path} does not exist; pass "
                       "--config.data.manual_dir=FOLDER where you extracted the archive")
   if not any(not n.startswith(".") for n in os.listdir(path)):
     raise LayoutError(f"{dataset}: manual_dir {path} is empty; extract the archive "
-                      "there (see the README's dataset table)")
+                      "there (see the dataset table in docs/datasets.md)")
   return path
 
 
