@@ -79,13 +79,10 @@ def load(source: str):
 
 
 def seconds_per_megapixel(derainer, image: np.ndarray, repeats: int) -> float:
-  """Median seconds of ``derainer(image)`` per megapixel, after one warm-up call."""
-  derainer(image)
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    derainer(image)
-    times.append(time.perf_counter() - start)
+  """Median seconds of ``derainer(image)`` per megapixel, after one warm-up call
+  (``benchmarks/run.timed``)."""
+  from benchmarks import run  # pylint: disable=g-import-not-at-top
+  _, times, _ = run.timed(lambda: derainer(image), repeats)
   return statistics.median(times) / (image.shape[0] * image.shape[1] / 1e6)
 
 
