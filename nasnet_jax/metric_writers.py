@@ -82,3 +82,25 @@ class MetricWriter:
       self._jsonl.close()
     if self._tb is not None:
       self._tb.close()
+
+
+def truncate_after(path: str, last_step: int) -> None:
+  """On resume, moves the lines of the metrics log ``path`` past ``last_step`` (they will
+  be recomputed) and any line cut by a kill to ``path.superseded``."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  keep, dropped = [], []
+  for line in lines:
+    try:
+      (keep if json.loads(line).get("step", 0) <= last_step else dropped).append(line)
+    except json.JSONDecodeError:
+      dropped.append(line)   # a line cut by a kill
+  if dropped:
+    with open(path + ".superseded", "a") as f:
+      f.writelines(dropped)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(keep)
+    os.replace(tmp, path)

@@ -22,7 +22,6 @@ import functools
 import json
 import math
 import os
-import signal
 import time
 from typing import Any, Mapping
 
@@ -35,10 +34,9 @@ import optax
 from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from nasnet_jax import checkpointing, evaluation, losses
-from nasnet_jax import images as image_io
-from nasnet_jax.data import augment, pipeline, synthetic_rain
-from nasnet_jax.metric_writers import MetricWriter
+from nasnet_jax import checkpointing, config_checks, losses, metric_writers, training_eval
+from nasnet_jax.data import pipeline, training_pair
+from nasnet_jax.stop_request import StopRequest
 from nasnet_jax.models import convolution, create_model, init_params
 
 
@@ -98,41 +96,6 @@ def _new_train_state(model: nn.Module, tx: optax.GradientTransformation,
   return TrainState.create(apply_fn=model.apply, params=params, tx=tx, rng=base_rng)
 
 
-def training_pair(key: jax.Array, batch: Mapping[str, jax.Array], *,
-                  rain_fraction: float = 0.0, rain_type: str = "mixed",
-                  rain_weights: tuple[float, ...] | None = None,
-                  clean_fraction: float = 0.0, photometric: bool = False,
-                  flip: bool = False, rotate: bool = False) -> tuple[jax.Array, jax.Array]:
-  """The (rainy, clean) float32 (N, H, W, 3) in [0, 1] a train step learns from.
-
-  In this order, each drawn per example from ``key``:
-
-  1. ``photometric``: the same random gamma, white balance and brightness for rainy and
-     clean (``augment.photometric``);
-  2. ``rain_fraction`` of the examples get their rainy input replaced by synthetic rain
-     of ``rain_type`` (odds ``rain_weights``) rendered over their clean image;
-  3. ``clean_fraction`` of the examples become rain-free pairs (rainy = clean), so the
-     network learns to leave a photo without rain alone;
-  4. ``flip`` / ``rotate``: the same random flip / rot90 for both (``augment.dihedral``),
-     after the rain, so rain is seen in every orientation.
-
-  ``batch`` holds ``rainy`` and ``clean`` uint8 (N, H, W, 3). All arguments but the
-  key and the batch are static.
-  """
-  rainy = batch["rainy"].astype(jnp.float32) / 255.0
-  clean = batch["clean"].astype(jnp.float32) / 255.0
-  k_photo, k_pick, k_rain, k_clean, k_geo = jax.random.split(key, 5)
-  picks = lambda k, p: jax.random.uniform(k, (rainy.shape[0], 1, 1, 1)) < p
-  if photometric:
-    rainy, clean = augment.photometric(k_photo, (rainy, clean))
-  if rain_fraction > 0.0:
-    fresh = synthetic_rain.add_rain_batch(k_rain, clean, rain_type, weights=rain_weights)
-    rainy = jnp.where(picks(k_pick, rain_fraction), fresh, rainy)
-  if clean_fraction > 0.0:
-    rainy = jnp.where(picks(k_clean, clean_fraction), clean, rainy)
-  return augment.dihedral(k_geo, (rainy, clean), flip=flip, rotate=rotate)
-
-
 def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
                pair_config: Mapping[str, Any] | None = None, loss_name: str = "l1_ssim",
                intermediate_loss_weight: float = 1.0):
@@ -141,7 +104,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
   Args:
     state: the train state (replicated).
     batch: ``rainy`` and ``clean``, uint8 (N, H, W, 3), sharded over ``data``.
-    pair_config: static; ``training_pair``'s options (``pair_options(config)``: synthetic
+    pair_config: static; ``training_pair``'s options (``training_pair.pair_options``: synthetic
       rain, rain-free pairs, on-device augmentation), drawn from a key folded from
       (state.rng, step) -- so they are reproducible and resumable. None: the batch as it is.
     loss_name: static; ``losses.image_loss``'s name. Images a network sows into its
@@ -152,7 +115,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
     (new_state, metrics) with scalar ``loss``, ``l1``, ``ssim``, ``grad_norm``.
   """
   step_key = jax.random.fold_in(state.rng, state.step)
-  rainy, clean = training_pair(step_key, batch, **dict(pair_config or {}))
+  rainy, clean = training_pair.training_pair(step_key, batch, **dict(pair_config or {}))
 
   def loss_fn(params):
     pred, extra = state.apply_fn({"params": params}, rainy, mutable=["stage_outputs"])
@@ -166,145 +129,11 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
   return new_state, {"loss": loss_value, **aux, "grad_norm": optax.global_norm(grads)}
 
 
-def pipeline_augments_geometry(config) -> bool:
-  """Whether the host pipeline flips and rotates crops (True) or the train step does,
-  after rendering synthetic rain (False: whenever rain is rendered on the fly)."""
-  return not float(config.data.synthetic_rain_fraction) > 0.0
-
-
-def pair_options(config) -> dict[str, Any]:
-  """``training_pair``'s options from ``config.data``, checked."""
-  clean_fraction = float(config.data.get("clean_fraction", 0.0))
-  if not 0.0 <= clean_fraction <= 1.0:
-    raise ValueError(f"config.data.clean_fraction={clean_fraction} must be in [0, 1]")
-  on_device = not pipeline_augments_geometry(config)
-  return dict(rain_fraction=float(config.data.synthetic_rain_fraction),
-              rain_type=config.data.synthetic_rain_type,
-              rain_weights=synthetic_rain_weights(config), clean_fraction=clean_fraction,
-              photometric=bool(config.data.get("photometric_augmentation", False)),
-              flip=on_device and bool(config.data.random_flip),
-              rotate=on_device and bool(config.data.random_rotate))
-
-
 def make_mesh() -> Mesh:
   """Every device of every host along one ``data`` axis, in the order ``jax.make_mesh``
   picks for the interconnect (a ring on TPUs); sharding stays automatic."""
   return jax.make_mesh((jax.device_count(),), ("data",),
                        axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def check_batch_size(global_batch: int, num_devices: int) -> None:
-  if global_batch % num_devices:
-    raise ValueError(f"config.batch_size={global_batch} does not divide over {num_devices} "
-                     f"devices; use a multiple of {num_devices}")
-
-
-def synthetic_rain_weights(config) -> tuple[float, ...] | None:
-  """``config.data.synthetic_rain_weights`` checked, as a static tuple (None: uniform)."""
-  weights = config.data.get("synthetic_rain_weights")
-  if not weights:
-    return None
-  try:
-    synthetic_rain.normalized_weights(weights)
-  except ValueError as e:
-    raise ValueError(f"config.data.synthetic_rain_weights: {e}") from None
-  return tuple(float(w) for w in weights)
-
-
-@dataclasses.dataclass(frozen=True)
-class MixtureEntry:
-  name: str
-  weight: float
-  manual_dir: str | None
-  split: str
-
-
-def mixture_entries(config) -> list[MixtureEntry]:
-  """``config.data.mixture`` checked: entries ``(name, weight[, manual_dir[, split]])``.
-
-  An empty mixture trains on ``config.data.name`` alone. A missing manual_dir is
-  ``config.data.manual_dir``; a missing split is ``config.data.train_split``.
-  """
-  entries = []
-  for i, entry in enumerate(config.data.get("mixture") or ()):
-    if isinstance(entry, str) or not 2 <= len(entry) <= 4:
-      raise ValueError(f"config.data.mixture[{i}]={entry!r}: expected (name, weight"
-                       "[, manual_dir[, split]]), e.g. ('rain100h', 1.0, '/data/rain100h')")
-    name, weight, *rest = entry
-    try:
-      weight = float(weight)
-    except (TypeError, ValueError):
-      weight = -1.0
-    if not weight >= 0:
-      raise ValueError(f"config.data.mixture[{i}]: weight {entry[1]!r} must be a number >= 0")
-    manual_dir = rest[0] if rest and rest[0] else config.data.manual_dir
-    split = rest[1] if len(rest) > 1 and rest[1] else config.data.train_split
-    entries.append(MixtureEntry(str(name), weight, manual_dir, split))
-  if entries and not sum(e.weight for e in entries) > 0:
-    raise ValueError("config.data.mixture: the weights sum to 0; give one a positive weight")
-  return entries
-
-
-# (config field, lowest allowed value, what it is): checked before anything is built.
-_AT_LEAST = (
-    ("learning_rate", None, "the peak learning rate"),   # > 0, below
-    ("total_steps", 1, "steps to train"),
-    ("batch_size", 1, "the global batch"),
-    ("data.crop_size", 1, "the training crop's side"),
-    ("keep_checkpoints", 1, "checkpoints kept"),
-    ("warmup_steps", 0, "warmup steps"),
-    ("constant_steps", 0, "steps at the peak rate"),
-    ("end_learning_rate", 0, "the final learning rate"),
-    ("log_every_steps", 0, "the log period (0: the last step only)"),
-    ("eval_every_steps", 0, "the eval period (0: the last step only)"),
-    ("checkpoint_every_steps", 0, "the checkpoint period (0: the last step only)"),
-    ("data.synthetic_rain_fraction", 0, "the fraction of pairs with fresh synthetic rain"),
-    ("data.num_threads", 1, "grain's reader threads"),
-    ("data.prefetch", 1, "host batches read ahead"),
-    ("data.device_prefetch", 1, "batches placed on the devices ahead"),
-    ("eval.max_images", 0, "images scored during training (0: all)"),
-    ("eval.num_sample_images", 0, "sample strips per eval"),
-    ("eval.tile", 0, "the inference tile (0: whole images)"),
-)
-
-
-def _field(config, dotted: str):
-  node = config
-  for part in dotted.split("."):
-    node = node.get(part) if hasattr(node, "get") else None
-  return node
-
-
-def check_config(config: ml_collections.ConfigDict) -> None:
-  """One-line ValueError for a numeric setting out of range (a zero batch, a negative
-  learning rate, no checkpoint kept, ...) and for the training options; called by
-  ``build_training`` before any dataset or parameter is made."""
-  for dotted, lowest, what in _AT_LEAST:
-    value = _field(config, dotted)
-    if value is None:
-      continue
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-      raise ValueError(f"config.{dotted}={value!r} must be a number ({what})")
-    if lowest is None:
-      if not value > 0:
-        raise ValueError(f"config.{dotted}={value!r} must be > 0 ({what})")
-    elif value < lowest:
-      raise ValueError(f"config.{dotted}={value!r} must be >= {lowest} ({what})")
-  end_lr = config.get("end_learning_rate", 0.0)
-  if end_lr is not None and end_lr > config.learning_rate:
-    raise ValueError(f"config.end_learning_rate={end_lr} must be <= config.learning_rate="
-                     f"{config.learning_rate}: the cosine phase decays from the peak to it")
-  if float(config.data.synthetic_rain_fraction) > 1:
-    raise ValueError(f"config.data.synthetic_rain_fraction={config.data.synthetic_rain_fraction}"
-                     " must be in [0, 1]")
-  scale = tuple(config.data.get("scale_range", (1.0, 1.0)))
-  if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-    raise ValueError(f"config.data.scale_range={scale} must be (low, high) with "
-                     "0 < low <= high")
-  if config.get("loss", "l1_ssim") not in losses.LOSSES:
-    raise ValueError(f"config.loss={config.loss!r} is unknown; choose one of {losses.LOSSES}")
-  pair_options(config)
-  mixture_entries(config)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,9 +184,9 @@ def build_training(config: ml_collections.ConfigDict, mesh: Mesh | None = None) 
   """Checks ``config`` and binds it once: model, optimizer and schedule, the abstract
   state, the shardings and the jitted step (compiled with ``convolution.compiler_options``
   for the model). ``mesh`` defaults to every device along ``data``."""
-  check_config(config)
+  config_checks.check_config(config)
   mesh = mesh if mesh is not None else make_mesh()
-  check_batch_size(config.batch_size, mesh.size)
+  config_checks.check_batch_size(config.batch_size, mesh.size)
   model = create_model(config.model)
   tx, schedule = make_optimizer(config)
   replicated = NamedSharding(mesh, P())
@@ -367,7 +196,7 @@ def build_training(config: ml_collections.ConfigDict, mesh: Mesh | None = None) 
   abstract_state = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
   batch_sharding = NamedSharding(mesh, P("data"))
-  step = functools.partial(train_step, pair_config=pair_options(config),
+  step = functools.partial(train_step, pair_config=training_pair.pair_options(config),
                            loss_name=config.get("loss", "l1_ssim"),
                            intermediate_loss_weight=config.get("intermediate_loss_weight", 1.0))
   jitted = jax.jit(step, in_shardings=(state_sharding, batch_sharding),
@@ -376,116 +205,6 @@ def build_training(config: ml_collections.ConfigDict, mesh: Mesh | None = None) 
   return Training(config=config, model=model, mesh=mesh, tx=tx, schedule=schedule,
                   abstract_state=abstract_state, state_sharding=state_sharding,
                   batch_sharding=batch_sharding, step=jitted)
-
-
-class _StopRequest:
-  """SIGTERM/SIGINT -> a stop, checkpointed, at a step every host agrees on.
-
-  ``poll()`` is called once after each step is dispatched. With one process it returns
-  the signal's name as soon as one arrived. With several, each host's flag goes into a
-  tiny all-reduce dispatched after every step and read one step later (so no host waits
-  for it): every host reads the same vote and stops after the same step, even when only
-  one was signalled, instead of one host saving while the others enter the next step's
-  all-reduce and wait for ever.
-  """
-
-  def __init__(self, mesh: Mesh):
-    self.signal = None
-    self._previous = {}
-    self._pending = None
-    if jax.process_count() > 1:
-      self._flags_sharding = NamedSharding(mesh, P("data"))
-      self._any = jax.jit(jnp.any, out_shardings=NamedSharding(mesh, P()))
-
-  def __enter__(self):
-    for sig in (signal.SIGTERM, signal.SIGINT):
-      try:
-        self._previous[sig] = signal.signal(sig, self._handle)
-      except ValueError:   # not the main thread: leave signals alone
-        pass
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    if self.signal is not None:   # a second signal: give up immediately
-      raise KeyboardInterrupt
-    self.signal = signal.Signals(signum).name
-    print(f"\n{self.signal} received: saving a checkpoint and stopping", flush=True)
-
-  def poll(self) -> str | None:
-    """Why to stop after the step just dispatched (the same on every host), or None."""
-    if jax.process_count() == 1:
-      return self.signal
-    local = np.full((jax.local_device_count(),), self.signal is not None)
-    vote = self._any(jax.make_array_from_process_local_data(self._flags_sharding, local))
-    previous, self._pending = self._pending, vote
-    if previous is None or not bool(previous):
-      return None
-    return self.signal or "a stop request on another host"
-
-  def __exit__(self, *exc):
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
-    return False
-
-
-def _sample_strip(example, derained) -> np.ndarray:
-  """rainy | derained | clean side by side, uint8."""
-  return np.concatenate([example["rainy"], derained, example["clean"]], axis=1)
-
-
-def evaluate_during_training(config, model, params, eval_source, workdir,
-                             step) -> dict[str, float]:
-  """Scores the held-out split (its images split over all devices and hosts); writes
-  sample strips of host 0's images; returns flat summary metrics."""
-  examples = pipeline.eval_examples(eval_source, config.eval.max_images or None)
-  strips = {}   # by image index: devices' threads finish in any order
-
-  def keep_strip(i, ex, derained):
-    if i < config.eval.num_sample_images:
-      strips[i] = _sample_strip(ex, derained)
-
-  rows = evaluation.evaluate_model(model, params, examples, tuple(config.eval.protocols),
-                                   on_image=keep_strip,
-                                   options=evaluation.inference_options(config.eval))
-  summary = evaluation.summarize(rows)
-  if strips and jax.process_index() == 0:
-    ordered = [strips[i] for i in sorted(strips)]
-    width = max(s.shape[1] for s in ordered)
-    padded = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in ordered]
-    image_io.write_png(os.path.join(workdir, "samples", f"step_{step:08d}.png"),
-                       np.concatenate(padded, axis=0))
-  flat = {f"eval/{group}/{key}": value for group, entry in summary.items()
-          for key, value in entry.items() if key != "count"}
-  headline = config.eval.protocols[0]   # plain "psnr"/"ssim" use the first protocol
-  main_group = summary.get("all") or next(iter(summary.values()))
-  for name in ("psnr", "ssim", "input_psnr", "input_ssim"):
-    flat[name] = main_group.get(f"{name}_{headline}", float("nan"))
-  flat["images"] = len(rows)
-  flat["of_images"] = len(eval_source)
-  flat["protocol"] = headline
-  return flat
-
-
-def _truncate_metrics(path: str, last_step: int) -> None:
-  """On resume, moves log lines past the restored step (they will be recomputed)."""
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = f.readlines()
-  keep, dropped = [], []
-  for line in lines:
-    try:
-      (keep if json.loads(line).get("step", 0) <= last_step else dropped).append(line)
-    except json.JSONDecodeError:
-      dropped.append(line)   # a line cut by a kill
-  if dropped:
-    with open(path + ".superseded", "a") as f:
-      f.writelines(dropped)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(keep)
-    os.replace(tmp, path)
 
 
 @jax.jit
@@ -530,7 +249,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   """
   training = build_training(config)   # every config error before anything is built
   os.makedirs(workdir, exist_ok=True)
-  mixture = mixture_entries(config)
+  mixture = config_checks.mixture_entries(config)
   model = training.model
   model_cfg = model_config_dict(config)
 
@@ -549,8 +268,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   dataset = pipeline.train_dataset(
       train_source, crop_size=config.data.crop_size, global_batch_size=config.batch_size,
       seed=config.seed,
-      flip=config.data.random_flip and pipeline_augments_geometry(config),
-      rotate=config.data.random_rotate and pipeline_augments_geometry(config),
+      flip=config.data.random_flip and training_pair.pipeline_augments_geometry(config),
+      rotate=config.data.random_rotate and training_pair.pipeline_augments_geometry(config),
       scale_range=tuple(config.data.get("scale_range", (1.0, 1.0))),
       pad_small_images=config.data.pad_small_images)
   data_iter = pipeline.train_iterator(dataset, num_threads=config.data.num_threads,
@@ -571,8 +290,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   if is_main:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
-    _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start_step)
-  writer = MetricWriter(workdir, enabled=is_main, total_steps=config.total_steps)
+    metric_writers.truncate_after(os.path.join(workdir, "metrics.jsonl"), start_step)
+  writer = metric_writers.MetricWriter(workdir, enabled=is_main, total_steps=config.total_steps)
   step_fn, schedule = training.step, training.schedule
   data_state = data_iter.get_state()
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
@@ -590,7 +309,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   pending = []
   timer = StepTimer(start_step)
   step = start_step
-  with _StopRequest(training.mesh) as stop, contextlib.closing(data_iter):   # closing: stops its threads
+  with StopRequest(training.mesh) as stop, contextlib.closing(data_iter):   # closing: stops its threads
     while step < config.total_steps:
       batch = next(data_iter)
       data_state = data_iter.get_state()
@@ -620,7 +339,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           writer.write_train(step, mean, seconds_per_step=seconds / done)
       if (_every(step, config.eval_every_steps) or step == config.total_steps) and not stopping:
         eval_start = time.time()
-        eval_metrics = evaluate_during_training(config, model, state.params, eval_source,
+        eval_metrics = training_eval.evaluate_during_training(config, model, state.params, eval_source,
                                                 workdir, step)
         writer.write_eval(step, eval_metrics)
         timer.exclude(time.time() - eval_start)
