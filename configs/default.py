@@ -7,22 +7,18 @@ with lr 2e-4 cosine-annealed to 0 over 300k steps.
 import ml_collections
 from ml_collections import config_dict
 
+from nasnet_jax import models
+
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
 
-  config.model = ml_collections.ConfigDict()
-  config.model.name = "nasnet"
-  config.model.stages = 3
-  config.model.blocks = 18
-  config.model.features = 64
-  config.model.attention = "na"          # "na", "se" (SENet ablation) or "none" (PlainNet)
-  config.model.fuse_stages = True        # False: the paper's DirectNet
-  config.model.input_normalization = ""  # "" or a key of nasnet_jax.models.INPUT_STATS
-  config.model.remat = False
-  config.model.dtype = "float32"         # "bfloat16" for mixed precision
-  config.model.conv_impl = "auto"       # "cpu": XLA:CPU's fastest forms, "xla": lax.conv
+  # NASNet at the paper's size (3 stages x 18 blocks x 64 features, neuron attention,
+  # fused stages): the defaults of nasnet_jax.models.NASNet, whose attributes document
+  # each field. dtype "bfloat16" for mixed precision; conv_impl "cpu" for XLA:CPU's
+  # fastest forms, "xla" for lax.conv.
+  config.model = ml_collections.ConfigDict(models.default_model_config("nasnet"))
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "synthetic_rain/mixed"   # a TFDS name (with config)
@@ -98,24 +94,9 @@ def get_config() -> ml_collections.ConfigDict:
 
 
 def ddsa_model() -> ml_collections.ConfigDict:
-  """config.model for DDSA (nasnet_jax.models.DDSA; its docstring says what is inferred)."""
-  return ml_collections.ConfigDict(dict(
-      name="ddsa",
-      features=48,
-      blocks=(4, 6, 6, 8),
-      heads=(1, 2, 4, 8),
-      refinement_blocks=4,
-      sparse_ratios=(1 / 2, 2 / 3, 3 / 4, 4 / 5),
-      dense_branch=True,
-      mixing="per_image",        # or "global"
-      ffn_expansion=2.66,
-      spatial_ffn=True,          # False: Restormer's gated FFN
-      spatial_reduction=4,
-      layer_norm="bias_free",    # or "with_bias"
-      remat=False,
-      dtype="float32",
-      conv_impl="auto",
-  ))
+  """config.model for DDSA at nasnet_jax.models.DDSA's defaults (docs/ddsa.md says what
+  is inferred)."""
+  return ml_collections.ConfigDict(models.default_model_config("ddsa"))
 
 
 def use_ddsa_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -136,30 +117,10 @@ def use_ddsa_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
 
 
 def dual_stage_model() -> ml_collections.ConfigDict:
-  """config.model for DualStageNet (nasnet_jax.models.DualStageNet; its docstring says
-  what is inferred: the paper gives the structure, not the sizes)."""
-  return ml_collections.ConfigDict(dict(
-      name="dual_stage",
-      features=48,
-      heads=3,
-      stage1_blocks=4,
-      stage2_blocks=4,
-      window_size=8,
-      clusters=64,
-      group_size=64,
-      mask_element="disk",       # or "lines"
-      mask_radius=2,
-      mask_line_length=11,
-      mask_orientations=12,
-      mask_threshold="fixed",    # or "otsu"
-      mask_level=0.05,
-      mask_dilation=1,
-      ffn_expansion=2.66,
-      layer_norm="with_bias",    # or "bias_free"
-      remat=False,
-      dtype="float32",
-      conv_impl="auto",
-  ))
+  """config.model for DualStageNet at nasnet_jax.models.DualStageNet's defaults
+  (docs/dual_stage.md says what is inferred: the paper gives the structure, not the
+  sizes)."""
+  return ml_collections.ConfigDict(models.default_model_config("dual_stage"))
 
 
 def use_dual_stage_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -21,9 +21,7 @@ def get_config():
   config.weight_decay = 1e-4
   config.learning_rate = 1e-3
   config.end_learning_rate = 1e-5
-  # ~0.55 s a step over 2 CPU devices (7-8 img/s): 600 steps take 6 min with the
-  # evaluation. At 24 features (46k parameters) the run took 8.5 min and scored the same
-  # (+2.26 dB overall against +2.29).
+  # 600 steps: training and the in-training evaluation in minutes on a 2-core CPU.
   config.total_steps = 600
   config.checkpoint_every_steps = 300
   config.eval_every_steps = 600

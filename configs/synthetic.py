@@ -23,20 +23,20 @@ def get_config():
   config.model.blocks = 4
   config.model.features = 32
   config.data.name = "synthetic_rain/mixed"
-  # Small crops, many steps: at the same pixels per second, 64^2 crops over 1,600 steps
-  # beat 96^2 over 720 (+3.2 vs +2.35 dB on drops with builder 1.x's rain).
+  # Small crops, many steps: at the same pixels per second, 64^2 crops beat 96^2 crops
+  # (docs/demo.md).
   config.data.crop_size = 64
   config.data.synthetic_rain_fraction = 1.0
   # Odds of (streak, drop, mist): drops are the hardest to learn, streaks the easiest.
-  # A quarter of the pairs rain-free: clean photos come back at ~39 dB (y8); the larger
-  # configs/general.py with a fifth came back at 32 dB.
+  # A quarter of the pairs rain-free, so that a photo without rain comes back unchanged
+  # (the clean-photo row of docs/demo.md).
   config.data.synthetic_rain_weights = (1.0, 1.5, 1.0)
   config.data.clean_fraction = 0.25
   config.data.photometric_augmentation = True
   config.data.scale_range = (0.6, 1.8)
   config.batch_size = 4
-  # ~0.29 s a step over 2 CPU devices (14 img/s): 1,300 steps keep the README's command
-  # (dataset build ~1 min, training, evaluation ~1.5 min) under 10 minutes.
+  # Sized so that the README's first command (dataset build, training, evaluation) runs
+  # in minutes on a 2-core CPU; its measured time is in docs/demo.md.
   config.total_steps = 1300
   config.learning_rate = 2e-3
   config.warmup_steps = 50

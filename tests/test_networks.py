@@ -2,6 +2,8 @@
 each: the declared properties, config construction, finite gradients at any size; and a
 fourth network added as a user would."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -90,6 +92,10 @@ class _MeanShift(nn.Module):
   def from_config(cls, fields):
     return cls(**network.module_kwargs(cls, fields))
 
+  @classmethod
+  def default_config(cls):
+    return network.config_defaults(cls)
+
   @nn.compact
   def __call__(self, x, valid=None):
     h, w = x.shape[1:3]
@@ -98,10 +104,26 @@ class _MeanShift(nn.Module):
     return x + y[:, :h, :w]
 
 
+@pytest.mark.parametrize("name", sorted(models.NETWORKS))
+def test_the_default_config_is_the_networks_own_defaults(name):
+  """configs/ take each network's defaults from its module: one place for each."""
+  fields = models.default_model_config(name)
+  assert fields["name"] == name and fields["dtype"] == "float32"
+  model = models.create_model(fields)
+  defaults = models.NETWORKS[name]()
+  for field in dataclasses.fields(defaults):
+    if field.name not in ("parent", "name", "dtype"):   # dtype None computes in float32
+      assert getattr(model, field.name) == getattr(defaults, field.name), field.name
+  with pytest.raises(ValueError, match="config.model.name='unet' is unknown"):
+    models.default_model_config("unet")
+
+
 def test_a_new_network_needs_only_its_module_and_an_entry(monkeypatch):
   monkeypatch.setitem(models.NETWORKS, "mean_shift", _MeanShift)
   model = models.create_model({"name": "mean_shift", "dtype": "float32"})
   assert isinstance(model, DerainingNetwork)
+  assert models.default_model_config("mean_shift") == {"name": "mean_shift",
+                                                       "conv_impl": "xla", "dtype": "float32"}
   params = init_params(model, jax.random.key(0))
   image = np.random.default_rng(0).random((13, 19, 3), dtype=np.float32)
   out = inference.Derainer(model, params, tile=8)(image)   # exact tiles: radius 1

@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from nasnet_jax.models.convolution import CONV_IMPLS, cpu_conv
-from nasnet_jax.models.ddsa import DDSA, DynamicDualAttention, SpatialEnhancedFeedForward
+from nasnet_jax.models.ddsa import DDSA, DynamicDualAttention
+from nasnet_jax.models.feed_forward import SpatialEnhancedFeedForward
 from nasnet_jax.models.dual_stage import (ClusteredAttention, DualStageNet, WindowAttention,
                                           rain_mask)
 from nasnet_jax.models.nasnet import (ATTENTION_KINDS, INPUT_STATS, Block, NASNet,
@@ -38,6 +39,14 @@ def create_model(model_config: Mapping[str, Any]) -> nn.Module:
   return NETWORKS[name].from_config(fields)
 
 
+def default_model_config(name: str) -> dict[str, Any]:
+  """``config.model`` for network ``name`` at its own defaults (``name`` included); the
+  configs start from it, so each default lives only in its module."""
+  if name not in NETWORKS:
+    raise ValueError(f"config.model.name={name!r} is unknown; choose one of {MODEL_NAMES}")
+  return {"name": name, **NETWORKS[name].default_config()}
+
+
 def init_params(model: nn.Module, rng: jax.Array,
                 image_shape: tuple[int, int, int, int] = (1, 16, 16, 3)):
   """The network's initial parameters (the "params" collection), from ``rng``.
@@ -60,5 +69,5 @@ def init_params(model: nn.Module, rng: jax.Array,
 __all__ = ["ATTENTION_KINDS", "Block", "CONV_IMPLS", "ClusteredAttention", "DDSA",
            "DerainingNetwork", "DualStageNet", "DynamicDualAttention", "INPUT_STATS",
            "MODEL_NAMES", "NETWORKS", "NASNet", "NeuronAttention", "PReNet",
-           "SpatialEnhancedFeedForward", "SqueezeExcitation", "Stage", "WindowAttention", "cpu_conv", "create_model",
-           "init_params", "rain_mask"]
+           "SpatialEnhancedFeedForward", "SqueezeExcitation", "Stage", "WindowAttention",
+           "cpu_conv", "create_model", "default_model_config", "init_params", "rain_mask"]

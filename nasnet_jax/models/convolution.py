@@ -104,8 +104,7 @@ def compiler_options(model: Any, platform: str | None = None) -> dict[str, str] 
 # The PyTorch models we mirror start from torch.nn.Conv2d's default initialisation: weights
 # and biases uniform in +-1/sqrt(fan_in). Flax's default (LeCun normal, zero bias) has 3x
 # the weight variance, which through the residual chain starts the demo net far from the
-# identity (initial L1 + SSIM loss 2-3.5x that of returning the rainy input, against
-# 1.2-1.6x with PyTorch's).
+# identity (a larger initial loss than returning the rainy input unchanged).
 PYTORCH_KERNEL_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
@@ -225,7 +224,7 @@ def _sum_over_taps(xp: jax.Array, kernel: jax.Array, out_hw: tuple[int, int],
   with a rematerialised body, so that (1) linearising it keeps only ``xp``, not every
   window, and (2) its transpose, the kernel gradient, is a loop with one
   ``product``-transpose per tap (a (N*H*W)-long reduction or matrix product). Unrolled,
-  XLA:CPU fuses the kh*kw reductions into one multi-output loop that is 1.5-2.5x slower.
+  XLA:CPU fuses the kh*kw reductions into one multi-output loop, which is slower.
   Accumulates in float32 at least.
   """
   kh, kw = kernel.shape[:2]

@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from nasnet_jax.models.convolution import CONV_IMPLS, pytorch_init_conv
+from nasnet_jax.models.feed_forward import SpatialEnhancedFeedForward
 from nasnet_jax.models.network import NonLocalNetwork
 from nasnet_jax.models.layers import (ChannelLayerNorm, l2_normalize, masked, masked_mean,
                                       pad_to_multiple, pixel_shuffle, pixel_unshuffle,
@@ -137,42 +138,6 @@ class DynamicDualAttention(nn.Module):
     return conv(c, (1, 1), name="project")(out)
 
 
-class SpatialEnhancedFeedForward(nn.Module):
-  """The SEFN: a gated depthwise FFN with a pooled spatial branch added to its gate.
-  (N, H, W, C) -> (N, H, W, C); H and W even when ``spatial``."""
-  features: int
-  expansion: float = 2.66
-  spatial: bool = True
-  spatial_reduction: int = 4
-  layer_norm: str = "bias_free"
-  conv_impl: str = "auto"
-  dtype: Dtype | None = None
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
-    c = self.features
-    hidden = int(c * self.expansion)
-    conv = functools.partial(pytorch_init_conv, conv_impl=self.conv_impl, use_bias=False,
-                             dtype=self.dtype, param_dtype=self.param_dtype)
-    y = masked(conv(2 * hidden, (1, 1), name="expand")(x), valid)
-    y = conv(2 * hidden, (3, 3), feature_group_count=2 * hidden, name="depthwise")(y)
-    x1, x2 = jnp.split(y, 2, axis=-1)
-    if self.spatial:
-      n, h, w, _ = x.shape
-      s = masked(x, valid).reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
-      coarse = None if valid is None else pool_valid(valid)
-      width = max(c // self.spatial_reduction, 1)
-      for i in range(2):
-        s = conv(width, (3, 3), name=f"spatial_conv{i}")(masked(s, coarse))
-        s = nn.relu(ChannelLayerNorm(self.layer_norm, dtype=self.dtype,
-                                     param_dtype=self.param_dtype, name=f"spatial_norm{i}")(s))
-      s = jnp.repeat(jnp.repeat(s, 2, axis=1), 2, axis=2)
-      x1 = x1 + conv(hidden, (1, 1), name="spatial_to_gate")(s)
-    y = nn.gelu(x1, approximate=False) * x2
-    return conv(c, (1, 1), name="project")(y)
-
-
 class TransformerBlock(nn.Module):
   """x + attention(norm(x)), then + SEFN(norm(x)); zeroed outside ``valid``."""
   features: int
@@ -192,14 +157,17 @@ class TransformerBlock(nn.Module):
   def __call__(self, x: jax.Array, valid: jax.Array | None) -> jax.Array:
     norm = functools.partial(ChannelLayerNorm, self.layer_norm, dtype=self.dtype,
                              param_dtype=self.param_dtype)
-    x = x + DynamicDualAttention(self.features, self.heads, tuple(self.sparse_ratios),
-                                 self.dense, self.mixing, self.conv_impl, self.dtype,
-                                 self.param_dtype, name="attention")(norm(name="norm1")(x),
-                                                                     valid)
-    x = x + SpatialEnhancedFeedForward(self.features, self.ffn_expansion, self.spatial_ffn,
-                                       self.spatial_reduction, self.layer_norm,
-                                       self.conv_impl, self.dtype, self.param_dtype,
-                                       name="ffn")(norm(name="norm2")(x), valid)
+    common = dict(conv_impl=self.conv_impl, dtype=self.dtype, param_dtype=self.param_dtype)
+    attention = DynamicDualAttention(features=self.features, heads=self.heads,
+                                     sparse_ratios=tuple(self.sparse_ratios),
+                                     dense=self.dense, mixing=self.mixing, name="attention",
+                                     **common)
+    x = x + attention(norm(name="norm1")(x), valid)
+    ffn = SpatialEnhancedFeedForward(features=self.features, expansion=self.ffn_expansion,
+                                     spatial=self.spatial_ffn,
+                                     spatial_reduction=self.spatial_reduction,
+                                     layer_norm=self.layer_norm, name="ffn", **common)
+    x = x + ffn(norm(name="norm2")(x), valid)
     return masked(x, valid)
 
 
@@ -273,10 +241,14 @@ class DDSA(NonLocalNetwork, nn.Module):
 
     def run_blocks(t, count, heads, v, name):
       for i in range(count):
-        t = block_cls(t.shape[-1], heads, tuple(self.sparse_ratios), self.dense_branch,
-                      self.mixing, self.ffn_expansion, self.spatial_ffn,
-                      self.spatial_reduction, self.layer_norm, self.conv_impl, self.dtype,
-                      self.param_dtype, name=f"{name}_{i}")(t, v)
+        block = block_cls(features=t.shape[-1], heads=heads,
+                          sparse_ratios=tuple(self.sparse_ratios), dense=self.dense_branch,
+                          mixing=self.mixing, ffn_expansion=self.ffn_expansion,
+                          spatial_ffn=self.spatial_ffn,
+                          spatial_reduction=self.spatial_reduction,
+                          layer_norm=self.layer_norm, conv_impl=self.conv_impl,
+                          dtype=self.dtype, param_dtype=self.param_dtype, name=f"{name}_{i}")
+        t = block(t, v)
       return t
 
     levels = len(self.blocks)

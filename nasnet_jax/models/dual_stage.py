@@ -61,7 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nasnet_jax.models.convolution import CONV_IMPLS, pytorch_init_conv
-from nasnet_jax.models.ddsa import SpatialEnhancedFeedForward
+from nasnet_jax.models.feed_forward import SpatialEnhancedFeedForward
 from nasnet_jax.models.layers import ChannelLayerNorm, l2_normalize, masked, pad_to_multiple
 from nasnet_jax.models.network import NonLocalNetwork
 
@@ -360,13 +360,15 @@ class MaskAttentionBlock(nn.Module):
   def __call__(self, x: jax.Array, valid: jax.Array, rain: jax.Array) -> jax.Array:
     norm = functools.partial(ChannelLayerNorm, self.layer_norm, dtype=self.dtype,
                              param_dtype=self.param_dtype)
-    x = x + WindowAttention(self.features, self.heads, self.window_size, self.shift, True,
-                            self.conv_impl, self.dtype, self.param_dtype,
-                            name="attention")(norm(name="norm1")(x), valid, rain)
-    x = x + SpatialEnhancedFeedForward(self.features, self.ffn_expansion, False,
-                                       layer_norm=self.layer_norm, conv_impl=self.conv_impl,
-                                       dtype=self.dtype, param_dtype=self.param_dtype,
-                                       name="ffn")(norm(name="norm2")(x), valid)
+    common = dict(conv_impl=self.conv_impl, dtype=self.dtype, param_dtype=self.param_dtype)
+    attention = WindowAttention(features=self.features, heads=self.heads,
+                                window_size=self.window_size, shift=self.shift,
+                                rain_branch=True, name="attention", **common)
+    x = x + attention(norm(name="norm1")(x), valid, rain)
+    ffn = SpatialEnhancedFeedForward(features=self.features, expansion=self.ffn_expansion,
+                                     spatial=False, layer_norm=self.layer_norm, name="ffn",
+                                     **common)
+    x = x + ffn(norm(name="norm2")(x), valid)
     return masked(x, valid)
 
 
@@ -388,16 +390,19 @@ class NonLocalBlock(nn.Module):
   def __call__(self, x: jax.Array, valid: jax.Array) -> jax.Array:
     norm = functools.partial(ChannelLayerNorm, self.layer_norm, dtype=self.dtype,
                              param_dtype=self.param_dtype)
-    x = x + ClusteredAttention(self.features, self.heads, self.clusters, self.group_size,
-                               self.conv_impl, self.dtype, self.param_dtype,
-                               name="non_local")(norm(name="norm1")(x), valid)
-    x = x + WindowAttention(self.features, self.heads, self.window_size, self.shift, False,
-                            self.conv_impl, self.dtype, self.param_dtype,
-                            name="window")(norm(name="norm2")(x), valid)
-    x = x + SpatialEnhancedFeedForward(self.features, self.ffn_expansion, False,
-                                       layer_norm=self.layer_norm, conv_impl=self.conv_impl,
-                                       dtype=self.dtype, param_dtype=self.param_dtype,
-                                       name="ffn")(norm(name="norm3")(x), valid)
+    common = dict(conv_impl=self.conv_impl, dtype=self.dtype, param_dtype=self.param_dtype)
+    non_local = ClusteredAttention(features=self.features, heads=self.heads,
+                                   clusters=self.clusters, group_size=self.group_size,
+                                   name="non_local", **common)
+    x = x + non_local(norm(name="norm1")(x), valid)
+    window = WindowAttention(features=self.features, heads=self.heads,
+                             window_size=self.window_size, shift=self.shift,
+                             rain_branch=False, name="window", **common)
+    x = x + window(norm(name="norm2")(x), valid)
+    ffn = SpatialEnhancedFeedForward(features=self.features, expansion=self.ffn_expansion,
+                                     spatial=False, layer_norm=self.layer_norm, name="ffn",
+                                     **common)
+    x = x + ffn(norm(name="norm3")(x), valid)
     return masked(x, valid)
 
 
@@ -486,12 +491,14 @@ class DualStageNet(NonLocalNetwork, nn.Module):
     mask_block = nn.remat(MaskAttentionBlock) if self.remat else MaskAttentionBlock
     non_local_block = nn.remat(NonLocalBlock) if self.remat else NonLocalBlock
     shifts = lambda i: (self.window_size // 2) * (i % 2)   # noqa: E731
+    block_fields = dict(features=self.features, heads=self.heads, window_size=self.window_size,
+                        ffn_expansion=self.ffn_expansion, layer_norm=self.layer_norm,
+                        conv_impl=self.conv_impl, dtype=self.dtype,
+                        param_dtype=self.param_dtype)
 
     t = masked(conv(self.features, (3, 3), name="embed1")(masked(image, valid)), valid)
     for i in range(self.stage1_blocks):
-      t = mask_block(self.features, self.heads, self.window_size, shifts(i),
-                     self.ffn_expansion, self.layer_norm, self.conv_impl, self.dtype,
-                     self.param_dtype, name=f"stage1_{i}")(t, valid, rain)
+      t = mask_block(shift=shifts(i), name=f"stage1_{i}", **block_fields)(t, valid, rain)
     stage1 = conv(3, (3, 3), name="output1")(t).astype(jnp.float32) + image
     self.sow("stage_outputs", "stage1", stage1[:, :h, :w])
 
@@ -500,9 +507,7 @@ class DualStageNet(NonLocalNetwork, nn.Module):
         [t, masked(embedded, valid).astype(t.dtype)], axis=-1))
     t = masked(t, valid)
     for i in range(self.stage2_blocks):
-      t = non_local_block(self.features, self.heads, self.window_size, shifts(i),
-                          self.clusters, self.group_size, self.ffn_expansion,
-                          self.layer_norm, self.conv_impl, self.dtype, self.param_dtype,
-                          name=f"stage2_{i}")(t, valid)
+      t = non_local_block(shift=shifts(i), clusters=self.clusters, group_size=self.group_size,
+                          name=f"stage2_{i}", **block_fields)(t, valid)
     out = conv(3, (3, 3), name="output2")(masked(t, valid)).astype(jnp.float32) + stage1
     return out[:, :h, :w]

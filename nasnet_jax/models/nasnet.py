@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from nasnet_jax.models.convolution import CONV_IMPLS
 from nasnet_jax.models.convolution import pytorch_init_conv as _conv
-from nasnet_jax.models.network import LocalNetwork, mask_outside, module_kwargs
+from nasnet_jax.models.network import LocalNetwork, config_defaults, mask_outside, module_kwargs
 
 Dtype = Any
 
@@ -167,8 +167,9 @@ class Stage(nn.Module):
     block_cls = nn.remat(Block) if self.remat else Block
     h = x
     for j in range(self.blocks):
-      h = block_cls(self.features, self.attention, self.conv_impl, self.dtype,
-                    self.param_dtype, name=f"block_{j}")(h, valid)
+      h = block_cls(features=self.features, attention=self.attention,
+                    conv_impl=self.conv_impl, dtype=self.dtype, param_dtype=self.param_dtype,
+                    name=f"block_{j}")(h, valid)
     h = _conv(self.features, (3, 3), conv_impl=self.conv_impl, dtype=self.dtype,
               param_dtype=self.param_dtype, name="tail_conv")(h)
     return mask_outside(h, valid) + x
@@ -221,6 +222,13 @@ class NASNet(LocalNetwork, nn.Module):
       fields["input_mean"], fields["input_std"] = INPUT_STATS[norm]
     return cls(**module_kwargs(cls, fields))
 
+  @classmethod
+  def default_config(cls) -> dict[str, Any]:
+    """``config.model``'s fields (without ``name``) at the network's defaults, with
+    ``input_normalization`` ("") in place of ``input_mean`` and ``input_std``."""
+    fields = config_defaults(cls, leave_out=("input_mean", "input_std"))
+    return {**fields, "input_normalization": ""}
+
 
   @property
   def receptive_field_radius(self) -> int | None:
@@ -269,8 +277,10 @@ class NASNet(LocalNetwork, nn.Module):
     h = mask_outside(conv((3, 3), name="input_conv")(mask_outside(x, valid)), valid)
     outputs = []
     for i in range(self.stages):
-      h = Stage(self.blocks, self.features, self.attention, self.conv_impl,
-                self.remat, self.dtype, self.param_dtype, name=f"stage_{i}")(h, valid)
+      stage = Stage(blocks=self.blocks, features=self.features, attention=self.attention,
+                    conv_impl=self.conv_impl, remat=self.remat, dtype=self.dtype,
+                    param_dtype=self.param_dtype, name=f"stage_{i}")
+      h = stage(h, valid)
       outputs.append(h)
     if self.fuse_stages:
       f = conv((3, 3), name="fusion_conv3x3")(jnp.concatenate(outputs, axis=-1))

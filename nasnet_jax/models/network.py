@@ -51,6 +51,10 @@ class DerainingNetwork(Protocol):
   def from_config(cls, fields: Mapping[str, Any]) -> "DerainingNetwork":
     """The network a ``config.model`` describes (without its ``name``)."""
 
+  @classmethod
+  def default_config(cls) -> dict[str, Any]:
+    """``config.model``'s fields (without ``name``) at the network's defaults."""
+
 
 def module_kwargs(cls: type, fields: Mapping[str, Any],
                   config_only: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -74,6 +78,19 @@ def module_kwargs(cls: type, fields: Mapping[str, Any],
   return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
 
 
+def config_defaults(cls: type, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+  """The ``config.model`` fields of network ``cls`` at the class's own defaults: each
+  attribute but ``parent``, ``name``, ``param_dtype`` and ``leave_out``, with ``dtype`` as
+  "float32". The configs take a network's defaults from here, so they live in one place."""
+  fields = {}
+  for field in dataclasses.fields(cls):
+    if field.name in ("parent", "name", "param_dtype", *leave_out):
+      continue
+    fields[field.name] = field.default
+  fields["dtype"] = "float32"
+  return fields
+
+
 class NonLocalNetwork:
   """The contract's parts that every network with image-wide attention shares, as a base
   before ``nn.Module`` (``class DDSA(NonLocalNetwork, nn.Module)``): no receptive-field
@@ -86,6 +103,11 @@ class NonLocalNetwork:
   def from_config(cls, fields: Mapping[str, Any]):
     """The network of a ``config.model`` (``module_kwargs``)."""
     return cls(**module_kwargs(cls, fields))
+
+  @classmethod
+  def default_config(cls) -> dict[str, Any]:
+    """``config.model``'s fields (without ``name``) at the network's defaults."""
+    return config_defaults(cls)
 
   @property
   def xla_cpu_ynn_fusions(self) -> bool:
@@ -111,6 +133,11 @@ class LocalNetwork:
   def from_config(cls, fields: Mapping[str, Any]):
     """The network of a ``config.model`` (``module_kwargs``)."""
     return cls(**module_kwargs(cls, fields))
+
+  @classmethod
+  def default_config(cls) -> dict[str, Any]:
+    """``config.model``'s fields (without ``name``) at the network's defaults."""
+    return config_defaults(cls)
 
   @property
   def size_multiple(self) -> int:
