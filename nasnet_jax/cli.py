@@ -27,7 +27,7 @@ from nasnet_jax import images as image_io
 
 BACKENDS = ("auto", "jax", "onnxruntime")
 AUTO_RULE = ("onnxruntime for a .onnx file, and on a CPU when the onnx extra is installed "
-             "(1.1-1.8x faster than XLA:CPU there; see docs/deployment.md); otherwise jax")
+             "(faster than XLA:CPU there: benchmarks/RESULTS.md); otherwise jax")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,10 +3,9 @@
 Every renderer is pure and jittable for a fixed image shape, deterministic given its PRNG
 key, and works on one image (H, W, 3) float in [0, 1] (``jax.vmap`` for batches;
 ``add_rain_batch`` does). ``strength`` in [0, 1] runs from no rain at all (0: the image
-is returned unchanged, bit for bit) through light rain (0.2: input Y-PSNR 27-33 dB on
-the held-out photos, like Rain100L) to heavy rain (1: streaks ~14.5 dB, like Rain100H;
-mist 8-17 dB; drops 21-25 dB, since drops cover only part of the image). Below strength
-0.15 every rain type fades out linearly. Left as None it is drawn uniformly.
+is returned unchanged, bit for bit) through light rain (0.2, like Rain100L) to heavy rain
+(1, like Rain100H; the input PSNR each gives is in docs/synthetic_rain.md). Below
+strength 0.15 every rain type fades out linearly. Left as None it is drawn uniformly.
 
 * ``"streak"``: ``R = B + S`` with soft saturation. One to three layers (heavier rain:
   more layers, each more likely), farther layers thinner, shorter, dimmer and denser.
