@@ -3,55 +3,9 @@
   python benchmarks/accelerator_check.py --json=check.json --markdown=check.md
   python benchmarks/accelerator_check.py --smoke --json=/tmp/check.json   # tiny, any CPU
 
-Run it the day the code first meets a GPU or TPU, and after any change to the
-convolutions, the loss, the export or the train step. Nothing is downloaded: the images are
-made up, the weights are random or the shipped general model. The JSON file is rewritten
-after every section and every speed row, so a run cut short keeps what finished; each
-section also has a line on stdout. Sections and speed rows not started within
-``--time_limit_s`` (285 s) are recorded as out of time: run them again with
-``--sections=...``.
-
-Correctness (each section has ``"ok"``; the exit status is 1 if any is false):
-
-* ``conv_forms``: the CPU convolution forms (``conv_impl="cpu"``: 1x1 as a matrix
-  product, depthwise 3x3 as shifted multiply-adds, full 3x3 with the per-tap kernel
-  gradient) against ``lax.conv_general_dilated``, forward and both gradients, in float32
-  and bfloat16, on the device. The reference is float32 at ``Precision.HIGHEST`` from the
-  same (rounded) inputs; a form passes if its error is within the dtype's tolerance or
-  twice that of XLA's own convolution at the default precision (TF32 on recent GPUs).
-* ``ssim_loss``: L1 + (1 - SSIM) and its gradient on the device against the same on the
-  host CPU, and SSIM against dm_pix's own filter; every matrix product of the lowered
-  loss and gradient asks for ``HIGHEST`` (``losses.SSIM_FILTER_PRECISION``).
-* ``bf16_output``: PSNR between ``Derainer``'s float32 and bfloat16 outputs for the paper's
-  net (random weights) and the shipped general model; at least 50 dB.
-* ``export``: the shipped general model exported (``nasnet_jax.export``, for cpu, cuda and
-  tpu) and its artifact run on the device, against ``Derainer`` on an odd-sized image.
-* ``train_state_donated``: after one step of the training loop's own step
-  (``train_lib.build_training``), every buffer of the old state is deleted, and XLA aliases
-  at least the state's bytes.
-* ``flop_count``: the analytic FLOP count used below against XLA's count of the paper net's
-  forward pass at 256² (lax convolutions; lowered, not run): within 5 % (XLA adds the
-  elementwise work and leaves out the taps on the zero padding).
-
-Speed (medians; peak memory is the allocator's peak in a fresh process per row):
-
-* ``conv_speed``: depthwise and full 3x3 convolution, forward + backward, XLA's form
-  against the CPU form, float32 and bfloat16, at the paper's feature map size (batch 16).
-* ``train_speed``: the paper's net (3 stages x 18 blocks x 64 features), crop 240: bfloat16
-  at the GPU config's batch (``configs/default.py``: ``GPU_BATCH``) and at the paper's,
-  float32 at the paper's. JAX (the training loop's step, state donated,
-  ``XLA_PYTHON_CLIENT_PREALLOCATE=false``) and PyTorch eager (float32 NCHW, and bfloat16
-  autocast with channels-last) of the same network and step (``benchmarks/run.py``'s
-  ``TorchTrainer``), each row in a separate process. For each: images/s, peak memory, the
-  achieved FLOP/s from the analytic count (3x the forward's multiply-adds; not XLA's
-  count, which includes remat and the SSIM filter's banded products) and its fraction of
-  the chip's dense bf16 peak; and JAX / PyTorch per row.
-* ``targets``: at the large batch in bfloat16, JAX at >= 1.5x PyTorch eager and >= 40 %
-  of the bf16 peak. Reported, not enforced.
-
-``--smoke`` runs everything at toy sizes (about a minute on a 2-core CPU); the test suite
-runs it. Needs the test extra (``pip install -e '.[test]'``: PyTorch); on a GPU, JAX and
-PyTorch with CUDA.
+Correctness sections (the exit status is 1 if any fails), then speed against PyTorch
+eager; the machinery is benchmarks/harness.py. The manual (every section, what passes,
+how to read the report): benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -64,15 +18,12 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import datetime  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -81,12 +32,11 @@ from jax import lax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import run as benchmark_run  # noqa: E402
+from benchmarks import harness  # noqa: E402
 from configs import default  # noqa: E402
 from nasnet_jax import checkpointing, export, inference, losses, pretrained_models  # noqa: E402
 from nasnet_jax.models import convolution, create_model, init_params  # noqa: E402
 
-PAPER_ARCH = (3, 18, 64)
 # In the order they run: the cheap checks first, the paper net's compiles later, and the
 # train step (the targets) before the convolution timings.
 CORRECTNESS = ("conv_forms", "ssim_loss", "export", "train_state_donated", "flop_count",
@@ -96,8 +46,9 @@ SECTIONS = CORRECTNESS + SPEED
 # Relative error (max |a - ref| / max |ref|) a CPU form may have regardless of XLA's.
 CONV_TOLERANCE = {"float32": 1e-4, "bfloat16": 2e-2}
 BF16_MIN_PSNR = 50.0
-TARGET_VS_TORCH = 1.5
+TARGET_SPEED_OVER_TORCH = 1.5
 TARGET_PEAK_FRACTION = 0.40
+RATIO = harness.SPEED_OVER_TORCH   # JAX's speed over PyTorch eager's: > 1 is faster
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +66,7 @@ class Sizes:
   steps_per_repeat: int
 
 
-FULL = Sizes(arch=PAPER_ARCH, crop=240, paper_batch=default.get_config().batch_size,
+FULL = Sizes(arch=harness.PAPER_ARCH, crop=240, paper_batch=default.get_config().batch_size,
              large_batch=default.GPU_BATCH, conv_check_shape=(2, 32, 32, 64),
              conv_speed_shape=(default.GPU_BATCH, 240, 240, 64), image=256,
              export_image=(331, 253), donation_arch=(1, 4, 32), repeats=5,
@@ -150,44 +101,20 @@ class Report:
     os.replace(tmp, self.path)
 
 
+def _gb(nbytes: int | None) -> float | None:
+  return None if nbytes is None else nbytes / 2**30
+
+
 def _json_default(value):
   if isinstance(value, (np.floating, np.integer, np.bool_)):
     return value.item()
   raise TypeError(f"not JSON: {type(value)}")
 
 
-def _first_line(e: BaseException) -> str:
-  text = str(e).strip().splitlines()
-  return f"{type(e).__name__}: {text[0][:300] if text else ''}"
-
-
 def header() -> dict:
-  device = jax.devices()[0]
-  return {"date": datetime.date.today().isoformat(), "cpu": benchmark_run.cpu_name(),
-          "backend": jax.default_backend(), "device": device.device_kind,
-          "devices": jax.device_count(), "jax": jax.__version__,
-          "bf16_peak_tflops": (benchmark_run.bf16_peak(device) or 0) / 1e12 or None,
-          "python": platform.python_version()}
-
-
-# ----------------------------------------------------------------------------- analytic
-
-
-def nasnet_forward_flops_per_pixel(stages: int, blocks: int, features: int) -> int:
-  """Multiply-adds x 2 of one NASNet forward pass (neuron attention, stages fused) per
-  output pixel: the convolutions only (biases and elementwise work are left out)."""
-  f = features
-  conv3 = lambda cin, cout: 2 * 9 * cin * cout   # noqa: E731
-  attention = 2 * 9 * f + 2 * f * f              # depthwise 3x3, pointwise 1x1
-  block = conv3(f, f) + conv3(2 * f, f) + attention
-  stage = blocks * block + conv3(f, f)           # + the tail conv
-  fusion = conv3(stages * f, f) + 2 * f * f + attention
-  return conv3(3, f) + stages * stage + fusion + conv3(f, f) + conv3(f, 3)
-
-
-def train_step_flops(arch, batch: int, crop: int) -> float:
-  """Forward + backward (input and weight gradients: 2x the forward) of one step."""
-  return 3.0 * nasnet_forward_flops_per_pixel(*arch) * batch * crop * crop
+  """``harness.machine()`` and the device's dense bf16 peak."""
+  return dict(harness.machine(),
+              bf16_peak_tflops=(harness.bf16_peak(jax.devices()[0]) or 0) / 1e12 or None)
 
 
 # ----------------------------------------------------------------------------- correctness
@@ -246,7 +173,7 @@ def check_conv_forms(sizes: Sizes) -> dict:
 
 
 def _smooth_pair(batch: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  data = benchmark_run.random_batch(batch, size, seed=seed)
+  data = harness.random_batch(batch, size, seed=seed)
   return (data["rainy"].astype(np.float32) / 255, data["clean"].astype(np.float32) / 255)
 
 
@@ -284,7 +211,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _paper_net(arch):
-  config = benchmark_run.model_config(arch)
+  config = harness.model_config(arch)
   model = create_model(config.model)
   return model, init_params(model, jax.random.PRNGKey(0))
 
@@ -326,11 +253,11 @@ def check_export(sizes: Sizes) -> dict:
 
 def check_train_state_donated(sizes: Sizes) -> dict:
   from nasnet_jax import train_lib   # pylint: disable=g-import-not-at-top
-  config = benchmark_run.model_config(sizes.donation_arch)
+  config = harness.model_config(sizes.donation_arch)
   config.batch_size, config.data.crop_size = 2, 32
   training = train_lib.build_training(config)
   state = training.init_state(seed=0)
-  batch = training.place_batch(benchmark_run.random_batch(2, 32))
+  batch = training.place_batch(harness.random_batch(2, 32))
   compiled = training.step.lower(state, batch).compile()
   old = [leaf for leaf in jax.tree.leaves(state) if isinstance(leaf, jax.Array)]
   state_bytes = sum(leaf.nbytes for leaf in old)
@@ -346,13 +273,10 @@ def check_train_state_donated(sizes: Sizes) -> dict:
 def check_flop_count(sizes: Sizes) -> dict:
   """XLA counts the elementwise work too (a few % more) but skips the taps that fall on
   the zero padding at the border (a few % less at 256²): the two agree within 5 %."""
-  model = create_model(benchmark_run.model_config(sizes.arch, conv_impl="xla").model)
+  model = create_model(harness.model_config(sizes.arch, conv_impl="xla").model)
   side = 256
-  x = jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32)
-  params = jax.eval_shape(lambda: init_params(model, jax.random.PRNGKey(0)))
-  xla = benchmark_run.xla_flops(jax.jit(lambda p, x: model.apply({"params": p}, x)).lower(
-      params, x))
-  analytic = nasnet_forward_flops_per_pixel(*sizes.arch) * side * side
+  xla = harness.xla_forward_flops(model, side)
+  analytic = harness.nasnet_forward_flops_per_pixel(*sizes.arch) * side * side
   ratio = analytic / xla if xla else None
   return {"ok": ratio is not None and 0.95 <= ratio <= 1.05, "image": f"{side}x{side}",
           "analytic_gflop": analytic / 1e9, "xla_gflop": xla / 1e9 if xla else None,
@@ -360,17 +284,6 @@ def check_flop_count(sizes: Sizes) -> dict:
 
 
 # ----------------------------------------------------------------------------- speed
-
-
-def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
-  """Median of ``repeats`` timed calls after one warm-up; ``fn`` blocks."""
-  fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def bench_convs(sizes: Sizes) -> dict:
@@ -387,8 +300,8 @@ def bench_convs(sizes: Sizes) -> dict:
       times = {}
       for form, conv in (("xla", lax.conv_general_dilated), ("cpu", convolution.cpu_conv)):
         fn = jax.jit(lambda x, k, ct, conv=conv: _conv_vjp(conv, x, k, ct, groups))
-        times[form] = _median_seconds(
-            lambda fn=fn: jax.block_until_ready(fn(x, k, ct)), sizes.repeats * 2)
+        times[form] = harness.timed(lambda fn=fn: jax.block_until_ready(fn(x, k, ct)),
+                                    sizes.repeats * 2, memory=None).median_s
         rows.append({"case": case, "dtype": dtype, "form": form,
                      "ms_forward_backward": times[form] * 1e3,
                      "tflop_per_s": flops / times[form] / 1e12})
@@ -407,20 +320,20 @@ def train_rows(sizes: Sizes) -> list[dict]:
 def jax_train_row(sizes: Sizes, row: dict) -> dict:
   """Images/s of the training loop's own step for ``row`` (dtype, batch), in this
   process; several steps between two waits, as the loop runs them."""
-  config = benchmark_run.model_config(sizes.arch, dtype=row["dtype"], remat=False)
+  config = harness.model_config(sizes.arch, dtype=row["dtype"], remat=False)
   config.batch_size, config.data.crop_size = row["batch"], sizes.crop
-  trainer = benchmark_run.JaxTrainer(config, benchmark_run.random_batch(row["batch"],
-                                                                        sizes.crop))
+  trainer = harness.JaxTrainer(config, harness.random_batch(row["batch"], sizes.crop))
 
   def steps():
     for _ in range(sizes.steps_per_repeat):
       trainer.state, trainer.metrics = trainer.compiled(trainer.state, trainer.batch)
     jax.block_until_ready(trainer.metrics["loss"])
 
-  with benchmark_run.PeakMemory() as memory:
-    seconds = _median_seconds(steps, sizes.repeats) / sizes.steps_per_repeat
+  # The peak covers the warm-up too: a training run's peak includes its first step.
+  timing = harness.timed(steps, sizes.repeats, memory="all")
+  seconds = timing.median_s / sizes.steps_per_repeat
   return {"images_per_s": row["batch"] / seconds, "step_ms": seconds * 1e3,
-          "peak_memory_gb": None if memory.bytes is None else memory.bytes / 2**30,
+          "peak_memory_gb": _gb(timing.peak_bytes),
           "loss": float(trainer.metrics["loss"]),
           "xla_gflop_per_step": trainer.flops / 1e9 if trainer.flops else None}
 
@@ -428,14 +341,14 @@ def jax_train_row(sizes: Sizes, row: dict) -> dict:
 def torch_train_row(sizes: Sizes, row: dict) -> dict:
   """The same step in PyTorch eager: float32 NCHW, or bfloat16 autocast channels-last, on
   ``row["torch_device"]`` (JAX runs on the CPU in this process, to make the weights)."""
-  torch = benchmark_run._torch()   # pylint: disable=protected-access
+  torch = harness.import_torch()
   torch.manual_seed(0)
-  config = benchmark_run.model_config(sizes.arch)
+  config = harness.model_config(sizes.arch)
   params = init_params(create_model(config.model), jax.random.PRNGKey(0))
   bf16 = row["dtype"] == "bfloat16"
-  trainer = benchmark_run.TorchTrainer(sizes.arch, params, config, bf16=bf16,
-                                       channels_last=bf16, device=row["torch_device"])
-  batch = trainer.place(benchmark_run.random_batch(row["batch"], sizes.crop))
+  trainer = harness.TorchTrainer(sizes.arch, params, config, bf16=bf16,
+                                 channels_last=bf16, device=row["torch_device"])
+  batch = trainer.place(harness.random_batch(row["batch"], sizes.crop))
   cuda = trainer.device == "cuda"
   loss = None
 
@@ -445,11 +358,10 @@ def torch_train_row(sizes: Sizes, row: dict) -> dict:
       loss = trainer.step(batch, sync=False)
     loss = float(loss)   # waits for the device
 
-  with benchmark_run.PeakMemory(torch_cuda=cuda) as memory:
-    seconds = _median_seconds(steps, sizes.repeats) / sizes.steps_per_repeat
+  timing = harness.timed(steps, sizes.repeats, torch_cuda=cuda, memory="all")
+  seconds = timing.median_s / sizes.steps_per_repeat
   return {"images_per_s": row["batch"] / seconds, "step_ms": seconds * 1e3,
-          "peak_memory_gb": None if memory.bytes is None else memory.bytes / 2**30,
-          "loss": loss, "device": trainer.device,
+          "peak_memory_gb": _gb(timing.peak_bytes), "loss": loss, "device": trainer.device,
           "layout": "channels-last" if bf16 else "NCHW",
           "tf32_convolutions": bool(cuda and torch.backends.cudnn.allow_tf32),
           "torch": torch.__version__}
@@ -463,7 +375,7 @@ def run_worker(framework: str, smoke: bool, rows: list[dict]) -> None:
     try:
       result = measure(sizes, row)
     except Exception as e:   # pylint: disable=broad-except
-      result = {"error": _first_line(e)}
+      result = {"error": harness.error_line(e)}
     print("ROW " + json.dumps(dict(row, **result), default=_json_default), flush=True)
 
 
@@ -490,7 +402,7 @@ def _spawn(framework: str, smoke: bool, rows: list[dict], timeout: float) -> lis
 
 
 def bench_train(sizes: Sizes, smoke: bool, deadline: float, report: Report) -> dict:
-  peak = benchmark_run.bf16_peak()
+  peak = harness.bf16_peak()
   section = {"model": "x".join(map(str, sizes.arch)), "crop": sizes.crop, "rows": []}
   planned = [dict(r, framework=f) for r in train_rows(sizes) for f in ("jax", "torch")]
   # One process per row on an accelerator (clean peak memory); one per framework in the
@@ -514,26 +426,24 @@ def bench_train(sizes: Sizes, smoke: bool, deadline: float, report: Report) -> d
     for result in results:
       result["framework"] = framework
       if "images_per_s" in result:
-        flops = train_step_flops(sizes.arch, result["batch"], sizes.crop)
+        flops = harness.train_step_flops(sizes.arch, result["batch"], sizes.crop)
         result["analytic_tflop_per_s"] = flops / (result["step_ms"] / 1e3) / 1e12
         result["fraction_of_bf16_peak"] = (result["analytic_tflop_per_s"] * 1e12 / peak
                                            if peak else None)
       section["rows"].append(result)
       print(_speed_line(result), flush=True)
-    _add_ratios(section["rows"])
+    add_ratios(section["rows"])
     report.put("train_speed", section)
   return section
 
 
-def _add_ratios(rows: list[dict]) -> None:
-  for row in rows:
-    if row["framework"] != "jax" or "images_per_s" not in row:
-      continue
-    torch_row = next((r for r in rows if r["framework"] == "torch" and
-                      r["dtype"] == row["dtype"] and r["batch"] == row["batch"] and
-                      "images_per_s" in r), None)
-    row["jax_over_torch"] = (row["images_per_s"] / torch_row["images_per_s"]
-                             if torch_row else None)
+def add_ratios(rows: list[dict]) -> None:
+  """Each JAX row's speed over PyTorch eager's at the same dtype and batch
+  (``harness.SPEED_OVER_TORCH``)."""
+  harness.add_speed_over_torch(
+      rows, case=lambda r: (r["dtype"], r["batch"]),
+      is_torch=lambda r: r["framework"] == "torch", seconds=lambda r: r.get("step_ms"),
+      rated=lambda r: r["framework"] == "jax")
 
 
 def targets(section: dict) -> dict:
@@ -541,11 +451,12 @@ def targets(section: dict) -> dict:
               r.get("dtype") == "bfloat16" and r.get("batch_kind") == "large"), None)
   if row is None or "images_per_s" not in row:
     return {"met": None, "why": "the large-batch bfloat16 JAX row did not run"}
-  ratio, fraction = row.get("jax_over_torch"), row.get("fraction_of_bf16_peak")
-  return {"jax_over_torch": ratio, "target_jax_over_torch": TARGET_VS_TORCH,
+  ratio, fraction = row.get(RATIO), row.get("fraction_of_bf16_peak")
+  return {RATIO: ratio, "target_" + RATIO: TARGET_SPEED_OVER_TORCH,
           "fraction_of_bf16_peak": fraction, "target_fraction": TARGET_PEAK_FRACTION,
           "met": (None if ratio is None or fraction is None else
-                  bool(ratio >= TARGET_VS_TORCH and fraction >= TARGET_PEAK_FRACTION))}
+                  bool(ratio >= TARGET_SPEED_OVER_TORCH and
+                       fraction >= TARGET_PEAK_FRACTION))}
 
 
 def _speed_line(row: dict) -> str:
@@ -560,60 +471,66 @@ def _speed_line(row: dict) -> str:
 # ----------------------------------------------------------------------------- report
 
 
+def _check_detail(name: str, s: dict) -> str:
+  """The one-line summary of a correctness section for the table."""
+  if s.get("error"):
+    return s["error"]
+  if name == "conv_forms":
+    worst = {d: max(max(r["output_error"], r["d_input_error"], r["d_kernel_error"])
+                    for r in s["rows"] if r["dtype"] == d) for d in ("float32", "bfloat16")}
+    return "worst CPU-form error " + ", ".join(f"{d}: {e:.2g}" for d, e in worst.items())
+  if name == "ssim_loss":
+    return (f"device - cpu loss {s['loss_difference']:.2g}, gradient "
+            f"{s['gradient_relative_error']:.2g}; dm_pix filter "
+            f"{abs(s['ssim'] - s['ssim_dm_pix_filter']):.2g}")
+  if name == "bf16_output":
+    return "; ".join(f"{r['model']}: {r['psnr_bf16_vs_f32']:.1f} dB" for r in s["rows"])
+  if name == "export":
+    return f"max |artifact - Derainer| {s['max_abs_difference']:.2g}"
+  if name == "train_state_donated":
+    return (f"{s['deleted_after_step']}/{s['state_buffers']} buffers freed, alias "
+            f"{s['xla_alias_bytes']:,} B")
+  return f"analytic / XLA {s['analytic_over_xla']:.3f}"   # flop_count
+
+
+def _train_cells(r: dict) -> list[str]:
+  if "error" in r:
+    return [r["framework"], r["dtype"], r["batch"], r["error"], "", "", "", ""]
+  fraction, ratio = r.get("fraction_of_bf16_peak"), r.get(RATIO)
+  return [r["framework"], r["dtype"], r["batch"], f"{r['images_per_s']:.3g}",
+          f"{ratio:.2f}×" if ratio else "",
+          "" if r["peak_memory_gb"] is None else format(r["peak_memory_gb"], ".2f"),
+          f"{r['analytic_tflop_per_s']:.3g}",
+          "" if fraction is None else format(100 * fraction, ".1f") + " %"]
+
+
 def markdown(data: dict) -> str:
   m = data["machine"]
   lines = [f"{m['date']}: {m['device']} ({m['backend']}, {m['devices']} device(s)), "
            f"{m['cpu']}, jax {m['jax']}", ""]
   sections = data["sections"]
-  lines += ["| check | ok | detail |", "| --- | --- | --- |"]
-  for name in CORRECTNESS:
-    s = sections.get(name)
-    if s is None:
-      continue
-    detail = s.get("error") or {
-        "conv_forms": lambda: "worst CPU-form error " + ", ".join(
-            f"{d}: {max(max(r['output_error'], r['d_input_error'], r['d_kernel_error']) for r in s['rows'] if r['dtype'] == d):.2g}"
-            for d in ("float32", "bfloat16")),
-        "ssim_loss": lambda: (f"device - cpu loss {s['loss_difference']:.2g}, gradient "
-                              f"{s['gradient_relative_error']:.2g}; dm_pix filter "
-                              f"{abs(s['ssim'] - s['ssim_dm_pix_filter']):.2g}"),
-        "bf16_output": lambda: "; ".join(f"{r['model']}: {r['psnr_bf16_vs_f32']:.1f} dB"
-                                         for r in s["rows"]),
-        "export": lambda: f"max |artifact - Derainer| {s['max_abs_difference']:.2g}",
-        "train_state_donated": lambda: (f"{s['deleted_after_step']}/{s['state_buffers']} "
-                                        f"buffers freed, alias {s['xla_alias_bytes']:,} B"),
-        "flop_count": lambda: f"analytic / XLA {s['analytic_over_xla']:.3f}",
-    }[name]()
-    lines.append(f"| {name} | {'yes' if s.get('ok') else 'NO'} | {detail} |")
+  lines += harness.markdown_table(
+      ("check", "ok", "detail"),
+      [(name, "yes" if sections[name].get("ok") else "NO", _check_detail(name, sections[name]))
+       for name in CORRECTNESS if name in sections])
   conv = sections.get("conv_speed", {})
   if conv.get("rows"):
-    lines += ["", f"Convolution forward + backward, {conv['shape']} (NHWC):", "",
-              "| case | dtype | form | ms | TFLOP/s |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['case']} | {r['dtype']} | {r['form']} | {r['ms_forward_backward']:.3g} "
-              f"| {r['tflop_per_s']:.3g} |" for r in conv["rows"]]
+    lines += ["", f"Convolution forward + backward, {conv['shape']} (NHWC):", ""]
+    lines += harness.markdown_table(
+        ("case", "dtype", "form", "ms", "TFLOP/s"),
+        [(r["case"], r["dtype"], r["form"], f"{r['ms_forward_backward']:.3g}",
+          f"{r['tflop_per_s']:.3g}") for r in conv["rows"]])
   train = sections.get("train_speed", {})
   if train.get("rows"):
-    lines += ["", f"Train step, NASNet {train['model']}, crop {train['crop']}:", "",
-              "| framework | dtype | batch | images/s | JAX / PyTorch | peak GB | "
-              "TFLOP/s (analytic) | of bf16 peak |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in train["rows"]:
-      if "error" in r:
-        lines.append(f"| {r['framework']} | {r['dtype']} | {r['batch']} | {r['error']} "
-                     "| | | | |")
-        continue
-      fraction = r.get("fraction_of_bf16_peak")
-      ratio = r.get("jax_over_torch")
-      lines.append(
-          f"| {r['framework']} | {r['dtype']} | {r['batch']} | {r['images_per_s']:.3g} | "
-          f"{f'{ratio:.2f}×' if ratio else ''} | "
-          f"{'' if r['peak_memory_gb'] is None else format(r['peak_memory_gb'], '.2f')} | "
-          f"{r['analytic_tflop_per_s']:.3g} | "
-          f"{'' if fraction is None else format(100 * fraction, '.1f') + ' %'} |")
+    lines += ["", f"Train step, NASNet {train['model']}, crop {train['crop']}:", ""]
+    lines += harness.markdown_table(
+        ("framework", "dtype", "batch", "images/s", "JAX / PyTorch", "peak GB",
+         "TFLOP/s (analytic)", "of bf16 peak"),
+        [_train_cells(r) for r in train["rows"]])
   if "targets" in sections:
     t = sections["targets"]
-    lines += ["", f"Targets (bf16, large batch: >= {TARGET_VS_TORCH}× PyTorch eager, >= "
-              f"{TARGET_PEAK_FRACTION:.0%} of bf16 peak): met = {t.get('met')}"]
+    lines += ["", f"Targets (bf16, large batch: >= {TARGET_SPEED_OVER_TORCH}× PyTorch "
+              f"eager, >= {TARGET_PEAK_FRACTION:.0%} of bf16 peak): met = {t.get('met')}"]
   return "\n".join(lines) + "\n"
 
 
@@ -662,7 +579,7 @@ def main(argv=None) -> int:
       try:
         result = checks[name](sizes)
       except Exception as e:   # pylint: disable=broad-except
-        result = {"error": _first_line(e)}
+        result = {"error": harness.error_line(e)}
         if name in CORRECTNESS:
           result["ok"] = False
     result["seconds"] = time.perf_counter() - start

@@ -2,14 +2,8 @@
 
   python benchmarks/build_speed.py                 # 300 train + 100 test pairs, 3 builds
 
-Each build runs the whole ``paired_folders`` builder (checking and converting the pairs in
-chunks on threads, fingerprinting the clean images, TFDS writing ``array_record``, the
-overlap report) into a new data_dir. The same builds are then timed with the overlap
-fingerprint replaced by a random number, which is what the overlap check costs. Last,
-the search for shared images alone is timed at SPA-Data's size (638,492 training pairs,
-1,000 test), on random fingerprints. Clean images
-are crops of the photos that ship with the dependencies (``nasnet_jax.data.photos``);
-rainy ones add bright speckles. Prints medians.
+The build with and without the overlap check, and the overlap search alone at SPA-Data's
+size; prints medians. The manual: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -29,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow_datasets as tfds  # noqa: E402  pylint: disable=g-import-not-at-top
 
-from benchmarks import run as benchmark_run  # noqa: E402
+from benchmarks import harness  # noqa: E402
 from nasnet_jax.data import build_cache, overlap, photos, pipeline  # noqa: E402
 
 
@@ -93,7 +87,7 @@ def main(argv=None) -> None:
   with tempfile.TemporaryDirectory() as tmp:
     manual_dir = os.path.join(tmp, "manual")
     write_pairs(manual_dir, args.train, args.test)
-    print(f"{benchmark_run.cpu_name()}, {build_cache.default_num_threads()} conversion "
+    print(f"{harness.cpu_name()}, {build_cache.default_num_threads()} conversion "
           f"threads; {args.train} + "
           f"{args.test} pairs of 256x256 PNG; medians of {args.repeats} fresh builds")
     full = time_builds(manual_dir, tmp, args.repeats, "full")

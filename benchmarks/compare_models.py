@@ -4,33 +4,16 @@
       --models=general=pretrained:general,prenet_rain100l=/path/to/converted_export \
       --markdown=/tmp/anchor.md --json=/tmp/anchor.json
 
-Each model (``NAME=SOURCE``: ``pretrained:NAME`` for a model shipped in the package, or a
-workdir, checkpoint or export folder, e.g. PReNet's released weights after ``python -m
-nasnet_jax.convert``) derains every image of ``--config``'s evaluation split, by default
-the built-in ``synthetic_rain`` test split: four photos no model here was trained on,
-under the training renderer's three rain types, the independent held-out renderer's four
-kinds, and with no rain at all. Every model is scored with the same protocol (the
-config's first, ``y8``), whole images in float32, clipped to [0, 1] and rounded to uint8
-as ``evaluate.py`` does.
-
-The table gives, per rain kind, the rainy input's PSNR and each model's gain over it, the
-means over each renderer's kinds, the PSNR of the output against a photo without rain
-(how nearly a clean photo comes back unchanged), and the time per megapixel of one
-1024x1024 image through ``nasnet_jax.Derainer`` (XLA) and, when the ``onnx`` extra is
-installed, through ONNX Runtime (median of ``--repeats`` after a warm-up call that
-compiles). Absolute times on a shared machine are noisy; compare within one run.
+Gains in PSNR over the rainy input per rain kind, the clean-photo score and the time per
+megapixel (timed by benchmarks/harness.py). The manual: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +24,7 @@ sys.path.insert(0, ROOT)
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks import harness  # noqa: E402
 from nasnet_jax import checkpointing, evaluation, inference, models, pretrained_models  # noqa: E402
 from nasnet_jax.data import heldout_rain, pipeline, synthetic_rain  # noqa: E402
 
@@ -80,10 +64,9 @@ def load(source: str):
 
 def seconds_per_megapixel(derainer, image: np.ndarray, repeats: int) -> float:
   """Median seconds of ``derainer(image)`` per megapixel, after one warm-up call
-  (``benchmarks/run.timed``)."""
-  from benchmarks import run  # pylint: disable=g-import-not-at-top
-  _, times, _ = run.timed(lambda: derainer(image), repeats)
-  return statistics.median(times) / (image.shape[0] * image.shape[1] / 1e6)
+  (``harness.timed``)."""
+  timing = harness.timed(lambda: derainer(image), repeats)
+  return timing.median_s / (image.shape[0] * image.shape[1] / 1e6)
 
 
 def onnx_derainer(source: str, directory: str):
@@ -129,39 +112,24 @@ def markdown(results: list[dict], protocol: str, header: str,
              + [f"held-out {h}" for g, h in kinds if g in dict(HELDOUT)] + ["held-out mean"])
   groups = ([g for g, _ in kinds if g in dict(OWN)] + ["own"]
             + [g for g, _ in kinds if g in dict(HELDOUT)] + ["heldout"])
-  lines = [header, "",
-           "| model | parameters | " + " | ".join(columns)
-           + " | clean photos | s/MP XLA | s/MP ONNX Runtime |",
-           "| --- " * (len(columns) + 5) + "|",
-           "| rainy input (PSNR) | | " + " | ".join(
-               f"{summary0[g][f'input_psnr_{protocol}']:.2f}" for g in groups)
-           + " | (input = target) | | |"]
+  rows = [["rainy input (PSNR)", ""]
+          + [f"{summary0[g][f'input_psnr_{protocol}']:.2f}" for g in groups]
+          + ["(input = target)", "", ""]]
   for r in results:
     s = r["summary"]
     ort = r["onnxruntime_s_per_mp"]
-    lines.append(
-        f"| {r['name']} | {r['parameters']:,} | "
-        + " | ".join(f"{_gain(s[g], protocol):+.2f}" for g in groups)
-        + f" | {s['clean'][f'psnr_{protocol}']:.2f} dB | {r['xla_s_per_mp']:.2f} | "
-        + (f"{ort:.2f}" if ort is not None else "–") + " |")
+    rows.append([r["name"], f"{r['parameters']:,}"]
+                + [f"{_gain(s[g], protocol):+.2f}" for g in groups]
+                + [f"{s['clean'][f'psnr_{protocol}']:.2f} dB", f"{r['xla_s_per_mp']:.2f}",
+                   f"{ort:.2f}" if ort is not None else "–"])
+  lines = [header, ""] + harness.markdown_table(
+      ["model", "parameters"] + columns + ["clean photos", "s/MP XLA", "s/MP ONNX Runtime"],
+      rows)
   counts = ", ".join(f"{h} {summary0[g]['count']}" for g, h in kinds)
   lines += ["", f"Gains in dB over the rainy input ({protocol}); images per kind: {counts}; "
             f"clean photos {summary0['clean']['count']}. Time: one {timing_size}x"
             f"{timing_size} image, whole, float32."]
   return "\n".join(lines)
-
-
-def machine() -> str:
-  """Date, commit, CPU and JAX backend of this run."""
-  from benchmarks import run  # pylint: disable=g-import-not-at-top
-  try:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    commit = "unknown"
-  return (f"{datetime.date.today().isoformat()}, commit {commit}, {run.cpu_name()}, "
-          f"jax {jax.__version__} ({jax.default_backend()}), python "
-          f"{platform.python_version()}")
 
 
 def main(argv=None) -> int:
@@ -197,7 +165,7 @@ def main(argv=None) -> int:
     results.append(score_model(name, model_source, examples, protocol, timing_image,
                                args.repeats))
   header = (f"{config.data.name} {config.data.eval_split} split ({len(examples)} images), "
-            f"{machine()}")
+            f"{harness.machine_line(harness.machine())}")
   table = markdown(results, protocol, header, size)
   print(table)
   if args.json:

@@ -2,25 +2,14 @@
 
   python benchmarks/input_pipeline.py [--pairs=60] [--repeats=5]
 
-Builds a Rain100H-shaped dataset (481x321 PNG pairs made from scikit-image's photos, in
-PReNet's layout) with the ``rain100h`` builder, then measures
-
-* the grain pipeline alone (read, decode, crop/flip/rot90, batch), with the thread count
-  the configs use, for the paper's batch 2 x 240^2 and the demo net's batch 4 at 96^2 and
-  64^2;
-* the jitted train step for the same shapes: NASNet default (3x18x64) for the paper's
-  setting and the demo net (1x4x32) for the demo's;
-
-and prints the medians over ``--repeats`` timings (the step compiled once) and the ratio
-pipeline / step, which must be at least 3. Results go in benchmarks/RESULTS.md with the
-machine they ran on.
+The grain pipeline alone against the jitted train step for the same batch shapes, and
+their ratio, which must be at least 3. The manual: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,8 +21,8 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import harness  # noqa: E402
 from configs import default  # noqa: E402
-from nasnet_jax import train_lib  # noqa: E402
 from nasnet_jax.data import photos, pipeline  # noqa: E402
 
 PHOTOS = photos.TRAIN_PHOTOS + photos.TEST_PHOTOS
@@ -73,20 +62,11 @@ def time_train_step(model_overrides: dict, batch: int, crop: int, repeats: int) 
   for k, v in model_overrides.items():
     config.model[k] = v
   config.batch_size, config.data.crop_size = batch, crop
-  training = train_lib.build_training(config)
-  state, step = training.init_state(), training.step
   rng = np.random.default_rng(0)
-  data = training.place_batch({k: rng.integers(0, 255, (batch, crop, crop, 3), np.uint8)
-                               for k in ("rainy", "clean")})
-  state, metrics = step(state, data)   # compiles
-  jax.block_until_ready(metrics)
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    state, metrics = step(state, data)
-    jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - start)
-  return times
+  trainer = harness.JaxTrainer(
+      config, {k: rng.integers(0, 255, (batch, crop, crop, 3), np.uint8)
+               for k in ("rainy", "clean")})
+  return harness.timed(trainer.step, repeats, memory=None).times
 
 
 def main():
@@ -99,7 +79,7 @@ def main():
     write_fake_rain100h(os.path.join(tmp, "manual"), args.pairs)
     source = pipeline.get_data_source("rain100h", "train", os.path.join(tmp, "tfds"),
                                       os.path.join(tmp, "manual"))
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    print(f"{harness.cpu_name()}, "
           f"jax {jax.__version__} on {jax.devices()[0].platform}; {len(source)} pairs of "
           f"481x321; grain threads {args.threads}; medians of {args.repeats}")
     settings = (("paper: NASNet 3x18x64, batch 2, crop 240", {}, 2, 240),

@@ -40,7 +40,7 @@ def test_smoke_run_checks_and_measures_everything(tmp_path):
     assert r["images_per_s"] > 0 and r["analytic_tflop_per_s"] > 0
     assert r["fraction_of_bf16_peak"] is None          # a CPU has no bf16 peak
     if r["framework"] == "jax":
-      assert r["jax_over_torch"] > 0
+      assert r["speed_over_torch"] > 0
     else:
       assert r["layout"] == ("channels-last" if r["dtype"] == "bfloat16" else "NCHW")
   assert sections["targets"]["met"] is None

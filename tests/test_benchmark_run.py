@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from benchmarks import run  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks import harness, run  # noqa: E402  pylint: disable=g-import-not-at-top
 from nasnet_jax.inference import bucket_size  # noqa: E402
 from nasnet_jax.models import NASNet, init_params  # noqa: E402
 
@@ -32,7 +32,7 @@ def test_run_measures_every_row_side_by_side(tmp_path, capsys):
   for r in rows:
     assert "skipped" not in r, r
     assert r.get("images_per_s", r.get("ms_per_mp")) > 0
-    assert r["vs_torch"] > 0
+    assert r["speed_over_torch"] > 0
   assert all(r["max_abs_diff"] < 1e-4 for r in infer)   # same weights, same output
   # (ONNX Runtime too: the network exported by jax2onnx.)
   # XLA's count for the forward pass is the convolutions' multiply-adds (2 FLOPs per
@@ -65,7 +65,8 @@ def test_sizes_give_parameters_and_forward_flops_at_256():
   assert nasnet["parameters"] == sum(x.size for x in jax.tree.leaves(params))
   weights = sum(x.size for path, x in jax.tree_util.tree_leaves_with_path(params)
                 if "kernel" in jax.tree_util.keystr(path))
-  assert 2 * weights * 256 * 256 / 1e9 <= nasnet["xla_gflop"] <= 1.34 * 2 * weights * 256 * 256 / 1e9
+  textbook = 2 * weights * 256 * 256 / 1e9
+  assert textbook <= nasnet["xla_gflop"] <= 1.34 * textbook
   dual = run.bench_sizes(*run.parse_model("dual_stage_demo"))
   assert dual["class"] == "DualStageNet" and dual["parameters"] == 23_056
   # Beyond its weights' multiply-adds: the window and group attention's products.
@@ -81,10 +82,10 @@ def test_bad_model_spec_is_a_one_line_error():
 def test_transformer_rows_train_with_their_own_loss_and_optimizer():
   """The benchmark's JAX step is the training loop's (train_lib.build_training): DDSA's
   rows take its L1 and AdamW, not NASNet's L1 + (1 - SSIM)."""
-  config = run.model_config("ddsa_demo", features=8, blocks=(1, 1), heads=(1, 1),
-                            refinement_blocks=0, sparse_ratios=(1 / 2,))
+  config = harness.model_config("ddsa_demo", features=8, blocks=(1, 1), heads=(1, 1),
+                                refinement_blocks=0, sparse_ratios=(1 / 2,))
   config.batch_size, config.data.crop_size = 2, 16
-  trainer = run.JaxTrainer(config, run.random_batch(2, 16))
+  trainer = harness.JaxTrainer(config, harness.random_batch(2, 16))
   loss = trainer.step()
   assert config.loss == "l1" and config.optimizer == "adamw"
   np.testing.assert_allclose(loss, float(trainer.metrics["l1"]), rtol=1e-6)
