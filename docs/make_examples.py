@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 import nasnet_jax
-from nasnet_jax import images, metrics
+from nasnet_jax import image_io, metrics
 from nasnet_jax.data import heldout_rain, photos, synthetic_rain
 
 # (file name, photo, top, left, how the rain is made, strength)
@@ -58,7 +58,7 @@ def main():
     rainy = render(kind, rain, clean, strength)
     derained = derainer(rainy)
     gap = np.full((SIZE, 4, 3), 255, np.uint8)
-    images.write_png(os.path.join(args.output_dir, f"{kind}.png"),
+    image_io.write_png(os.path.join(args.output_dir, f"{kind}.png"),
                      np.concatenate([rainy, gap, derained, gap, clean], axis=1))
     before = metrics.psnr(rainy, clean)
     print(f"{kind:<22} {photo:<13} input {before:6.2f} dB  output "

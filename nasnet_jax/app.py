@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from nasnet_jax import command_line
-from nasnet_jax import images as image_io
+from nasnet_jax import command_line, extras
+from nasnet_jax import image_io
 
 # Side of the comparison previews (the downloads are full size).
 PREVIEW_SIDE = 1600
@@ -106,7 +106,7 @@ def status_text(results: list[dict], failures: list[tuple[str, str]]) -> str:
 
 def build(job: DerainJob, title: str):
   """(the Gradio page around ``job``, the keyword arguments for its ``launch``)."""
-  gr = command_line.require("gradio", "app", "nasnet-derain-app")
+  gr = extras.require("gradio", "app", "nasnet-derain-app")
   # System fonts: the default theme would fetch its font from the internet.
   theme = gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=["ui-monospace", "monospace"])
   # Gradio 6 takes the theme in launch(), Gradio 5 in Blocks().
@@ -155,14 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     return 2
   # Gradio reads these when it is imported: no usage analytics, no update check.
   os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-  from nasnet_jax import cli, inference  # pylint: disable=g-import-not-at-top
+  from nasnet_jax import derain_command, inference  # pylint: disable=g-import-not-at-top
   options = argparse.Namespace(checkpoint=args.checkpoint, backend=args.backend,
                                tile=args.tile, overlap=-1, ensemble=False, tile_batch=1,
                                bf16=False)
   output_dir = args.output_dir or tempfile.mkdtemp(prefix="nasnet-derain-app-")
   try:
-    command_line.require("gradio", "app", "nasnet-derain-app")
-    derainer = cli.build_derainer(options)
+    extras.require("gradio", "app", "nasnet-derain-app")
+    derainer = derain_command.build_derainer(options)
   except command_line.USER_ERRORS as e:
     command_line.print_error(e)
     return 1

@@ -19,7 +19,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from nasnet_jax import command_line
+from nasnet_jax import log_filters
 
 CHECKPOINT_SUBDIR = "checkpoints"
 QUARANTINE_SUBDIR = "checkpoints_unreadable"
@@ -176,7 +176,7 @@ def restore_config_and_params(path: str) -> tuple[dict[str, Any], Any]:
   if os.path.isdir(os.path.join(expanded, EXPORT_CHECKPOINT, "params")):
     return _restore_export(expanded)
   directory, step = _resolve(path)
-  with command_line.harmless_lines_dropped():   # orbax's three read-only notices
+  with log_filters.harmless_lines_dropped():   # orbax's three read-only notices
     manager = ocp.CheckpointManager(
         directory, options=ocp.CheckpointManagerOptions(read_only=True),
         item_handlers={"state": ocp.StandardCheckpointHandler(),

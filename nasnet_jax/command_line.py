@@ -9,8 +9,6 @@ instead of a traceback. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging as std_logging
 import os
 import re
@@ -19,19 +17,8 @@ from typing import Callable, NoReturn, Sequence
 
 from absl import flags, logging
 
-
-class MissingExtraError(ImportError):
-  """An optional dependency is not installed; the message says which extra to install."""
-
-
-def require(module: str, extra: str, what: str):
-  """``importlib.import_module(module)``, or ``MissingExtraError`` saying that ``what``
-  needs ``pip install 'nasnet-jax[extra]'``."""
-  try:
-    return importlib.import_module(module)
-  except ImportError:
-    raise MissingExtraError(f"{what} needs {module}, which is not installed: "
-                            f"pip install 'nasnet-jax[{extra}]'") from None
+from nasnet_jax import log_filters
+from nasnet_jax.extras import MissingExtraError
 
 
 # Exceptions that carry a message meant for the user. train_lib.NonFiniteLossError is a
@@ -139,45 +126,15 @@ def parse_flags(argv: list[str]) -> list[str]:
   raise AssertionError("unreachable")
 
 
-# Log lines every run printed that say nothing the user can act on.
-HARMLESS_LOG_LINES = (
-    "OpenCV is not installed",                        # TFDS: PIL decodes our PNGs
-    "Unable to initialize backend",                   # JAX probing TPU/GPU on a CPU host
-    "for deletion",                                   # orbax after a resume
-    "read_only=True",                                 # orbax, restoring read-only
-    "Given directory is read only",
-)
-
-
-class _DropHarmless(std_logging.Filter):
-
-  def filter(self, record: std_logging.LogRecord) -> bool:
-    message = record.getMessage()
-    return not any(line in message for line in HARMLESS_LOG_LINES)
-
-
-@contextlib.contextmanager
-def harmless_lines_dropped():
-  """Within the block, ``HARMLESS_LOG_LINES`` are not logged (for the library's own calls
-  into orbax, e.g. a read-only restore, whatever the caller's logging setup)."""
-  drop = _DropHarmless()
-  logger = std_logging.getLogger("absl")
-  logger.addFilter(drop)
-  try:
-    yield
-  finally:
-    logger.removeFilter(drop)
-
-
 def quiet(verbose: bool = False) -> None:
   """Keeps the terminal to the command's own progress and real warnings: INFO lines and
-  ``HARMLESS_LOG_LINES`` only with ``verbose``."""
+  ``log_filters.HARMLESS_LOG_LINES`` only with ``verbose``."""
   if verbose:
     logging.set_verbosity(logging.INFO)
     return
   logging.set_verbosity(logging.WARNING)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  drop = _DropHarmless()
+  drop = log_filters.DropHarmless()
   for name in ("absl", "jax._src.xla_bridge", "orbax", ""):
     logger = std_logging.getLogger(name)
     logger.addFilter(drop)

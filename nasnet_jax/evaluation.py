@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import jax
 import numpy as np
 
-from nasnet_jax import images as image_io
+from nasnet_jax import image_io
 from nasnet_jax import inference, metrics
 
 

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import app, flags
 
-from nasnet_jax import checkpointing, command_line
+from nasnet_jax import checkpointing, command_line, extras
 from nasnet_jax.models import create_model
 
 JAX_EXPORT_FILE = checkpointing.JAX_EXPORT_FILE
@@ -113,7 +113,7 @@ def onnx_model(model, params, model_config: Mapping[str, Any] | None = None,
   shape, clipped to [0, 1]. Converted with jax2onnx from the plain ``lax`` convolutions
   (``conv_impl="xla"``; the CPU forms are XLA:CPU speed-ups). Raises
   ``OnnxConversionError`` naming the operation the converter cannot express."""
-  jax2onnx = command_line.require("jax2onnx", "onnx", "ONNX export")
+  jax2onnx = extras.require("jax2onnx", "onnx", "ONNX export")
   import logging as std_logging   # pylint: disable=g-import-not-at-top
   # jax2onnx logs a warning for every optional plugin whose library (equinox, ...) it
   # cannot import; none of them is needed here.

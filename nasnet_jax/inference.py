@@ -268,8 +268,8 @@ class OnnxDerainer(Derainer):
                ensemble: bool = False, tile_batch: int = 1,
                providers: tuple[str, ...] = ("CPUExecutionProvider",),
                threads: int | None = None):
-    from nasnet_jax import command_line, export   # pylint: disable=g-import-not-at-top
-    ort = command_line.require("onnxruntime", "onnx", "--backend=onnxruntime")
+    from nasnet_jax import export, extras   # pylint: disable=g-import-not-at-top
+    ort = extras.require("onnxruntime", "onnx", "--backend=onnxruntime")
     if not os.path.isfile(path):
       raise FileNotFoundError(f"{path} is not a file: pass the .onnx file written by "
                               "python -m nasnet_jax.export --format=onnx")

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from nasnet_jax import evaluation
-from nasnet_jax import images as image_io
+from nasnet_jax import image_io
 from nasnet_jax.data import pipeline
 
 

@@ -21,7 +21,7 @@ pytest.importorskip("selenium")
 
 from PIL import Image  # noqa: E402  pylint: disable=g-import-not-at-top
 
-from nasnet_jax import app, cli, inference, pretrained  # noqa: E402
+from nasnet_jax import app, derain_command, inference, pretrained  # noqa: E402
 from nasnet_jax.data import photos, synthetic_rain  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
@@ -114,7 +114,7 @@ def test_the_page_derains_an_upload_like_the_library(server, browser, tmp_path):
     downloaded = np.asarray(Image.open(io.BytesIO(response.read())))
   # The library's output with the page's settings (and so its backend: ONNX Runtime on
   # a CPU with the onnx extra installed, else JAX).
-  expected = cli.build_derainer(argparse.Namespace(
+  expected = derain_command.build_derainer(argparse.Namespace(
       checkpoint=None, backend="auto", tile=TILE, overlap=-1, ensemble=False, tile_batch=1,
       bf16=False))(rainy)
   np.testing.assert_array_equal(downloaded, expected)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nasnet_jax import images as image_io
+from nasnet_jax import image_io
 from nasnet_jax.data import build_cache, builders, layouts, pipeline
 from tests import fake_datasets as fake
 from tests.conftest import run_script

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from nasnet_jax import images as image_io
+from nasnet_jax import image_io
 from nasnet_jax.data import builders, layouts, overlap, pipeline
 from tests import fake_datasets as fake
 from tests.conftest import ROOT, run_script

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nasnet_jax import evaluation, images, metrics
+from nasnet_jax import evaluation, image_io, metrics
 from tests.conftest import run_script
 
 
@@ -70,27 +70,8 @@ def test_non_image_files_are_skipped_and_broken_images_named(folders, capsys):
   assert "skipping 1 non-image file(s)" in capsys.readouterr().out
   with open(os.path.join(results, "b.png"), "wb") as f:
     f.write(b"garbage that is not a png")
-  with pytest.raises(images.ImageReadError, match=r"b.png: not a readable image"):
+  with pytest.raises(image_io.ImageReadError, match=r"b.png: not a readable image"):
     evaluation.evaluate_folders(results, targets)
-
-
-def test_grayscale_rgba_16bit_and_palette_images_are_converted(tmp_path):
-  rgb = np.random.default_rng(1).integers(0, 256, (8, 9, 3), dtype=np.uint8)
-  gray = rgb[..., 0]
-  save(str(tmp_path / "gray.png"), gray)
-  np.testing.assert_array_equal(images.read_image(str(tmp_path / "gray.png")),
-                                np.repeat(gray[..., None], 3, -1))
-  rgba = np.concatenate([rgb, np.full((8, 9, 1), 7, np.uint8)], -1)
-  save(str(tmp_path / "rgba.png"), rgba)
-  np.testing.assert_array_equal(images.read_image(str(tmp_path / "rgba.png")), rgb)
-  gray16 = gray.astype(np.uint16) * 257
-  Image.fromarray(gray16).save(tmp_path / "gray16.png")
-  np.testing.assert_array_equal(images.read_image(str(tmp_path / "gray16.png")),
-                                np.repeat(gray[..., None], 3, -1))
-  # 16-bit RGB (48-bit PNGs decode to uint16 HxWx3).
-  np.testing.assert_array_equal(images.to_rgb_uint8(rgb.astype(np.uint16) * 257), rgb)
-  Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")
-  assert images.read_image(str(tmp_path / "palette.png")).shape == (8, 9, 3)
 
 
 def test_evaluate_cli_on_folders(folders, tmp_path):

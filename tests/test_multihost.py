@@ -2,7 +2,6 @@
 jax.distributed (a localhost coordinator; CPU collectives through gloo)."""
 
 import csv
-import glob
 import json
 import os
 import signal

@@ -14,7 +14,7 @@ pytest.importorskip("onnxruntime")
 
 import onnx  # noqa: E402  pylint: disable=g-import-not-at-top
 
-from nasnet_jax import cli, export, inference, pretrained_models  # noqa: E402
+from nasnet_jax import derain_command, export, inference, pretrained_models  # noqa: E402
 from tests.conftest import ROOT, run_script  # noqa: E402
 from tests.test_export import tiny_export  # noqa: E402
 
@@ -119,21 +119,21 @@ def test_cli_onnx_backend_derains_a_folder_as_the_jax_backend(tmp_path, tiny_onn
   for name, size in (("a.png", (40, 52)), ("b.png", (33, 29))):
     Image.fromarray((rng.random(size + (3,)) * 255).astype(np.uint8)).save(folder / name)
   source = os.path.dirname(path) + "/source"
-  assert cli.run([str(folder), f"--output_dir={tmp_path / 'jax'}", f"--checkpoint={source}",
+  assert derain_command.run([str(folder), f"--output_dir={tmp_path / 'jax'}", f"--checkpoint={source}",
                   "--backend=jax"]) == 0
   # A .onnx file picks ONNX Runtime by itself; a checkpoint is exported on the fly.
-  assert cli.run([str(folder), f"--output_dir={tmp_path / 'file'}",
+  assert derain_command.run([str(folder), f"--output_dir={tmp_path / 'file'}",
                   f"--checkpoint={path}"]) == 0
-  assert cli.run([str(folder), f"--output_dir={tmp_path / 'fly'}", f"--checkpoint={source}",
+  assert derain_command.run([str(folder), f"--output_dir={tmp_path / 'fly'}", f"--checkpoint={source}",
                   "--backend=onnxruntime", "--tile=16"]) == 0
   for name in ("a.png", "b.png"):
     reference = np.asarray(Image.open(tmp_path / "jax" / name)).astype(int)
     for run in ("file", "fly"):
       assert np.abs(np.asarray(Image.open(tmp_path / run / name)).astype(int)
                     - reference).max() <= 1, (run, name)
-  assert cli.run([str(folder), f"--output_dir={tmp_path / 'x'}", f"--checkpoint={path}",
+  assert derain_command.run([str(folder), f"--output_dir={tmp_path / 'x'}", f"--checkpoint={path}",
                   "--backend=jax"]) == 1
-  assert cli.run([str(folder), f"--output_dir={tmp_path / 'y'}", f"--checkpoint={path}",
+  assert derain_command.run([str(folder), f"--output_dir={tmp_path / 'y'}", f"--checkpoint={path}",
                   "--bf16"]) == 1
 
 
@@ -160,7 +160,7 @@ def test_converted_prenet_derains_through_the_cli_tiled_and_with_onnx_runtime(tm
           "onnx": ["--backend=onnxruntime"], "onnx_tiles": ["--backend=onnxruntime",
                                                             "--tile=16"]}
   for run, flags in runs.items():
-    assert cli.run([str(photo), f"--output_dir={tmp_path / run}",
+    assert derain_command.run([str(photo), f"--output_dir={tmp_path / run}",
                     f"--checkpoint={tmp_path / 'prenet'}"] + flags) == 0, run
   whole = np.asarray(Image.open(tmp_path / "whole" / "rainy.png")).astype(int)
   for run in ("tiles", "onnx", "onnx_tiles"):

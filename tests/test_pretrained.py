@@ -68,7 +68,7 @@ def test_cli_without_checkpoint_uses_the_shipped_model(tmp_path):
   photo = tmp_path / "photo.png"
   from PIL import Image  # pylint: disable=g-import-not-at-top
   Image.fromarray(photos.load_photo("coffee")[:45, :61]).save(photo)
-  proc = subprocess.run([sys.executable, "-m", "nasnet_jax.cli", str(photo),
+  proc = subprocess.run([sys.executable, "-m", "nasnet_jax.derain_command", str(photo),
                          f"--output_dir={tmp_path / 'out'}"],
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr

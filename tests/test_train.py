@@ -1,6 +1,5 @@
 """The train step, data parallelism, checkpoints, resume, and the whole loop end to end."""
 
-import functools
 import glob
 import json
 import os
@@ -19,7 +18,7 @@ import optax
 import pytest
 
 import nasnet_jax
-from nasnet_jax import images, train_lib
+from nasnet_jax import image_io, train_lib
 from tests.conftest import ROOT, config_flags_for, run_script, tiny_config
 
 
@@ -133,7 +132,7 @@ def test_end_to_end_run_writes_everything(trained):
   assert "eval/streak/psnr_y8" in evals[0] and "input_psnr" in evals[0]
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
   assert glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))
-  strip = images.read_image(os.path.join(workdir, "samples", "step_00000006.png"))
+  strip = image_io.read_image(os.path.join(workdir, "samples", "step_00000006.png"))
   assert strip.shape == (2 * 40, 3 * 40, 3)   # 2 images: rainy | derained | clean
 
 

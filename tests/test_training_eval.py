@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nasnet_jax import images, training_eval
+from nasnet_jax import image_io, training_eval
 from tests.conftest import tiny_config
 
 
@@ -23,6 +23,6 @@ def test_sample_strips_keep_the_order_of_the_images(tmp_path, monkeypatch):
              "id": f"img{v}"} for v in shades]
   config = tiny_config(None, **{"eval.num_sample_images": 3})
   training_eval.evaluate_during_training(config, None, None, source, str(tmp_path), 7)
-  strip = images.read_image(str(tmp_path / "samples" / "step_00000007.png"))
+  strip = image_io.read_image(str(tmp_path / "samples" / "step_00000007.png"))
   assert strip.shape == (12, 15, 3)
   assert [int(strip[4 * r, 0, 0]) for r in range(3)] == list(shades)

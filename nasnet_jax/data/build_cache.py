@@ -14,7 +14,7 @@ For each pair a chunk holds what the dataset stores, or why the pair is skipped:
   chunk keeps its path, size and modification time, and a file changed since is converted
   again when the dataset is written;
 * anything else (16-bit, grayscale, palette, RGBA, JPEG, TIFF, WebP, ...) is decoded to
-  uint8 RGB (``nasnet_jax.images.to_rgb_uint8``) and re-encoded as PNG into the chunk;
+  uint8 RGB (``nasnet_jax.image_io.to_rgb_uint8``) and re-encoded as PNG into the chunk;
 * an unreadable file or a size mismatch becomes a skip reason for ``skipped.txt``;
 * the clean image's fingerprint (``nasnet_jax.data.overlap.fingerprint``) for the
   train/test overlap check.
@@ -35,7 +35,7 @@ import msgpack
 import numpy as np
 from PIL import Image
 
-from nasnet_jax import images as image_io
+from nasnet_jax import image_io
 from nasnet_jax.data import layouts, overlap
 
 # Pairs per chunk: a kill loses at most this many conversions per thread.

@@ -14,7 +14,7 @@ import os
 import re
 from typing import Callable, Iterable
 
-from nasnet_jax.images import is_image_file
+from nasnet_jax.image_io import is_image_file
 
 
 class LayoutError(ValueError):

@@ -1,4 +1,4 @@
-"""nasnet-derain on a folder of mixed photos, and the photo reader/writer under it."""
+"""nasnet-derain (nasnet_jax/derain_command.py) on a folder of mixed photos."""
 
 import os
 import shutil
@@ -6,30 +6,18 @@ import subprocess
 import sys
 
 import numpy as np
-import png
 import pytest
 import tifffile
 from PIL import Image
 
-from nasnet_jax import images as image_io
+from nasnet_jax import image_io
 from nasnet_jax import inference
 from tests.test_export import tiny_export
+from tests.test_image_io import random_rgb, write_png16
 
 TINY = {"name": "nasnet", "stages": 1, "blocks": 1, "features": 4, "attention": "na",
         "fuse_stages": True, "input_normalization": "", "remat": False, "dtype": "float32",
         "conv_impl": "auto"}
-
-
-def _rgb(h, w, seed=0, dtype=np.uint8):
-  top = 255 if dtype == np.uint8 else 65535
-  return np.random.default_rng(seed).integers(0, top + 1, (h, w, 3)).astype(dtype)
-
-
-def _write_png16(path, array):
-  h, w, c = array.shape
-  with open(path, "wb") as f:
-    png.Writer(w, h, greyscale=c <= 2, alpha=c in (2, 4), bitdepth=16).write(
-        f, array.reshape(h, w * c).tolist())
 
 
 @pytest.fixture(scope="module")
@@ -38,76 +26,35 @@ def checkpoint(tmp_path_factory):
   return source, inference.Derainer(model, params)
 
 
-def _cli(args):
+def _derain(args):
   """nasnet-derain with the JAX backend, whose output these tests compare exactly with
   ``Derainer``'s (ONNX Runtime's: tests/test_onnx.py)."""
-  return subprocess.run([sys.executable, "-m", "nasnet_jax.cli", "--backend=jax"] +
+  return subprocess.run([sys.executable, "-m", "nasnet_jax.derain_command", "--backend=jax"] +
                         [str(a) for a in args], capture_output=True, text=True, timeout=600)
-
-
-def test_photo_reader_writer_round_trips_every_kind(tmp_path):
-  cases = {
-      "rgb8.png": _rgb(9, 11), "rgb8.tif": _rgb(9, 11), "rgb16.tif": _rgb(9, 11, 1, np.uint16),
-      "rgba16.png": np.dstack([_rgb(9, 11, 2, np.uint16), _rgb(9, 11, 3, np.uint16)[..., 0]]),
-  }
-  for name, array in cases.items():
-    path = str(tmp_path / name)
-    if name.endswith(".tif"):
-      tifffile.imwrite(path, array)
-    elif array.dtype == np.uint16:
-      _write_png16(path, array)
-    else:
-      Image.fromarray(array).save(path)
-    photo = image_io.read_photo(path)
-    np.testing.assert_array_equal(photo.rgb, array[..., :3])
-    assert (photo.alpha is not None) == (array.shape[-1] == 4)
-    out = str(tmp_path / ("out_" + name))
-    image_io.write_photo(out, photo)
-    again = image_io.read_photo(out)
-    np.testing.assert_array_equal(again.rgb, array[..., :3])
-    if photo.alpha is not None:
-      np.testing.assert_array_equal(again.alpha, array[..., 3])
-
-
-def test_exif_orientation_is_applied_like_pillow(tmp_path):
-  from PIL import ImageOps  # pylint: disable=g-import-not-at-top
-  array = _rgb(6, 10, 4)
-  for orientation in range(1, 9):
-    path = str(tmp_path / f"o{orientation}.png")
-    exif = Image.Exif()
-    exif[274] = orientation
-    Image.fromarray(array).save(path, exif=exif)
-    with Image.open(path) as im:
-      expected = np.asarray(ImageOps.exif_transpose(im))
-    photo = image_io.read_photo(path)
-    np.testing.assert_array_equal(photo.rgb, expected, err_msg=str(orientation))
-    image_io.write_photo(str(tmp_path / "out.png"), photo)
-    with Image.open(tmp_path / "out.png") as im:   # written upright, orientation 1
-      assert im.getexif().get(274, 1) == 1 and im.size == (expected.shape[1], expected.shape[0])
 
 
 def test_cli_derains_a_folder_of_mixed_photos(checkpoint, tmp_path):
   source, derainer = checkpoint
   photos = tmp_path / "photos"
   (photos / "sub").mkdir(parents=True)
-  rgb8, rgb16 = _rgb(30, 41, 5), _rgb(25, 33, 6, np.uint16)
+  rgb8, rgb16 = random_rgb(30, 41, 5), random_rgb(25, 33, 6, np.uint16)
   Image.fromarray(rgb8).save(photos / "a.png")
-  _write_png16(str(photos / "b16.png"), rgb16)
-  Image.fromarray(_rgb(20, 24, 7)[..., 0]).save(photos / "gray.jpg", quality=95)
-  rgba = np.dstack([_rgb(22, 18, 8), np.arange(22 * 18, dtype=np.uint8).reshape(22, 18)])
+  write_png16(str(photos / "b16.png"), rgb16)
+  Image.fromarray(random_rgb(20, 24, 7)[..., 0]).save(photos / "gray.jpg", quality=95)
+  rgba = np.dstack([random_rgb(22, 18, 8), np.arange(22 * 18, dtype=np.uint8).reshape(22, 18)])
   Image.fromarray(rgba, "RGBA").save(photos / "sub" / "alpha.png")
-  tifffile.imwrite(photos / "sub" / "c16.tif", _rgb(19, 23, 9, np.uint16))
-  Image.fromarray(_rgb(21, 17, 10)).save(photos / "d.webp", quality=90)
+  tifffile.imwrite(photos / "sub" / "c16.tif", random_rgb(19, 23, 9, np.uint16))
+  Image.fromarray(random_rgb(21, 17, 10)).save(photos / "d.webp", quality=90)
   exif = Image.Exif()
   exif[274] = 6                            # stored sideways: shown rotated 90 degrees
-  Image.fromarray(_rgb(16, 28, 11)).save(photos / "turned.jpg", exif=exif, quality=95)
+  Image.fromarray(random_rgb(16, 28, 11)).save(photos / "turned.jpg", exif=exif, quality=95)
   (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
   (photos / "notes.txt").write_text("not an image: ignored")
   big = tmp_path / "big.png"               # 4K, in tiles
-  Image.fromarray(np.tile(_rgb(270, 480, 12), (8, 8, 1))).save(big)
+  Image.fromarray(np.tile(random_rgb(270, 480, 12), (8, 8, 1))).save(big)
   out = tmp_path / "out"
 
-  proc = _cli([f"--checkpoint={source}", photos, big, f"--output_dir={out}", "--tile=512"])
+  proc = _derain([f"--checkpoint={source}", photos, big, f"--output_dir={out}", "--tile=512"])
   assert proc.returncode == 1, proc.stderr           # one file failed ...
   assert "FAILED" in proc.stderr and "broken.png" in proc.stderr
   assert "derained 8 of 9" in proc.stdout and "images/s" in proc.stdout
@@ -135,26 +82,26 @@ def test_cli_never_overwrites_inputs_and_reports_bad_arguments(checkpoint, tmp_p
   source, _ = checkpoint
   photos = tmp_path / "photos"
   photos.mkdir()
-  Image.fromarray(_rgb(12, 12, 13)).save(photos / "a.png")
+  Image.fromarray(random_rgb(12, 12, 13)).save(photos / "a.png")
   before = (photos / "a.png").read_bytes()
-  proc = _cli([f"--checkpoint={source}", photos, f"--output_dir={photos}"])
+  proc = _derain([f"--checkpoint={source}", photos, f"--output_dir={photos}"])
   assert proc.returncode == 1 and "would overwrite an input" in proc.stderr
   assert (photos / "a.png").read_bytes() == before and os.listdir(photos) == ["a.png"]
   other = tmp_path / "other"
   other.mkdir()
   shutil.copy(photos / "a.png", other / "a.png")
-  proc = _cli([f"--checkpoint={source}", photos / "a.png", other / "a.png",
+  proc = _derain([f"--checkpoint={source}", photos / "a.png", other / "a.png",
                tmp_path / "missing.png", str(tmp_path / "*.nothing"),
                f"--output_dir={tmp_path / 'out'}"])
   assert proc.returncode == 1
   assert "same output name" in proc.stderr and "does not exist" in proc.stderr
   assert "matches no file" in proc.stderr
   assert os.listdir(tmp_path / "out") == ["a.png"]
-  proc = _cli([f"--checkpoint={tmp_path / 'nowhere'}", photos / "a.png",
+  proc = _derain([f"--checkpoint={tmp_path / 'nowhere'}", photos / "a.png",
                f"--output_dir={tmp_path / 'out2'}"])
   assert proc.returncode == 1 and "does not exist" in proc.stderr
   assert proc.stderr.strip().count("\n") == 0   # one line
-  proc = _cli([photos / "a.png"])
+  proc = _derain([photos / "a.png"])
   assert proc.returncode == 2 and "--output_dir" in proc.stderr
 
 
@@ -162,16 +109,16 @@ def test_compilation_cache_keeps_the_programs_for_the_next_run(checkpoint, tmp_p
   """--compilation_cache=DIR: the first run writes its compiled programs there (one per
   image-size bucket), a second run with the same sizes compiles nothing new."""
   source, derainer = checkpoint
-  Image.fromarray(_rgb(30, 41, 5)).save(tmp_path / "a.png")
+  Image.fromarray(random_rgb(30, 41, 5)).save(tmp_path / "a.png")
   cache = tmp_path / "cache"
-  proc = _cli([f"--checkpoint={source}", tmp_path / "a.png", f"--output_dir={tmp_path / 'o1'}",
+  proc = _derain([f"--checkpoint={source}", tmp_path / "a.png", f"--output_dir={tmp_path / 'o1'}",
                f"--compilation_cache={cache}"])
   assert proc.returncode == 0, proc.stderr
   entries = sorted(os.listdir(cache))
   assert entries
-  proc = _cli([f"--checkpoint={source}", tmp_path / "a.png", f"--output_dir={tmp_path / 'o2'}",
+  proc = _derain([f"--checkpoint={source}", tmp_path / "a.png", f"--output_dir={tmp_path / 'o2'}",
                f"--compilation_cache={cache}"])
   assert proc.returncode == 0, proc.stderr
   assert sorted(os.listdir(cache)) == entries
   np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o2" / "a.png")),
-                                derainer(_rgb(30, 41, 5)))
+                                derainer(random_rgb(30, 41, 5)))

@@ -22,7 +22,7 @@ import sys
 import time
 
 from nasnet_jax import command_line
-from nasnet_jax import images as image_io
+from nasnet_jax import image_io
 
 
 BACKENDS = ("auto", "jax", "onnxruntime")
