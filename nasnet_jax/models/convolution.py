@@ -1,39 +1,15 @@
 """Convolutions computed in the forms XLA:CPU runs fastest, as drop-ins for ``nn.Conv``.
 
-``flax.linen.Conv`` takes a ``conv_general_dilated`` argument; ``conv_general_dilated_for``
-returns the one to pass. With ``impl="xla"`` (and with ``"auto"`` on GPU and TPU) it is
-``lax.conv_general_dilated`` itself. With ``"cpu"`` (``"auto"`` on CPU; the platform is
-the one the computation is lowered for, see ``auto_conv``) each stride-1
-NHWC convolution is computed the way XLA:CPU runs it fastest, with the same result and
-the same parameters in Flax's layout (HWIO; depthwise ``(k, k, 1, C)``):
-
-* a **1x1** convolution is a matrix product over the channel axis (XLA:CPU's convolution
-  is slow here, its kernel gradient above all);
-* a **depthwise** kxk convolution is k*k shifted multiply-adds, which XLA fuses into one
-  loop, instead of XLA's grouped convolution, which is more than an order of magnitude
-  slower on CPU;
-* a **full** kxk convolution keeps XLA's forward pass and input gradient; from 64 x 64
-  channels on (``TAP_KERNEL_GRAD_MIN_CHANNELS``, where it starts to win), its kernel
-  gradient is one ``(N*H*W, Cin)^T @ (N*H*W, Cout)`` product per tap instead of XLA's
-  backward-filter convolution.
-
-Both kxk forms define their derivative as a ``jax.custom_jvp`` (the convolution is
-linear in each input), so forward and reverse mode, ``jax.vmap`` and higher derivatives
-all work; see "autodiff" below for how the kernel gradient stays fast.
-
-Anything else (strides, dilations, other groupings or layouts) goes to
-``lax.conv_general_dilated``.
-
-**XLA:CPU's library fusions.** jaxlib 0.10's XLA:CPU hands convolutions and matrix
-products to YNNPACK ("ynn fusions"). For NASNet's 32-channel convolutions its kernels are
-slower than XLA's own (Eigen) ones and parallelise worse on small images; at 64 channels,
-and for DDSA, they are faster. A network says whether it wants them through its
-``xla_cpu_ynn_fusions`` property (``models.network``); ``compiler_options(model)`` turns
-them off on the CPU backend when it says False, and the library passes it to every
-``jax.jit`` of a network (train step, inference). Setting the flag in ``XLA_FLAGS``
-yourself wins.
-
-The measurements behind each choice are in ``benchmarks/RESULTS.md``.
+``conv_general_dilated_for(impl)`` returns the ``conv_general_dilated`` to give
+``flax.linen.Conv``: ``lax.conv_general_dilated`` itself for ``"xla"`` (and ``"auto"`` on
+GPU and TPU); for ``"cpu"`` (``"auto"`` on CPU) a stride-1 NHWC convolution with the same
+result and the same HWIO parameters, computed as a matrix product (1x1), k*k shifted
+multiply-adds (depthwise) or XLA's convolution with a per-tap matrix-product kernel
+gradient (full kxk from ``TAP_KERNEL_GRAD_MIN_CHANNELS``). Both kxk forms are
+``jax.custom_jvp`` rules, so every JAX transformation works through them; anything else
+goes to ``lax.conv_general_dilated``. ``compiler_options(model)`` turns XLA:CPU's YNNPACK
+fusions off for a network whose ``xla_cpu_ynn_fusions`` is False. Why each form, and the
+measurements: docs/design.md and benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -54,7 +30,7 @@ CONV_IMPLS = ("auto", "cpu", "xla")
 # XLA's backward-filter convolution is used (benchmarks/RESULTS.md).
 TAP_KERNEL_GRAD_MIN_CHANNELS = 64
 
-# NASNet at least this wide keeps YNNPACK on XLA:CPU (see the module docstring).
+# NASNet at least this wide keeps YNNPACK on XLA:CPU (docs/design.md).
 YNN_MIN_FEATURES = 64
 YNN_FLAG = "xla_cpu_experimental_ynn_fusion_type"
 
@@ -168,7 +144,7 @@ def cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=
              dimension_numbers=None, feature_group_count=1, precision=None,
              **kwargs):
   """Drop-in for ``lax.conv_general_dilated`` (as ``nn.Conv`` calls it) in XLA:CPU's
-  fastest forms; see the module docstring.
+  fastest forms (docs/design.md).
 
   Args:
     lhs: input, (N, H, W, Cin).

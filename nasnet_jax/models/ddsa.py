@@ -1,41 +1,12 @@
 """DDSA: the deraining Transformer with dynamic dual self-attention (Fan, Chen & Li, 2023).
 
 Maps a rainy image (N, H, W, 3) in [0, 1], any H and W, to the derained image (float32,
-not clipped). Only the paper's abstract is available;
-what it says and what is inferred:
-
-* **From the paper:** a Transformer that mixes dense and sparse self-attention ("dynamic
-  dual self-attention"). The sparse branch keeps only the largest similarity values
-  (top-k). A spatial-enhanced feed-forward network (SEFN). Multi-scale.
-* **Inferred: the backbone** (Restormer / DRSformer). A 3x3 embedding to ``features``
-  channels, then a U-Net with ``len(blocks)`` levels, doubling the channels at each level.
-  Downsampling is conv3x3 C -> C/2 + pixel-unshuffle; upsampling is conv3x3 C -> 2C +
-  pixel-shuffle. Decoder skips are concatenated, with a 1x1 reduction below the top
-  level; the top decoder level and ``refinement_blocks`` run at 2 * ``features``. A
-  conv3x3 to 3 channels plus the input gives the output. Bias-free LayerNorm comes
-  before attention and FFN, and the transformer convolutions have no bias.
-* **Inferred: the attention** (channel-wise, "transposed", as Restormer and DRSformer).
-  q, k, v come from a 1x1 conv then a depthwise 3x3, split into heads of d = C / heads
-  channels. q and k are L2-normalised over the pixels. The logits A = tau * q k^T
-  (d x d per head) have a learned temperature per head. The dense branch is softmax(A).
-  Each sparse branch keeps the k = ceil(rho * d) largest logits of each row, one branch
-  per rho in ``sparse_ratios``, and takes softmax over those. The branches are mixed by
-  a softmax over learned logits (equal at init). With ``mixing="per_image"`` (the
-  "dynamic" part) an MLP on the image's pooled features adds per-image logits.
-* **Inferred: the SEFN.** A gated depthwise FFN: 1x1 to 2 * hidden, depthwise 3x3, then
-  GELU(x1) * x2 and 1x1 back, with hidden = ``ffn_expansion`` * C. A spatial branch on the
-  FFN's input (avg-pool 2, then [conv3x3 to C / ``spatial_reduction``, LayerNorm, ReLU]
-  x 2, nearest upsampling, 1x1 to hidden) is added to x1 before the GELU.
-  ``spatial_ffn=False`` gives Restormer's plain gated FFN. Nearest rather than bilinear
-  upsampling keeps the output independent of the padding (see below).
-
-**Any size.** The input is zero-padded at the bottom and right to ``size_multiple`` (16
-with the SEFN, else 8, from the default four levels), and a ``valid`` mask follows it down
-the levels. Every activation is zeroed outside the mask before a convolution or the
-attention's sums read it, so the result on the image does not depend on how much padding
-there is: a caller's padding to a shape bucket, or a tile's, changes nothing. The
-attention is global over the image, so tiles (``Derainer(tile=...)``) are blended, not
-exact.
+not clipped). Only the paper's abstract was available: a Restormer/DRSformer U-Net whose
+channel-wise attention mixes a dense branch and top-k sparse ones with learned (optionally
+per-image) weights, and the spatial-enhanced FFN. What the abstract says and what is
+inferred, layer by layer: docs/ddsa.md. The input is padded to ``size_multiple`` inside
+the network with a valid mask, so the output on the image does not depend on a caller's
+padding; attention is global, so tiles are blended, not exact.
 """
 
 from __future__ import annotations
@@ -172,7 +143,7 @@ class TransformerBlock(nn.Module):
 
 
 class DDSA(NonLocalNetwork, nn.Module):
-  """The DDSA deraining network (see the module docstring for what is inferred).
+  """The DDSA deraining network (docs/ddsa.md says what is inferred).
 
   Attributes:
     features: channels at the top level (48); level i has features * 2**i.

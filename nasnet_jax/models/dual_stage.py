@@ -2,52 +2,13 @@
 Shen, Li, Yang & Zhang, 2026).
 
 Maps a rainy image (N, H, W, 3) in [0, 1], any H and W, to the derained image (float32,
-not clipped). Only the paper's abstract is available;
-what it says and what is inferred:
-
-* **From the paper:** two Transformer stages, "rain-streak suppression, then detail
-  reconstruction". Stage 1 uses rain-streak *mask attention*, with masks from
-  *morphological operations* that mask rain-affected regions during feature extraction.
-  Stage 2 uses *non-local attention*: a feature-clustering similarity guides a *pixel
-  rearrangement*, so that windowed attention reaches far-apart similar pixels.
-* **Inferred: the mask** (``rain_mask``), computed from the rainy input, so also at test
-  time. Luma Y (BT.601 weights), its white top-hat Y - opening(Y) with a flat disk
-  (``mask_element="disk"``, radius 2: 5x5) or the largest top-hat over
-  ``mask_orientations`` line elements of ``mask_line_length`` pixels ("lines"), then a
-  threshold (``mask_threshold="fixed"`` at ``mask_level``, or "otsu" per image), then a
-  (2 * ``mask_dilation`` + 1)^2 dilation. It has no parameters and no gradient.
-* **Inferred: stage 1.** A 3x3 embedding, then ``stage1_blocks`` blocks of LayerNorm ->
-  window attention -> LayerNorm -> gated depthwise FFN (Restormer's), with residuals, at
-  full resolution. Windows are ``window_size`` square, shifted by half a window in every
-  other block (Swin). The attention shares q, k, v between two branches: the *masked*
-  branch adds a large negative value to the logits of rain-masked keys (in a window whose
-  keys are all masked it attends normally), the *unmasked* branch is plain window
-  attention; a 1x1 projection fuses the two. A 3x3 conv to 3 channels plus the input gives
-  the intermediate image I1, sown into the "stage_outputs" collection so that training
-  puts a loss on it.
-* **Inferred: stage 2.** I1 is embedded by a 3x3 conv, concatenated with stage 1's
-  features and reduced by a 1x1 conv (MPRNet's cross-stage fusion). Then
-  ``stage2_blocks`` blocks of: non-local attention (``ClusteredAttention``), shifted
-  window attention, and the gated FFN, each after a LayerNorm with a residual. In the
-  non-local attention every pixel takes the argmax of its cosine similarity to
-  ``clusters`` learned centroids; a stable sort by cluster id puts similar pixels next
-  to each other; the sorted sequence is cut into groups of ``group_size`` that attend
-  within themselves; the result is put back in image order. The argmax has no
-  gradient, so the centroids learn as a Switch Transformer's router does: each pixel's
-  output is multiplied by its softmax probability of its cluster, in straight-through
-  form (p / stop_gradient(p): 1 forward, the router's gradient backward). A 3x3 conv to 3
-  channels plus I1 gives the output.
-* **Inferred: the loss**, the same (``config.loss``) on I1 and on the output, I1's
-  weighted by ``config.intermediate_loss_weight``.
-
-**Any size.** The input is zero-padded at the bottom and right to a multiple of the
-window, and a ``valid`` mask marks the image. Activations are zeroed outside it before a
-convolution reads them; attention never takes padded keys; the morphology treats padding
-as absent; padded pixels sort after every image pixel. So the output on the image does not
-depend on how much padding a caller adds (a shape bucket's, or a tile's). The shifted
-windows are those of Swin's cyclic shift with its region mask, computed by padding half a
-window of invalid pixels at the top and left instead. Stage 2's attention is global, so
-tiles (``Derainer(tile=...)``) are blended, not exact.
+not clipped). Only the paper's abstract was available: stage 1 suppresses rain with
+window attention that can leave out the keys of a morphological rain mask, and ends in an
+intermediate image (sown as "stage_outputs", which training puts a loss on); stage 2
+reconstructs detail with non-local attention over pixels rearranged by learned clusters.
+What the abstract says and what is inferred, layer by layer: docs/dual_stage.md. The
+input is padded to the window inside the network with a valid mask, so the output on the
+image does not depend on a caller's padding; stage 2 is global, so tiles are blended.
 """
 
 from __future__ import annotations
@@ -407,8 +368,8 @@ class NonLocalBlock(nn.Module):
 
 
 class DualStageNet(NonLocalNetwork, nn.Module):
-  """The dual-stage mask / non-local attention network (the module docstring says what
-  is inferred).
+  """The dual-stage mask / non-local attention network (docs/dual_stage.md says what is
+  inferred).
 
   Attributes:
     features: channels of both stages (48).
