@@ -28,18 +28,23 @@ from ml_collections import config_flags
 from nasnet_jax import command_line, evaluation, metrics
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config naming the dataset and protocols.",
-                                lock_config=True)
+config_flags.DEFINE_config_file(
+  "config", None, "Config naming the dataset and protocols.", lock_config=True
+)
 flags.DEFINE_string("workdir", None, "Training workdir (or checkpoint folder) to score.")
-flags.DEFINE_bool("pretrained", False, "Score the general model shipped with nasnet-jax "
-                  "instead of a --workdir.")
+flags.DEFINE_bool(
+  "pretrained", False, "Score the general model shipped with nasnet-jax instead of a --workdir."
+)
 flags.DEFINE_string("split", None, "Dataset split (default: config.data.eval_split).")
 flags.DEFINE_string("results_dir", None, "Folder of derained images to score.")
 flags.DEFINE_string("target_dir", None, "Folder of ground-truth images (same names).")
 flags.DEFINE_string("input_dir", None, "Optional folder of the rainy inputs (same names).")
 flags.DEFINE_string("output_dir", None, "Where to write per_image.csv and summary.json.")
-flags.DEFINE_list("protocols", None, f"Protocols among {metrics.PROTOCOLS} "
-                  "(default: config.eval.protocols, else y8,rgb).")
+flags.DEFINE_list(
+  "protocols",
+  None,
+  f"Protocols among {metrics.PROTOCOLS} (default: config.eval.protocols, else y8,rgb).",
+)
 flags.DEFINE_bool("save_images", False, "Also write the derained PNGs.")
 flags.DEFINE_integer("max_images", 0, "Score at most this many images (0: all).")
 flags.DEFINE_bool("verbose", False, "Also print INFO logs of TFDS, orbax and JAX.")
@@ -64,18 +69,22 @@ def run():
   if FLAGS.results_dir or FLAGS.target_dir:
     if not (FLAGS.results_dir and FLAGS.target_dir):
       raise ValueError("--results_dir and --target_dir go together")
-    rows = evaluation.evaluate_folders(FLAGS.results_dir, FLAGS.target_dir, protocols,
-                                       FLAGS.input_dir)
+    rows = evaluation.evaluate_folders(
+      FLAGS.results_dir, FLAGS.target_dir, protocols, FLAGS.input_dir
+    )
     output_dir = FLAGS.output_dir or FLAGS.results_dir.rstrip("/") + "_scores"
     extra = {"results_dir": FLAGS.results_dir, "target_dir": FLAGS.target_dir}
   else:
     if not ((FLAGS.workdir or FLAGS.pretrained) and FLAGS.config):
-      raise ValueError("pass --config and --workdir (or --pretrained) to score a model, or "
-                       "--results_dir and --target_dir to score saved outputs")
+      raise ValueError(
+        "pass --config and --workdir (or --pretrained) to score a model, or "
+        "--results_dir and --target_dir to score saved outputs"
+      )
     if FLAGS.workdir and FLAGS.pretrained:
       raise ValueError("pass either --workdir or --pretrained, not both")
     import nasnet_jax  # pylint: disable=g-import-not-at-top
     from nasnet_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+
     config = FLAGS.config
     split = FLAGS.split or config.data.eval_split
     if FLAGS.pretrained:
@@ -84,19 +93,27 @@ def run():
     else:
       model, params = nasnet_jax.restore(FLAGS.workdir)
       default_output = os.path.join(FLAGS.workdir, f"eval_{split}")
-    source = pipeline.get_data_source(config.data.name, split, config.data.data_dir,
-                                      config.data.manual_dir)
+    source = pipeline.get_data_source(
+      config.data.name, split, config.data.data_dir, config.data.manual_dir
+    )
     output_dir = FLAGS.output_dir or default_output
     examples = pipeline.eval_examples(source, FLAGS.max_images or None)
     options = evaluation.inference_options(config.eval)
     rows = evaluation.evaluate_model(
-        model, params, examples, protocols,
-        output_dir=os.path.join(output_dir, "images") if FLAGS.save_images else None,
-        options=options)
-    extra = {"workdir": FLAGS.workdir or "pretrained:general",
-             "dataset": config.data.name, "split": split,
-             "inference": options}
-  if jax.process_index() != 0:   # every process holds every row; one writes
+      model,
+      params,
+      examples,
+      protocols,
+      output_dir=os.path.join(output_dir, "images") if FLAGS.save_images else None,
+      options=options,
+    )
+    extra = {
+      "workdir": FLAGS.workdir or "pretrained:general",
+      "dataset": config.data.name,
+      "split": split,
+      "inference": options,
+    }
+  if jax.process_index() != 0:  # every process holds every row; one writes
     return
   summary = evaluation.summarize(rows)
   evaluation.write_report(rows, summary, output_dir, {**extra, "protocols": protocols})

@@ -30,8 +30,9 @@ from nasnet_jax.data import heldout_rain, pipeline, synthetic_rain  # noqa: E402
 
 # Columns: (group in evaluation.summarize, heading).
 OWN = tuple((kind, kind) for kind in synthetic_rain.RAIN_TYPES)
-HELDOUT = tuple((evaluation.HELDOUT_PREFIX + kind, kind.replace("_", " "))
-                for kind in heldout_rain.KINDS)
+HELDOUT = tuple(
+  (evaluation.HELDOUT_PREFIX + kind, kind.replace("_", " ")) for kind in heldout_rain.KINDS
+)
 TIMING_SIZE = 1024
 
 
@@ -42,8 +43,10 @@ def parse_models(spec: str) -> list[tuple[str, str]]:
     name, _, source = item.partition("=")
     if not source:
       if not item.startswith("pretrained:"):
-        raise ValueError(f"--models entry {item!r}: write NAME=SOURCE (a workdir, checkpoint "
-                         "or export folder, or pretrained:NAME)")
+        raise ValueError(
+          f"--models entry {item!r}: write NAME=SOURCE (a workdir, checkpoint "
+          "or export folder, or pretrained:NAME)"
+        )
       name, source = item.split(":", 1)[1], item
     models.append((name, source))
   if not models:
@@ -74,6 +77,7 @@ def onnx_derainer(source: str, directory: str):
   cannot be expressed in ONNX."""
   try:
     from nasnet_jax import export  # pylint: disable=g-import-not-at-top
+
     path = export.export_onnx(source, os.path.join(directory, "model.onnx"))
     return inference.OnnxDerainer(path)
   except (ImportError, ValueError) as e:
@@ -87,15 +91,22 @@ def score_model(name, source, examples, protocol, timing_image, repeats) -> dict
   rows = evaluation.evaluate_model(model, params, examples, [protocol])
   scoring_s = time.perf_counter() - start
   summary = evaluation.summarize(rows)
-  result = {"name": name, "source": source, "model": config,
-            "parameters": int(sum(np.size(p) for p in jax.tree.leaves(params))),
-            "scoring_seconds": scoring_s, "summary": summary}
-  result["xla_s_per_mp"] = seconds_per_megapixel(inference.Derainer(model, params),
-                                                 timing_image, repeats)
+  result = {
+    "name": name,
+    "source": source,
+    "model": config,
+    "parameters": int(sum(np.size(p) for p in jax.tree.leaves(params))),
+    "scoring_seconds": scoring_s,
+    "summary": summary,
+  }
+  result["xla_s_per_mp"] = seconds_per_megapixel(
+    inference.Derainer(model, params), timing_image, repeats
+  )
   with tempfile.TemporaryDirectory() as tmp:
     ort = onnx_derainer(path, tmp)
-    result["onnxruntime_s_per_mp"] = (seconds_per_megapixel(ort, timing_image, repeats)
-                                      if ort is not None else None)
+    result["onnxruntime_s_per_mp"] = (
+      seconds_per_megapixel(ort, timing_image, repeats) if ort is not None else None
+    )
   return result
 
 
@@ -103,46 +114,71 @@ def _gain(entry, protocol):
   return entry[f"psnr_{protocol}"] - entry[f"input_psnr_{protocol}"]
 
 
-def markdown(results: list[dict], protocol: str, header: str,
-             timing_size: int = TIMING_SIZE) -> str:
+def markdown(
+  results: list[dict], protocol: str, header: str, timing_size: int = TIMING_SIZE
+) -> str:
   """The anchor table: input PSNR per kind, then each model's gain, clean PSNR, time."""
   summary0 = results[0]["summary"]
   kinds = [(g, h) for g, h in OWN + HELDOUT if g in summary0]
-  columns = ([f"own {h}" for g, h in kinds if g in dict(OWN)] + ["own mean"]
-             + [f"held-out {h}" for g, h in kinds if g in dict(HELDOUT)] + ["held-out mean"])
-  groups = ([g for g, _ in kinds if g in dict(OWN)] + ["own"]
-            + [g for g, _ in kinds if g in dict(HELDOUT)] + ["heldout"])
-  rows = [["rainy input (PSNR)", ""]
-          + [f"{summary0[g][f'input_psnr_{protocol}']:.2f}" for g in groups]
-          + ["(input = target)", "", ""]]
+  columns = (
+    [f"own {h}" for g, h in kinds if g in dict(OWN)]
+    + ["own mean"]
+    + [f"held-out {h}" for g, h in kinds if g in dict(HELDOUT)]
+    + ["held-out mean"]
+  )
+  groups = (
+    [g for g, _ in kinds if g in dict(OWN)]
+    + ["own"]
+    + [g for g, _ in kinds if g in dict(HELDOUT)]
+    + ["heldout"]
+  )
+  rows = [
+    ["rainy input (PSNR)", ""]
+    + [f"{summary0[g][f'input_psnr_{protocol}']:.2f}" for g in groups]
+    + ["(input = target)", "", ""]
+  ]
   for r in results:
     s = r["summary"]
     ort = r["onnxruntime_s_per_mp"]
-    rows.append([r["name"], f"{r['parameters']:,}"]
-                + [f"{_gain(s[g], protocol):+.2f}" for g in groups]
-                + [f"{s['clean'][f'psnr_{protocol}']:.2f} dB", f"{r['xla_s_per_mp']:.2f}",
-                   f"{ort:.2f}" if ort is not None else "–"])
+    rows.append(
+      [r["name"], f"{r['parameters']:,}"]
+      + [f"{_gain(s[g], protocol):+.2f}" for g in groups]
+      + [
+        f"{s['clean'][f'psnr_{protocol}']:.2f} dB",
+        f"{r['xla_s_per_mp']:.2f}",
+        f"{ort:.2f}" if ort is not None else "–",
+      ]
+    )
   lines = [header, ""] + harness.markdown_table(
-      ["model", "parameters"] + columns + ["clean photos", "s/MP XLA", "s/MP ONNX Runtime"],
-      rows)
+    ["model", "parameters"] + columns + ["clean photos", "s/MP XLA", "s/MP ONNX Runtime"], rows
+  )
   counts = ", ".join(f"{h} {summary0[g]['count']}" for g, h in kinds)
-  lines += ["", f"Gains in dB over the rainy input ({protocol}); images per kind: {counts}; "
-            f"clean photos {summary0['clean']['count']}. Time: one {timing_size}x"
-            f"{timing_size} image, whole, float32."]
+  lines += [
+    "",
+    f"Gains in dB over the rainy input ({protocol}); images per kind: {counts}; "
+    f"clean photos {summary0['clean']['count']}. Time: one {timing_size}x"
+    f"{timing_size} image, whole, float32.",
+  ]
   return "\n".join(lines)
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--models", default="general=pretrained:general",
-                      help="NAME=SOURCE,... (SOURCE: workdir, checkpoint or export folder, "
-                           "or pretrained:NAME)")
-  parser.add_argument("--config", default=os.path.join(ROOT, "configs", "synthetic.py"),
-                      help="config naming the dataset, split and protocol")
+  parser.add_argument(
+    "--models",
+    default="general=pretrained:general",
+    help="NAME=SOURCE,... (SOURCE: workdir, checkpoint or export folder, or pretrained:NAME)",
+  )
+  parser.add_argument(
+    "--config",
+    default=os.path.join(ROOT, "configs", "synthetic.py"),
+    help="config naming the dataset, split and protocol",
+  )
   parser.add_argument("--max_images", type=int, default=0, help="score at most this many")
   parser.add_argument("--repeats", type=int, default=3, help="timed calls per model")
-  parser.add_argument("--timing_size", type=int, default=TIMING_SIZE,
-                      help="side of the square image timed")
+  parser.add_argument(
+    "--timing_size", type=int, default=TIMING_SIZE, help="side of the square image timed"
+  )
   parser.add_argument("--json", help="write the full results here")
   parser.add_argument("--markdown", help="write the table here")
   args = parser.parse_args(argv)
@@ -152,20 +188,23 @@ def main(argv=None) -> int:
   config = config_module.get_config()
   protocol = config.eval.protocols[0]
   entries = parse_models(args.models)
-  source = pipeline.get_data_source(config.data.name, config.data.eval_split,
-                                    config.data.data_dir, config.data.manual_dir)
+  source = pipeline.get_data_source(
+    config.data.name, config.data.eval_split, config.data.data_dir, config.data.manual_dir
+  )
   examples = list(pipeline.eval_examples(source, args.max_images or None))
   first = examples[0]["clean"]
   size = args.timing_size
-  timing_image = np.tile(first, (-(-size // first.shape[0]), -(-size // first.shape[1]), 1)
-                         )[:size, :size]
+  timing_image = np.tile(first, (-(-size // first.shape[0]), -(-size // first.shape[1]), 1))[
+    :size, :size
+  ]
   results = []
   for name, model_source in entries:
     print(f"{name}: {model_source}", flush=True)
-    results.append(score_model(name, model_source, examples, protocol, timing_image,
-                               args.repeats))
-  header = (f"{config.data.name} {config.data.eval_split} split ({len(examples)} images), "
-            f"{harness.machine_line(harness.machine())}")
+    results.append(score_model(name, model_source, examples, protocol, timing_image, args.repeats))
+  header = (
+    f"{config.data.name} {config.data.eval_split} split ({len(examples)} images), "
+    f"{harness.machine_line(harness.machine())}"
+  )
   table = markdown(results, protocol, header, size)
   print(table)
   if args.json:

@@ -24,7 +24,8 @@ import platform
 import statistics
 import subprocess
 import time
-from typing import Any, Callable, Hashable, NamedTuple, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,21 +36,31 @@ from nasnet_jax import convert, inference, train_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-PAPER_ARCH = (3, 18, 64)   # NASNet as in the paper: stages, blocks, features
+PAPER_ARCH = (3, 18, 64)  # NASNet as in the paper: stages, blocks, features
 # The other networks, by name: each a function giving its config (recipe and model).
 TRANSFORMER_MODELS = {
-    "ddsa": lambda: default.use_ddsa_recipe(default.get_config()),
-    "ddsa_demo": ddsa_synthetic.get_config,
-    "dual_stage": lambda: default.use_dual_stage_recipe(default.get_config()),
-    "dual_stage_demo": dual_stage_synthetic.get_config,
+  "ddsa": lambda: default.use_ddsa_recipe(default.get_config()),
+  "ddsa_demo": ddsa_synthetic.get_config,
+  "dual_stage": lambda: default.use_dual_stage_recipe(default.get_config()),
+  "dual_stage_demo": dual_stage_synthetic.get_config,
 }
 
 # Dense bf16 peak FLOP/s by jax device_kind prefix (vendor data sheets; GPUs: SXM parts;
 # TPUs: per chip).
-BF16_PEAK = {"NVIDIA H200": 989e12, "NVIDIA H100": 989e12, "NVIDIA A100": 312e12,
-             "NVIDIA L4": 121e12, "NVIDIA A10": 125e12,
-             "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12,
-             "TPU v5": 459e12, "TPU v6 lite": 918e12, "TPU v6e": 918e12}
+BF16_PEAK = {
+  "NVIDIA H200": 989e12,
+  "NVIDIA H100": 989e12,
+  "NVIDIA A100": 312e12,
+  "NVIDIA L4": 121e12,
+  "NVIDIA A10": 125e12,
+  "TPU v4": 275e12,
+  "TPU v5 lite": 197e12,
+  "TPU v5e": 197e12,
+  "TPU v5p": 459e12,
+  "TPU v5": 459e12,
+  "TPU v6 lite": 918e12,
+  "TPU v6e": 918e12,
+}
 
 # The one ratio against PyTorch, under this key in every script's rows.
 SPEED_OVER_TORCH = "speed_over_torch"
@@ -86,15 +97,23 @@ def random_batch(batch: int, crop: int, seed: int = 0) -> dict[str, np.ndarray]:
   """A rainy/clean pair batch, uint8 (N, crop, crop, 3): smooth images plus streaks."""
   rng = np.random.default_rng(seed)
   yy, xx = np.mgrid[0:crop, 0:crop] / max(crop, 1)
-  clean = np.stack([
-      0.5 + 0.4 * np.sin(6 * xx * rng.uniform(0.5, 2) + rng.uniform(0, 6) + c)[..., None] *
-      np.cos(4 * yy * rng.uniform(0.5, 2))[..., None]
-      for _ in range(batch) for c in range(3)]).reshape(batch, 3, crop, crop)
+  clean = np.stack(
+    [
+      0.5
+      + 0.4
+      * np.sin(6 * xx * rng.uniform(0.5, 2) + rng.uniform(0, 6) + c)[..., None]
+      * np.cos(4 * yy * rng.uniform(0.5, 2))[..., None]
+      for _ in range(batch)
+      for c in range(3)
+    ]
+  ).reshape(batch, 3, crop, crop)
   clean = np.moveaxis(clean, 1, -1)
   streaks = (rng.random((batch, crop, crop, 1)) < 0.03) * 0.5
   rainy = np.clip(clean + streaks, 0, 1)
-  return {"rainy": (rainy * 255).round().astype(np.uint8),
-          "clean": (clean * 255).round().astype(np.uint8)}
+  return {
+    "rainy": (rainy * 255).round().astype(np.uint8),
+    "clean": (clean * 255).round().astype(np.uint8),
+  }
 
 
 # ----------------------------------------------------------------------------- timing
@@ -115,7 +134,8 @@ def _release_free_memory() -> None:
   """Hands memory that malloc keeps cached back to the OS, so that the next row's peak
   RSS growth counts its own allocations (glibc only; a no-op elsewhere)."""
   try:
-    import ctypes   # pylint: disable=g-import-not-at-top
+    import ctypes  # pylint: disable=g-import-not-at-top
+
     ctypes.CDLL("libc.so.6").malloc_trim(0)
   except (OSError, AttributeError):
     pass
@@ -167,6 +187,7 @@ class PeakMemory:
 class Timing(NamedTuple):
   """What ``timed`` measured: seconds of the warm-up call (compilation included), seconds
   of each timed call, and their peak memory in bytes (None if not measured)."""
+
   warmup_s: float
   times: list[float]
   peak_bytes: int | None
@@ -177,8 +198,9 @@ class Timing(NamedTuple):
     return statistics.median(self.times)
 
 
-def timed(fn: Callable[[], Any], repeats: int, *, torch_cuda: bool = False,
-          memory: str | None = "repeats") -> Timing:
+def timed(
+  fn: Callable[[], Any], repeats: int, *, torch_cuda: bool = False, memory: str | None = "repeats"
+) -> Timing:
   """Calls ``fn`` once to warm up (compile), then ``repeats`` more times, each timed.
 
   ``fn`` must block until its work is done. ``memory``: "repeats" measures the peak
@@ -205,9 +227,13 @@ def xla_planned_bytes(compiled) -> int | None:
   temporaries, less what is aliased), None if it does not say."""
   try:
     m = compiled.memory_analysis()
-    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes -
-               m.alias_size_in_bytes)
-  except Exception:   # pylint: disable=broad-except
+    return int(
+      m.argument_size_in_bytes
+      + m.output_size_in_bytes
+      + m.temp_size_in_bytes
+      - m.alias_size_in_bytes
+    )
+  except Exception:  # pylint: disable=broad-except
     return None
 
 
@@ -237,25 +263,31 @@ class JaxTrainer:
 
 def import_torch():
   """The torch module, imported on first use: only the PyTorch rows need it."""
-  import torch   # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+
   return torch
 
 
 def torch_device() -> str:
-  """"cuda" where JAX runs on a GPU and PyTorch sees one, else "cpu"."""
-  return ("cuda" if jax.default_backend() == "gpu" and import_torch().cuda.is_available()
-          else "cpu")
+  """ "cuda" where JAX runs on a GPU and PyTorch sees one, else "cpu"."""
+  return "cuda" if jax.default_backend() == "gpu" and import_torch().cuda.is_available() else "cpu"
 
 
 def torch_network(arch, params, device: str | None = None):
   """nasnet_jax.torch_nasnet.NASNet with the weights of our ``params``, on ``device``
   (default ``torch_device()``)."""
-  from nasnet_jax import torch_nasnet   # pylint: disable=g-import-not-at-top
+  from nasnet_jax import torch_nasnet  # pylint: disable=g-import-not-at-top
+
   torch = import_torch()
   stages, blocks, features = arch
   net = torch_nasnet.NASNet(stages, blocks, features)
-  cfg = {"stages": stages, "blocks": blocks, "features": features, "attention": "na",
-         "fuse_stages": True}
+  cfg = {
+    "stages": stages,
+    "blocks": blocks,
+    "features": features,
+    "attention": "na",
+    "fuse_stages": True,
+  }
   state = convert.to_state_dict(jax.device_get(params), cfg)
   net.load_state_dict({k: torch.from_numpy(np.array(v, np.float32)) for k, v in state.items()})
   return net.to(device or torch_device())
@@ -274,6 +306,7 @@ def torch_ssim(a, b):
   def filt(z):
     z = torch.nn.functional.conv2d(z, fx, groups=c)
     return torch.nn.functional.conv2d(z, fy, groups=c)
+
   mu0, mu1 = filt(a), filt(b)
   mu00, mu11, mu01 = mu0 * mu0, mu1 * mu1, mu0 * mu1
   eps = torch.finfo(torch.float32).eps ** 2
@@ -281,7 +314,7 @@ def torch_ssim(a, b):
   s11 = torch.clamp(filt(b * b) - mu11, min=eps)
   s01 = filt(a * b) - mu01
   s01 = torch.sign(s01) * torch.minimum(torch.sqrt(s00 * s11), torch.abs(s01))
-  c1, c2 = 0.01 ** 2, 0.03 ** 2
+  c1, c2 = 0.01**2, 0.03**2
   ssim_map = ((2 * mu01 + c1) * (2 * s01 + c2)) / ((mu00 + mu11 + c1) * (s00 + s11 + c2))
   return ssim_map.mean()
 
@@ -295,8 +328,17 @@ class TorchTrainer:
   reduced precision); the loss is computed in float32 either way. ``device``: "cpu" or
   "cuda" (default ``torch_device()``)."""
 
-  def __init__(self, arch, params, config, *, compile_net=False, bf16=False,
-               channels_last=False, device: str | None = None):
+  def __init__(
+    self,
+    arch,
+    params,
+    config,
+    *,
+    compile_net=False,
+    bf16=False,
+    channels_last=False,
+    device: str | None = None,
+  ):
     torch = import_torch()
     self.device = device or torch_device()
     if self.device == "cuda" and not torch.cuda.is_available():
@@ -306,8 +348,12 @@ class TorchTrainer:
     self.net = self.net.to(memory_format=self.memory_format)
     self.forward = torch.compile(self.net) if compile_net else self.net
     self.bf16 = bf16
-    self.opt = torch.optim.RAdam(self.net.parameters(), lr=config.learning_rate,
-                                 betas=(config.adam_b1, config.adam_b2), eps=1e-8)
+    self.opt = torch.optim.RAdam(
+      self.net.parameters(),
+      lr=config.learning_rate,
+      betas=(config.adam_b1, config.adam_b2),
+      eps=1e-8,
+    )
     self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, config.total_steps)
 
   def place(self, batch) -> tuple[Any, Any]:
@@ -315,8 +361,11 @@ class TorchTrainer:
     the trainer's device, in its memory format."""
     torch = import_torch()
     return tuple(
-        (torch.from_numpy(batch[k]).to(self.device).permute(0, 3, 1, 2).float() / 255
-         ).contiguous(memory_format=self.memory_format) for k in ("rainy", "clean"))
+      (torch.from_numpy(batch[k]).to(self.device).permute(0, 3, 1, 2).float() / 255).contiguous(
+        memory_format=self.memory_format
+      )
+      for k in ("rainy", "clean")
+    )
 
   def step(self, batch, sync: bool = True):
     """One optimisation step on ``batch`` (numpy, or ``place``'s tensors). Returns the
@@ -338,8 +387,9 @@ class TorchTrainer:
     return float(loss.detach())
 
 
-def torch_derain(net, image: np.ndarray, tile: int | None, overlap: int,
-                 bf16: bool = False) -> np.ndarray:
+def torch_derain(
+  net, image: np.ndarray, tile: int | None, overlap: int, bf16: bool = False
+) -> np.ndarray:
   """(H, W, 3) float32 -> (H, W, 3) through ``net`` over the same tiles as Derainer."""
   torch = import_torch()
   device = next(net.parameters()).device.type
@@ -348,11 +398,14 @@ def torch_derain(net, image: np.ndarray, tile: int | None, overlap: int,
   out = torch.zeros_like(x)
   with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
     whole = ((0, h, 0, w), (0, h, 0, w))
-    tiles = ([whole] if tile is None or (h <= tile and w <= tile)
-             else inference.tile_windows(h, w, tile, overlap))
+    tiles = (
+      [whole]
+      if tile is None or (h <= tile and w <= tile)
+      else inference.tile_windows(h, w, tile, overlap)
+    )
     for (cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1) in tiles:
       y = net(x[:, :, wy0:wy1, wx0:wx1]).float()
-      out[:, :, cy0:cy1, cx0:cx1] = y[:, :, cy0 - wy0:cy1 - wy0, cx0 - wx0:cx1 - wx0]
+      out[:, :, cy0:cy1, cx0:cx1] = y[:, :, cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0]
   if device == "cuda":
     torch.cuda.synchronize()
   # Clipped to [0, 1], as Derainer returns float images.
@@ -375,7 +428,8 @@ def xla_forward_flops(model, side: int, params=None) -> float | None:
   """XLA's FLOP count of one forward pass of ``model`` on a (1, side, side, 3) float32
   image: lowered from abstract parameters (``params``, default ``jax.eval_shape`` of the
   initialisation), so nothing is run or allocated."""
-  from nasnet_jax.models import init_params   # pylint: disable=g-import-not-at-top
+  from nasnet_jax.models import init_params  # pylint: disable=g-import-not-at-top
+
   x = jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32)
   if params is None:
     params = jax.eval_shape(lambda: init_params(model, jax.random.PRNGKey(0)))
@@ -398,8 +452,8 @@ class CallRecordingDerainer(inference.Derainer):
     total = 0.0
     for shapes in sorted(set(self.calls)):
       compiled = self._apply.lower(
-          self.model, self.params,
-          *(jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes)).compile()
+        self.model, self.params, *(jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes)
+      ).compile()
       flops = xla_flops(compiled)
       if flops is None:
         return None
@@ -411,10 +465,10 @@ def nasnet_forward_flops_per_pixel(stages: int, blocks: int, features: int) -> i
   """Multiply-adds x 2 of one NASNet forward pass (neuron attention, stages fused) per
   output pixel: the convolutions only (biases and elementwise work are left out)."""
   f = features
-  conv3 = lambda cin, cout: 2 * 9 * cin * cout   # noqa: E731
-  attention = 2 * 9 * f + 2 * f * f              # depthwise 3x3, pointwise 1x1
+  conv3 = lambda cin, cout: 2 * 9 * cin * cout  # noqa: E731
+  attention = 2 * 9 * f + 2 * f * f  # depthwise 3x3, pointwise 1x1
   block = conv3(f, f) + conv3(2 * f, f) + attention
-  stage = blocks * block + conv3(f, f)           # + the tail conv
+  stage = blocks * block + conv3(f, f)  # + the tail conv
   fusion = conv3(stages * f, f) + 2 * f * f + attention
   return conv3(3, f) + stages * stage + fusion + conv3(f, f) + conv3(f, 3)
 
@@ -440,10 +494,13 @@ def bf16_peak(device=None) -> float | None:
 # ----------------------------------------------------------------------------- ratio
 
 
-def add_speed_over_torch(rows: list[dict], case: Callable[[dict], Hashable | None],
-                         is_torch: Callable[[dict], bool],
-                         seconds: Callable[[dict], float | None],
-                         rated: Callable[[dict], bool] = lambda row: True) -> None:
+def add_speed_over_torch(
+  rows: list[dict],
+  case: Callable[[dict], Hashable | None],
+  is_torch: Callable[[dict], bool],
+  seconds: Callable[[dict], float | None],
+  rated: Callable[[dict], bool] = lambda row: True,
+) -> None:
   """Sets ``row[SPEED_OVER_TORCH]``: this row's speed over PyTorch's on the same case,
   i.e. the PyTorch row's seconds divided by this row's. Above 1 the row is faster than
   PyTorch, below 1 slower; the PyTorch row itself gets 1.
@@ -482,8 +539,16 @@ def cpu_name() -> str:
 def commit() -> str:
   """The short hash of the checked-out commit, or "unknown" outside git."""
   try:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
-                          capture_output=True, text=True).stdout.strip() or "unknown"
+    return (
+      subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+      ).stdout.strip()
+      or "unknown"
+    )
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
 
@@ -492,10 +557,16 @@ def machine(torch: bool = False) -> dict[str, Any]:
   """What a result depends on: date, commit, CPU, JAX's backend and device, versions (and
   PyTorch's with ``torch``), and XLA_FLAGS when set."""
   device = jax.devices()[0]
-  info = {"date": datetime.date.today().isoformat(), "commit": commit(), "cpu": cpu_name(),
-          "backend": jax.default_backend(), "device": device.device_kind,
-          "devices": jax.device_count(), "jax": jax.__version__,
-          "python": platform.python_version()}
+  info = {
+    "date": datetime.date.today().isoformat(),
+    "commit": commit(),
+    "cpu": cpu_name(),
+    "backend": jax.default_backend(),
+    "device": device.device_kind,
+    "devices": jax.device_count(),
+    "jax": jax.__version__,
+    "python": platform.python_version(),
+  }
   if torch:
     module = import_torch()
     info.update(torch=module.__version__, torch_threads=module.get_num_threads())
@@ -506,13 +577,14 @@ def machine(torch: bool = False) -> dict[str, Any]:
 
 def machine_line(info: dict[str, Any]) -> str:
   """``machine()``'s facts on one line, for the head of a table."""
-  return (f"{info['date']}, commit {info['commit']}, {info['cpu']}, jax backend "
-          f"{info['backend']} ({info['device']}, {info['devices']} device(s)); "
-          f"jax {info['jax']}, "
-          + (f"torch {info['torch']} ({info['torch_threads']} threads), "
-             if "torch" in info else "")
-          + f"python {info['python']}"
-          + (f", XLA_FLAGS={info['xla_flags']!r}" if info.get("xla_flags") else ""))
+  return (
+    f"{info['date']}, commit {info['commit']}, {info['cpu']}, jax backend "
+    f"{info['backend']} ({info['device']}, {info['devices']} device(s)); "
+    f"jax {info['jax']}, "
+    + (f"torch {info['torch']} ({info['torch_threads']} threads), " if "torch" in info else "")
+    + f"python {info['python']}"
+    + (f", XLA_FLAGS={info['xla_flags']!r}" if info.get("xla_flags") else "")
+  )
 
 
 # ----------------------------------------------------------------------------- report
@@ -531,8 +603,9 @@ def fmt(value, digits: int = 3) -> str:
 def markdown_table(headings: Sequence[str], rows) -> list[str]:
   """The lines of a markdown table: ``headings``, the rule, then one line per row of
   ``rows`` (sequences of cells, written with ``str``)."""
-  return (["| " + " | ".join(headings) + " |", "|" + " --- |" * len(headings)]
-          + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+  return ["| " + " | ".join(headings) + " |", "|" + " --- |" * len(headings)] + [
+    "| " + " | ".join(str(cell) for cell in row) + " |" for row in rows
+  ]
 
 
 def error_line(e: BaseException, limit: int = 300) -> str:

@@ -36,17 +36,21 @@ def write_fake_rain100h(root: str, pairs: int) -> None:
     photo = photos.load_photo(PHOTOS[n % len(PHOTOS)])
     h, w = photo.shape[:2]
     top, left = rng.integers(0, max(1, h - 321)), rng.integers(0, max(1, w - 481))
-    clean = np.asarray(Image.fromarray(photo[top:top + 321, left:left + 481]).resize((481, 321)))
-    rainy = np.clip(clean.astype(int) + (rng.random(clean.shape[:2]) < 0.02)[..., None] * 120,
-                    0, 255).astype(np.uint8)
+    clean = np.asarray(
+      Image.fromarray(photo[top : top + 321, left : left + 481]).resize((481, 321))
+    )
+    rainy = np.clip(
+      clean.astype(int) + (rng.random(clean.shape[:2]) < 0.02)[..., None] * 120, 0, 255
+    ).astype(np.uint8)
     Image.fromarray(clean).save(os.path.join(folder, f"norain-{n}.png"))
     Image.fromarray(rainy).save(os.path.join(folder, f"rain-{n}.png"))
 
 
 def time_pipeline(source, batch: int, crop: int, threads: int, batches: int) -> float:
   """Seconds per batch of a fresh iterator, after 5 warm-up batches."""
-  ds = pipeline.train_dataset(source, crop_size=crop, global_batch_size=batch, seed=0,
-                              process_index=0, process_count=1)
+  ds = pipeline.train_dataset(
+    source, crop_size=crop, global_batch_size=batch, seed=0, process_index=0, process_count=1
+  )
   it = pipeline.train_iterator(ds, num_threads=threads, prefetch=4)
   for _ in range(5):
     next(it)
@@ -64,8 +68,8 @@ def time_train_step(model_overrides: dict, batch: int, crop: int, repeats: int) 
   config.batch_size, config.data.crop_size = batch, crop
   rng = np.random.default_rng(0)
   trainer = harness.JaxTrainer(
-      config, {k: rng.integers(0, 255, (batch, crop, crop, 3), np.uint8)
-               for k in ("rainy", "clean")})
+    config, {k: rng.integers(0, 255, (batch, crop, crop, 3), np.uint8) for k in ("rainy", "clean")}
+  )
   return harness.timed(trainer.step, repeats, memory=None).times
 
 
@@ -77,24 +81,26 @@ def main():
   args = parser.parse_args()
   with tempfile.TemporaryDirectory() as tmp:
     write_fake_rain100h(os.path.join(tmp, "manual"), args.pairs)
-    source = pipeline.get_data_source("rain100h", "train", os.path.join(tmp, "tfds"),
-                                      os.path.join(tmp, "manual"))
-    print(f"{harness.cpu_name()}, "
-          f"jax {jax.__version__} on {jax.devices()[0].platform}; {len(source)} pairs of "
-          f"481x321; grain threads {args.threads}; medians of {args.repeats}")
-    settings = (("paper: NASNet 3x18x64, batch 2, crop 240", {}, 2, 240),
-                ("demo: NASNet 1x4x32, batch 4, crop 96",
-                 {"stages": 1, "blocks": 4, "features": 32}, 4, 96),
-                ("demo: NASNet 1x4x32, batch 4, crop 64",
-                 {"stages": 1, "blocks": 4, "features": 32}, 4, 64))
-    print(f"{'setting':<44} {'pipeline batch/s':>16} {'step batch/s':>13} {'ratio':>7}",
-          flush=True)
+    source = pipeline.get_data_source(
+      "rain100h", "train", os.path.join(tmp, "tfds"), os.path.join(tmp, "manual")
+    )
+    print(
+      f"{harness.cpu_name()}, "
+      f"jax {jax.__version__} on {jax.devices()[0].platform}; {len(source)} pairs of "
+      f"481x321; grain threads {args.threads}; medians of {args.repeats}"
+    )
+    settings = (
+      ("paper: NASNet 3x18x64, batch 2, crop 240", {}, 2, 240),
+      ("demo: NASNet 1x4x32, batch 4, crop 96", {"stages": 1, "blocks": 4, "features": 32}, 4, 96),
+      ("demo: NASNet 1x4x32, batch 4, crop 64", {"stages": 1, "blocks": 4, "features": 32}, 4, 64),
+    )
+    print(f"{'setting':<44} {'pipeline batch/s':>16} {'step batch/s':>13} {'ratio':>7}", flush=True)
     for name, model, batch, crop in settings:
-      pipe = statistics.median(time_pipeline(source, batch, crop, args.threads, 40)
-                               for _ in range(args.repeats))
+      pipe = statistics.median(
+        time_pipeline(source, batch, crop, args.threads, 40) for _ in range(args.repeats)
+      )
       train = statistics.median(time_train_step(model, batch, crop, args.repeats))
-      print(f"{name:<44} {1 / pipe:16.1f} {1 / train:13.3g} {train / pipe:7.1f}",
-            flush=True)
+      print(f"{name:<44} {1 / pipe:16.1f} {1 / train:13.3g} {train / pipe:7.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,16 @@ from benchmarks.harness import fmt, is_nasnet, model_config  # noqa: E402
 from nasnet_jax import inference, train_lib  # noqa: E402
 from nasnet_jax.models import convolution, create_model, init_params  # noqa: E402
 
-NAMED_MODELS = {"paper": harness.PAPER_ARCH, "demo": (1, 4, 32),
-                "general": (2, 4, 40)}   # the shipped model's architecture
+NAMED_MODELS = {
+  "paper": harness.PAPER_ARCH,
+  "demo": (1, 4, 32),
+  "general": (2, 4, 40),
+}  # the shipped model's architecture
 SIZE_IMAGE = 256
 
 
 def parse_model(spec: str) -> tuple[str, tuple[int, int, int] | str]:
-  """"paper", "demo" or "SxBxF" -> (label, (stages, blocks, features)); a name of
+  """ "paper", "demo" or "SxBxF" -> (label, (stages, blocks, features)); a name of
   ``harness.TRANSFORMER_MODELS`` -> (name, name)."""
   if spec in NAMED_MODELS:
     s, b, f = NAMED_MODELS[spec]
@@ -42,9 +45,11 @@ def parse_model(spec: str) -> tuple[str, tuple[int, int, int] | str]:
   try:
     s, b, f = (int(v) for v in spec.split("x"))
   except ValueError:
-    raise SystemExit(f"--models: {spec!r} is neither one of "
-                     f"{sorted(NAMED_MODELS) + sorted(harness.TRANSFORMER_MODELS)} nor "
-                     "STAGESxBLOCKSxFEATURES (e.g. 1x6x64)") from None
+    raise SystemExit(
+      f"--models: {spec!r} is neither one of "
+      f"{sorted(NAMED_MODELS) + sorted(harness.TRANSFORMER_MODELS)} nor "
+      "STAGESxBLOCKSxFEATURES (e.g. 1x6x64)"
+    ) from None
   return spec, (s, b, f)
 
 
@@ -71,7 +76,7 @@ def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> li
   data = harness.random_batch(batch, crop)
   base = {"section": "train", "model": label, "crop": crop, "batch": batch}
   jax_params = None
-  planned = None   # bytes XLA plans for the float32 step without remat
+  planned = None  # bytes XLA plans for the float32 step without remat
   for variant in variants:
     row = dict(base, variant=variant)
     gc.collect()
@@ -81,15 +86,20 @@ def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> li
           config = model_config(arch)
           config.batch_size, config.data.crop_size = batch, crop
           planned = harness.xla_planned_bytes(
-              train_lib.build_training(config).lower(data["rainy"].shape).compile())
+            train_lib.build_training(config).lower(data["rainy"].shape).compile()
+          )
         if planned and planned > memory_limit:
-          row["skipped"] = (f"would need about {planned / 2**30:.1f} GB (XLA's plan for "
-                            "the same step), over --memory_limit_gb")
+          row["skipped"] = (
+            f"would need about {planned / 2**30:.1f} GB (XLA's plan for "
+            "the same step), over --memory_limit_gb"
+          )
           _emit(rows, row)
           continue
       if variant.startswith("jax"):
-        overrides = {"remat": "remat" in variant,
-                     "dtype": "bfloat16" if "bf16" in variant else "float32"}
+        overrides = {
+          "remat": "remat" in variant,
+          "dtype": "bfloat16" if "bf16" in variant else "float32",
+        }
         config = model_config(arch, **overrides)
         config.batch_size, config.data.crop_size = batch, crop
         trainer = harness.JaxTrainer(config, data)
@@ -110,19 +120,22 @@ def bench_train(label, arch, crop, batch, repeats, variants, memory_limit) -> li
       else:
         torch = harness.import_torch()
         if jax_params is None:
-          jax_params = init_params(create_model(model_config(arch).model),
-                                   jax.random.PRNGKey(0))
+          jax_params = init_params(create_model(model_config(arch).model), jax.random.PRNGKey(0))
         config = model_config(arch)
-        trainer = harness.TorchTrainer(arch, jax_params, config,
-                                       compile_net="compile" in variant,
-                                       bf16="bf16" in variant)
+        trainer = harness.TorchTrainer(
+          arch, jax_params, config, compile_net="compile" in variant, bf16="bf16" in variant
+        )
         torch.manual_seed(0)
-        timing = harness.timed(lambda: trainer.step(data), repeats,
-                               torch_cuda=trainer.device == "cuda")
-      row.update(warmup_s=timing.warmup_s, step_s=timing.median_s,
-                 images_per_s=batch / timing.median_s,
-                 peak_memory_gb=_gb(timing.peak_bytes))
-    except Exception as e:   # pylint: disable=broad-except
+        timing = harness.timed(
+          lambda: trainer.step(data), repeats, torch_cuda=trainer.device == "cuda"
+        )
+      row.update(
+        warmup_s=timing.warmup_s,
+        step_s=timing.median_s,
+        images_per_s=batch / timing.median_s,
+        peak_memory_gb=_gb(timing.peak_bytes),
+      )
+    except Exception as e:  # pylint: disable=broad-except
       row["skipped"] = harness.error_line(e, 150)
     _emit(rows, row)
     del row
@@ -155,32 +168,42 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
   onnx_path = None
   for tiled in (False, True):
     for variant in variants:
-      row = {"section": "inference", "model": label, "image": f"{w}x{h}",
-             "tiles": f"{tile} + {overlap} overlap" if tiled else "whole",
-             "variant": variant}
+      row = {
+        "section": "inference",
+        "model": label,
+        "image": f"{w}x{h}",
+        "tiles": f"{tile} + {overlap} overlap" if tiled else "whole",
+        "variant": variant,
+      }
       gc.collect()
       try:
         torch_cuda = False
         if variant.startswith("jax"):
           derainer = harness.CallRecordingDerainer(
-              model, params, tile=tile if tiled else None,
-              dtype="bfloat16" if "bf16" in variant else None)
-          fn = lambda: derainer(image)   # noqa: E731
+            model,
+            params,
+            tile=tile if tiled else None,
+            dtype="bfloat16" if "bf16" in variant else None,
+          )
+          fn = lambda: derainer(image)  # noqa: E731
         elif variant == "onnxruntime":
           if onnx_path is None:
-            from nasnet_jax import export   # pylint: disable=g-import-not-at-top
+            from nasnet_jax import export  # pylint: disable=g-import-not-at-top
+
             proto = export.onnx_model(model, params, config.model)
             onnx_path = os.path.join(onnx_dir.name, "model.onnx")
             with open(onnx_path, "wb") as f:
               f.write(proto.SerializeToString())
-          derainer = inference.OnnxDerainer(onnx_path, tile=tile if tiled else None,
-                                            overlap=overlap)
-          fn = lambda: derainer(image)   # noqa: E731
+          derainer = inference.OnnxDerainer(
+            onnx_path, tile=tile if tiled else None, overlap=overlap
+          )
+          fn = lambda: derainer(image)  # noqa: E731
         else:
           if net is None:
             net = harness.torch_network(arch, params)
-          fn = lambda: harness.torch_derain(   # noqa: E731
-              net, image, tile if tiled else None, overlap, bf16="bf16" in variant)
+          fn = lambda: harness.torch_derain(  # noqa: E731
+            net, image, tile if tiled else None, overlap, bf16="bf16" in variant
+          )
           torch_cuda = harness.torch_device() == "cuda"
         out = fn()
         if variant.startswith("jax"):
@@ -192,10 +215,13 @@ def bench_inference(label, arch, size, tile, repeats, variants) -> list[dict]:
           row["max_abs_diff"] = float(np.max(np.abs(out - reference)))
         timing = harness.timed(fn, repeats, torch_cuda=torch_cuda)
         mp = h * w / 1e6
-        row.update(warmup_s=timing.warmup_s, call_s=timing.median_s,
-                   ms_per_mp=timing.median_s * 1e3 / mp,
-                   peak_memory_gb=_gb(timing.peak_bytes))
-      except Exception as e:   # pylint: disable=broad-except
+        row.update(
+          warmup_s=timing.warmup_s,
+          call_s=timing.median_s,
+          ms_per_mp=timing.median_s * 1e3 / mp,
+          peak_memory_gb=_gb(timing.peak_bytes),
+        )
+      except Exception as e:  # pylint: disable=broad-except
         row["skipped"] = harness.error_line(e, 150)
       _emit(rows, row)
   onnx_dir.cleanup()
@@ -207,19 +233,38 @@ def bench_sizes(label, arch) -> dict:
   model = create_model(model_config(arch, conv_impl="xla").model)
   params = jax.eval_shape(lambda: init_params(model, jax.random.PRNGKey(0)))
   flops = harness.xla_forward_flops(model, SIZE_IMAGE, params)
-  return {"section": "sizes", "model": label, "class": type(model).__name__,
-          "parameters": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params)),
-          "image": f"{SIZE_IMAGE}x{SIZE_IMAGE}",
-          "xla_gflop": None if flops is None else flops / 1e9}
+  return {
+    "section": "sizes",
+    "model": label,
+    "class": type(model).__name__,
+    "parameters": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params)),
+    "image": f"{SIZE_IMAGE}x{SIZE_IMAGE}",
+    "xla_gflop": None if flops is None else flops / 1e9,
+  }
 
 
 # ----------------------------------------------------------------------------- report
 
 
 def _row_line(row):
-  keys = [k for k in ("model", "parameters", "crop", "batch", "image", "tiles", "variant",
-                      "images_per_s", "ms_per_mp", "peak_memory_gb", "xla_gflop", "skipped")
-          if k in row]
+  keys = [
+    k
+    for k in (
+      "model",
+      "parameters",
+      "crop",
+      "batch",
+      "image",
+      "tiles",
+      "variant",
+      "images_per_s",
+      "ms_per_mp",
+      "peak_memory_gb",
+      "xla_gflop",
+      "skipped",
+    )
+    if k in row
+  ]
   return "  ".join(f"{k}={fmt(row[k])}" for k in keys)
 
 
@@ -227,8 +272,7 @@ def _case(row: dict):
   """What a train or inference row is compared on; sizes rows have no speed."""
   if "skipped" in row or row["section"] == "sizes":
     return None
-  keys = (("model", "crop", "batch") if row["section"] == "train" else
-          ("model", "image", "tiles"))
+  keys = ("model", "crop", "batch") if row["section"] == "train" else ("model", "image", "tiles")
   return (row["section"],) + tuple(row.get(k) for k in keys)
 
 
@@ -250,17 +294,36 @@ def add_ratios(rows: list[dict]) -> None:
 
 
 RATIO = harness.SPEED_OVER_TORCH
-SIZE_COLUMNS = (("model", "model"), ("class", "class"), ("parameters", "parameters"),
-                ("image", "image"), ("XLA GFLOP (forward)", "xla_gflop"))
-TRAIN_COLUMNS = (("model", "model"), ("crop", "crop"), ("batch", "batch"),
-                 ("variant", "variant"), ("images/s", "images_per_s"),
-                 ("vs PyTorch eager", RATIO), ("peak memory GB", "peak_memory_gb"),
-                 ("XLA GFLOP/step", "xla_gflop"), ("GFLOP/s", "gflop_per_s"))
-INFERENCE_COLUMNS = (("model", "model"), ("image", "image"), ("tiles", "tiles"),
-                     ("variant", "variant"), ("ms per MP", "ms_per_mp"),
-                     ("vs PyTorch eager", RATIO), ("max abs diff", "max_abs_diff"),
-                     ("peak memory GB", "peak_memory_gb"), ("XLA GFLOP", "xla_gflop"),
-                     ("GFLOP/s", "gflop_per_s"))
+SIZE_COLUMNS = (
+  ("model", "model"),
+  ("class", "class"),
+  ("parameters", "parameters"),
+  ("image", "image"),
+  ("XLA GFLOP (forward)", "xla_gflop"),
+)
+TRAIN_COLUMNS = (
+  ("model", "model"),
+  ("crop", "crop"),
+  ("batch", "batch"),
+  ("variant", "variant"),
+  ("images/s", "images_per_s"),
+  ("vs PyTorch eager", RATIO),
+  ("peak memory GB", "peak_memory_gb"),
+  ("XLA GFLOP/step", "xla_gflop"),
+  ("GFLOP/s", "gflop_per_s"),
+)
+INFERENCE_COLUMNS = (
+  ("model", "model"),
+  ("image", "image"),
+  ("tiles", "tiles"),
+  ("variant", "variant"),
+  ("ms per MP", "ms_per_mp"),
+  ("vs PyTorch eager", RATIO),
+  ("max abs diff", "max_abs_diff"),
+  ("peak memory GB", "peak_memory_gb"),
+  ("XLA GFLOP", "xla_gflop"),
+  ("GFLOP/s", "gflop_per_s"),
+)
 
 
 def _cells(row: dict, columns) -> list[str]:
@@ -280,48 +343,80 @@ def _cells(row: dict, columns) -> list[str]:
 
 def markdown(rows: list[dict], header: str) -> str:
   lines = [f"Machine: {header}", ""]
-  for section, columns in (("sizes", SIZE_COLUMNS), ("train", TRAIN_COLUMNS),
-                           ("inference", INFERENCE_COLUMNS)):
+  for section, columns in (
+    ("sizes", SIZE_COLUMNS),
+    ("train", TRAIN_COLUMNS),
+    ("inference", INFERENCE_COLUMNS),
+  ):
     section_rows = [r for r in rows if r["section"] == section]
     if section_rows:
-      lines += harness.markdown_table([title for title, _ in columns],
-                                      [_cells(r, columns) for r in section_rows]) + [""]
+      lines += harness.markdown_table(
+        [title for title, _ in columns], [_cells(r, columns) for r in section_rows]
+      ) + [""]
   if any("fraction_of_bf16_peak" in r for r in rows):
-    lines += ["Fraction of the GPU's dense bf16 peak: " + ", ".join(
+    lines += [
+      "Fraction of the GPU's dense bf16 peak: "
+      + ", ".join(
         f"{r['model']} {r.get('crop', r.get('image'))} {r['variant']}: "
         f"{100 * r['fraction_of_bf16_peak']:.1f} %"
-        for r in rows if "fraction_of_bf16_peak" in r)]
+        for r in rows
+        if "fraction_of_bf16_peak" in r
+      )
+    ]
   return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--models", default="demo,paper",
-                      help="comma-separated: paper, demo, SxBxF, or one of "
-                      f"{', '.join(harness.TRANSFORMER_MODELS)} (JAX rows only)")
+  parser.add_argument(
+    "--models",
+    default="demo,paper",
+    help="comma-separated: paper, demo, SxBxF, or one of "
+    f"{', '.join(harness.TRANSFORMER_MODELS)} (JAX rows only)",
+  )
   parser.add_argument("--crops", default="96,240")
   parser.add_argument("--batches", default="2,8")
   parser.add_argument("--sections", default="sizes,train,inference")
-  parser.add_argument("--train_variants",
-                      default="jax,jax_remat,jax_bf16,torch,torch_bf16,torch_compile")
-  parser.add_argument("--inference_variants", default="jax,jax_bf16,torch,onnxruntime",
-                      help="onnxruntime: the network exported to ONNX (jax2onnx), run by "
-                      "ONNX Runtime through nasnet_jax.inference.OnnxDerainer")
-  parser.add_argument("--image", default="1024x768",
-                      help="WxH of the inference image (the paper net: see --paper_image)")
-  parser.add_argument("--paper_image", default="512x384",
-                      help="WxH for the inference of the paper net (12 TFLOP per "
-                      "megapixel) and of ddsa and dual_stage")
+  parser.add_argument(
+    "--train_variants", default="jax,jax_remat,jax_bf16,torch,torch_bf16,torch_compile"
+  )
+  parser.add_argument(
+    "--inference_variants",
+    default="jax,jax_bf16,torch,onnxruntime",
+    help="onnxruntime: the network exported to ONNX (jax2onnx), run by "
+    "ONNX Runtime through nasnet_jax.inference.OnnxDerainer",
+  )
+  parser.add_argument(
+    "--image",
+    default="1024x768",
+    help="WxH of the inference image (the paper net: see --paper_image)",
+  )
+  parser.add_argument(
+    "--paper_image",
+    default="512x384",
+    help="WxH for the inference of the paper net (12 TFLOP per "
+    "megapixel) and of ddsa and dual_stage",
+  )
   parser.add_argument("--tile", type=int, default=256)
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--paper_repeats", type=int, default=1,
-                      help="repeats for the paper net, ddsa and dual_stage (minutes per "
-                      "call on a CPU)")
-  parser.add_argument("--memory_limit_gb", type=float, default=None,
-                      help="skip a JAX train row whose XLA plan exceeds this (default: 80%% "
-                      "of this machine's RAM on CPU, none on GPU)")
-  parser.add_argument("--no_check", action="store_true",
-                      help="skip the check that both frameworks give the same losses")
+  parser.add_argument(
+    "--paper_repeats",
+    type=int,
+    default=1,
+    help="repeats for the paper net, ddsa and dual_stage (minutes per call on a CPU)",
+  )
+  parser.add_argument(
+    "--memory_limit_gb",
+    type=float,
+    default=None,
+    help="skip a JAX train row whose XLA plan exceeds this (default: 80%% "
+    "of this machine's RAM on CPU, none on GPU)",
+  )
+  parser.add_argument(
+    "--no_check",
+    action="store_true",
+    help="skip the check that both frameworks give the same losses",
+  )
   parser.add_argument("--json", default=None, help="write the rows here")
   parser.add_argument("--markdown", default=None, help="write the tables here")
   args = parser.parse_args(argv)
@@ -329,8 +424,9 @@ def main(argv=None) -> int:
   try:
     torch = harness.import_torch()
   except ImportError:
-    raise SystemExit("benchmarks/run.py needs PyTorch as the yardstick: "
-                     "pip install -e '.[test]' (torch==2.13.0)") from None
+    raise SystemExit(
+      "benchmarks/run.py needs PyTorch as the yardstick: pip install -e '.[test]' (torch==2.13.0)"
+    ) from None
   torch.manual_seed(0)
   memory_limit = args.memory_limit_gb * 2**30 if args.memory_limit_gb else None
   if memory_limit is None and jax.default_backend() == "cpu":
@@ -352,19 +448,24 @@ def main(argv=None) -> int:
     big = arch in (NAMED_MODELS["paper"], "ddsa", "dual_stage")
     repeats = args.paper_repeats if big else args.repeats
     # Only NASNet has a PyTorch twin (nasnet_jax/torch_nasnet.py).
-    keep = lambda variants: [v for v in variants.split(",")   # noqa: E731
-                             if is_nasnet(arch) or v.startswith("jax")]
+    keep = lambda variants: [
+      v
+      for v in variants.split(",")  # noqa: E731
+      if is_nasnet(arch) or v.startswith("jax")
+    ]
     # (ONNX: NASNet only; the transformers' padding does not convert, docs/onnx.md.)
     if "train" in sections:
       for crop in (int(c) for c in args.crops.split(",")):
         for batch in (int(b) for b in args.batches.split(",")):
-          rows += bench_train(label, arch, crop, batch, repeats, keep(args.train_variants),
-                              memory_limit)
+          rows += bench_train(
+            label, arch, crop, batch, repeats, keep(args.train_variants), memory_limit
+          )
     if "inference" in sections:
       image = args.paper_image if big else args.image
       w, h = (int(v) for v in image.split("x"))
-      rows += bench_inference(label, arch, (h, w), args.tile, repeats,
-                              keep(args.inference_variants))
+      rows += bench_inference(
+        label, arch, (h, w), args.tile, repeats, keep(args.inference_variants)
+      )
   add_ratios(rows)
   table = markdown(rows, header)
   print(table)

@@ -21,15 +21,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict(models.default_model_config("nasnet"))
 
   config.data = ml_collections.ConfigDict()
-  config.data.name = "synthetic_rain/mixed"   # a TFDS name (with config)
-  config.data.data_dir = config_dict.placeholder(str)    # TFDS data_dir (None: default)
+  config.data.name = "synthetic_rain/mixed"  # a TFDS name (with config)
+  config.data.data_dir = config_dict.placeholder(str)  # TFDS data_dir (None: default)
   config.data.manual_dir = config_dict.placeholder(str)  # where downloaded archives lie
   config.data.train_split = "train"
   config.data.eval_split = "test"
   config.data.crop_size = 240
   config.data.random_flip = True
   config.data.random_rotate = True
-  config.data.pad_small_images = True   # reflect-pad images smaller than the crop (warns once)
+  config.data.pad_small_images = True  # reflect-pad images smaller than the crop (warns once)
   # Leave out of training the examples whose clean image the build found in another
   # split (overlap.txt beside the build: the same pixels or a resized / re-encoded copy).
   # Off: published splits stay as published.
@@ -54,16 +54,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.photometric_augmentation = False
   config.data.scale_range = (1.0, 1.0)
   config.data.num_threads = 2
-  config.data.prefetch = 4          # host batches read ahead by grain's threads
-  config.data.device_prefetch = 2   # batches already on the devices ahead of the step
+  config.data.prefetch = 4  # host batches read ahead by grain's threads
+  config.data.device_prefetch = 2  # batches already on the devices ahead of the step
 
-  config.batch_size = 2          # global, over all devices and hosts
+  config.batch_size = 2  # global, over all devices and hosts
   config.total_steps = 300_000
   # "l1_ssim" (NASNet's), "l1" or "charbonnier" (nasnet_jax.losses.image_loss). Images a
   # network sows as "stage_outputs" (DualStageNet's stage 1) add this weight times theirs.
   config.loss = "l1_ssim"
   config.intermediate_loss_weight = 1.0
-  config.optimizer = "radam"     # or "adamw" (with weight_decay)
+  config.optimizer = "radam"  # or "adamw" (with weight_decay)
   config.weight_decay = 0.0
   # Learning rate: linear warmup, constant for constant_steps, then cosine to the end rate.
   config.learning_rate = 2e-4
@@ -82,14 +82,14 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.eval = ml_collections.ConfigDict()
   config.eval.protocols = ("y8", "rgb")  # the first is the headline number
-  config.eval.max_images = 0             # 0: the whole split
-  config.eval.num_sample_images = 4      # rainy | derained | clean strips per eval
+  config.eval.max_images = 0  # 0: the whole split
+  config.eval.num_sample_images = 4  # rainy | derained | clean strips per eval
   # Inference (nasnet_jax.inference): 0 runs whole images; else tiles of this core size
   # with `overlap` pixels of context (-1: the receptive-field radius, exact tiling).
   config.eval.tile = 0
   config.eval.overlap = -1
-  config.eval.ensemble = False           # x8 flips/rotations, averaged
-  config.eval.dtype = "float32"          # or "bfloat16"
+  config.eval.ensemble = False  # x8 flips/rotations, averaged
+  config.eval.dtype = "float32"  # or "bfloat16"
   return config
 
 
@@ -140,15 +140,18 @@ DATASET_VARIANTS = ("", "gpu")
 GPU_BATCH = 16
 
 
-def with_variant(config: ml_collections.ConfigDict, variant: str,
-                 config_file: str) -> ml_collections.ConfigDict:
+def with_variant(
+  config: ml_collections.ConfigDict, variant: str, config_file: str
+) -> ml_collections.ConfigDict:
   """``config`` as is (variant "") or for one GPU ("gpu", ``for_gpu``)."""
   if variant in ("", None):
     return config
   if variant == "gpu":
     return for_gpu(config)
-  raise ValueError(f"{config_file}:{variant}: the variants are {config_file} (the paper's "
-                   f"recipe) and {config_file}:gpu")
+  raise ValueError(
+    f"{config_file}:{variant}: the variants are {config_file} (the paper's "
+    f"recipe) and {config_file}:gpu"
+  )
 
 
 def for_gpu(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -168,9 +171,8 @@ def for_gpu(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   ratio = GPU_BATCH / config.batch_size
   config.model.dtype = "bfloat16"
   config.batch_size = GPU_BATCH
-  config.learning_rate = float(config.learning_rate) * ratio ** 0.5
+  config.learning_rate = float(config.learning_rate) * ratio**0.5
   config.data.num_threads = 8
   config.data.prefetch = 8
   config.data.device_prefetch = 2
   return config
-

@@ -34,8 +34,10 @@ VARIANTS = tuple(STAGES)
 
 def get_config(stage: str = "1"):
   if str(stage) not in STAGES:
-    raise ValueError(f"configs/general.py:{stage}: the stages are {sorted(STAGES)}; run "
-                     "configs/general.py:1, then :2, then :3 in the same workdir")
+    raise ValueError(
+      f"configs/general.py:{stage}: the stages are {sorted(STAGES)}; run "
+      "configs/general.py:1, then :2, then :3 in the same workdir"
+    )
   total_steps, clean_fraction = STAGES[str(stage)]
   config = synthetic.get_config()
   config.model.stages = 2

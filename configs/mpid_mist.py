@@ -7,14 +7,13 @@ Scored in RGB as the NASNet authors report MPID, Y beside it.
 
 from configs import default
 
-
-VARIANTS = default.DATASET_VARIANTS   # configs/mpid_mist.py:gpu for one GPU (default.for_gpu)
+VARIANTS = default.DATASET_VARIANTS  # configs/mpid_mist.py:gpu for one GPU (default.for_gpu)
 
 
 def get_config(variant: str = ""):
   config = default.get_config()
   config.data.name = "mpid/mist"
   config.data.eval_split = "test"
-  config.model.input_normalization = "mpid_mist"   # the authors' input mean/std for this set
+  config.model.input_normalization = "mpid_mist"  # the authors' input mean/std for this set
   config.eval.protocols = ("rgb", "y8")
   return default.with_variant(config, variant, "configs/mpid_mist.py")

@@ -10,14 +10,13 @@ style: "y8"); RGB (what the NASNet authors used) is printed beside it.
 
 from configs import default
 
-
-VARIANTS = default.DATASET_VARIANTS   # configs/rain100h.py:gpu for one GPU (default.for_gpu)
+VARIANTS = default.DATASET_VARIANTS  # configs/rain100h.py:gpu for one GPU (default.for_gpu)
 
 
 def get_config(variant: str = ""):
   config = default.get_config()
   config.data.name = "rain100h"
   config.data.eval_split = "test"
-  config.model.input_normalization = "rain100h"   # the authors' input mean/std for this set
+  config.model.input_normalization = "rain100h"  # the authors' input mean/std for this set
   config.eval.protocols = ("y8", "rgb")
   return default.with_variant(config, variant, "configs/rain100h.py")

@@ -8,14 +8,13 @@ on Y (8-bit, "y8") as papers report Rain100/Rain200, RGB beside it.
 
 from configs import default
 
-
-VARIANTS = default.DATASET_VARIANTS   # configs/rain100l.py:gpu for one GPU (default.for_gpu)
+VARIANTS = default.DATASET_VARIANTS  # configs/rain100l.py:gpu for one GPU (default.for_gpu)
 
 
 def get_config(variant: str = ""):
   config = default.get_config()
   config.data.name = "rain100l"
   config.data.eval_split = "test"
-  config.model.input_normalization = "rain100l"   # the authors' input mean/std for this set
+  config.model.input_normalization = "rain100l"  # the authors' input mean/std for this set
   config.eval.protocols = ("y8", "rgb")
   return default.with_variant(config, variant, "configs/rain100l.py")

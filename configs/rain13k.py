@@ -11,8 +11,7 @@ reported on Y (8-bit, "y8"), RGB beside it. No input statistics were published f
 
 from configs import default
 
-
-VARIANTS = default.DATASET_VARIANTS   # configs/rain13k.py:gpu for one GPU (default.for_gpu)
+VARIANTS = default.DATASET_VARIANTS  # configs/rain13k.py:gpu for one GPU (default.for_gpu)
 
 
 def get_config(variant: str = ""):

@@ -10,8 +10,7 @@ input statistics for this set, so the input is not normalised.
 
 from configs import default
 
-
-VARIANTS = default.DATASET_VARIANTS   # configs/raindrop.py:gpu for one GPU (default.for_gpu)
+VARIANTS = default.DATASET_VARIANTS  # configs/raindrop.py:gpu for one GPU (default.for_gpu)
 
 
 def get_config(variant: str = ""):

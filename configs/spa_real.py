@@ -8,14 +8,13 @@ NASNet authors and SPANet report RGB PSNR/SSIM (skimage): "rgb" first, Y beside 
 
 from configs import default
 
-
-VARIANTS = default.DATASET_VARIANTS   # configs/spa_real.py:gpu for one GPU (default.for_gpu)
+VARIANTS = default.DATASET_VARIANTS  # configs/spa_real.py:gpu for one GPU (default.for_gpu)
 
 
 def get_config(variant: str = ""):
   config = default.get_config()
   config.data.name = "spa_data"
   config.data.eval_split = "test"
-  config.model.input_normalization = "spa_real"   # the authors' input mean/std for this set
+  config.model.input_normalization = "spa_real"  # the authors' input mean/std for this set
   config.eval.protocols = ("rgb", "y8")
   return default.with_variant(config, variant, "configs/spa_real.py")

@@ -44,5 +44,5 @@ def get_config():
   config.eval_every_steps = 1300
   config.checkpoint_every_steps = 650
   config.eval.protocols = ("y8",)
-  config.eval.max_images = 6    # a quick look during training; evaluate.py scores all
+  config.eval.max_images = 6  # a quick look during training; evaluate.py scores all
   return config

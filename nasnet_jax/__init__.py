@@ -16,13 +16,25 @@ from nasnet_jax import inference, metrics
 from nasnet_jax.checkpointing import restore
 from nasnet_jax.inference import Derainer, derain
 from nasnet_jax.losses import l1_ssim_loss
-from nasnet_jax.pretrained_models import pretrained
-from nasnet_jax.models import (Block, NASNet, NeuronAttention, SqueezeExcitation, Stage,
-                               create_model)
+from nasnet_jax.models import Block, NASNet, NeuronAttention, SqueezeExcitation, Stage, create_model
 from nasnet_jax.models.convolution import compiler_options
+from nasnet_jax.pretrained_models import pretrained
 
 __version__ = "0.1.0"
 
-__all__ = ["Block", "Derainer", "NASNet", "NeuronAttention", "SqueezeExcitation", "Stage",
-           "compiler_options", "create_model", "derain", "inference", "l1_ssim_loss",
-           "metrics", "pretrained", "restore"]
+__all__ = [
+  "Block",
+  "Derainer",
+  "NASNet",
+  "NeuronAttention",
+  "SqueezeExcitation",
+  "Stage",
+  "compiler_options",
+  "create_model",
+  "derain",
+  "inference",
+  "l1_ssim_loss",
+  "metrics",
+  "pretrained",
+  "restore",
+]

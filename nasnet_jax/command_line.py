@@ -13,18 +13,25 @@ import logging as std_logging
 import os
 import re
 import sys
-from typing import Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from absl import flags, logging
 
 from nasnet_jax import log_filters
 from nasnet_jax.extras import MissingExtraError
 
-
 # Exceptions that carry a message meant for the user. train_lib.NonFiniteLossError is a
 # RuntimeError; it is matched by name so this module imports nothing heavy.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               IsADirectoryError, PermissionError, MissingExtraError)
+USER_ERRORS = (
+  ValueError,
+  FileNotFoundError,
+  FileExistsError,
+  NotADirectoryError,
+  IsADirectoryError,
+  PermissionError,
+  MissingExtraError,
+)
 _USER_ERROR_NAMES = ("NonFiniteLossError",)
 
 
@@ -69,7 +76,7 @@ def _config_field_error(error: BaseException, argv: Sequence[str]) -> str | None
   a config field). ml_collections raises AttributeError or KeyError with the name and
   its own suggestion."""
   text = error.args[0] if error.args else ""
-  while isinstance(text, BaseException):   # AttributeError(KeyError(message))
+  while isinstance(text, BaseException):  # AttributeError(KeyError(message))
     text = text.args[0] if text.args else ""
   if not isinstance(text, str):
     return None
@@ -102,8 +109,11 @@ def _load_config_files(argv: Sequence[str]) -> None:
         value.get("seed")
       except OSError as e:
         if not os.path.isfile(path):
-          fail(f"--config={path}: no such file; pass a config file, e.g. "
-               "--config=configs/synthetic.py", status=2)
+          fail(
+            f"--config={path}: no such file; pass a config file, e.g. "
+            "--config=configs/synthetic.py",
+            status=2,
+          )
         fail(f"--config={path} does not load: {e}", status=2)
 
 
@@ -121,7 +131,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     if message is None:
       raise
     fail(message, status=2)
-  except OSError as e:   # ml_collections: the --config file is missing or does not load
+  except OSError as e:  # ml_collections: the --config file is missing or does not load
     fail(e, status=2)
   raise AssertionError("unreachable")
 
@@ -147,14 +157,22 @@ def quiet(verbose: bool = False) -> None:
 def define_distributed_flags() -> None:
   """``--distributed``, ``--coordinator_address``, ``--num_processes`` and
   ``--process_id``, for ``initialize_distributed``; train.py and evaluate.py define them."""
-  flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first, with the "
-                    "cluster detected from the environment (SLURM, Cloud TPU, MPI, ...).")
-  flags.DEFINE_string("coordinator_address", None, "host:port of process 0, to start "
-                      "several processes by hand (with --num_processes and --process_id).")
-  flags.DEFINE_integer("num_processes", None, "Number of processes (with "
-                       "--coordinator_address).")
-  flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1 "
-                       "(with --coordinator_address).")
+  flags.DEFINE_bool(
+    "distributed",
+    False,
+    "Call jax.distributed.initialize() first, with the "
+    "cluster detected from the environment (SLURM, Cloud TPU, MPI, ...).",
+  )
+  flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "host:port of process 0, to start "
+    "several processes by hand (with --num_processes and --process_id).",
+  )
+  flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
+  flags.DEFINE_integer(
+    "process_id", None, "This process's index, 0 .. num_processes - 1 (with --coordinator_address)."
+  )
 
 
 def initialize_distributed(values) -> None:
@@ -162,21 +180,34 @@ def initialize_distributed(values) -> None:
   ``values`` is ``absl.flags.FLAGS``): by hand when the coordinator, the number of
   processes and this process's index are all given, from the environment with
   ``--distributed``, not at all otherwise. Wrong combinations are one-line errors."""
-  manual = {"--coordinator_address": values.coordinator_address,
-            "--num_processes": values.num_processes, "--process_id": values.process_id}
+  manual = {
+    "--coordinator_address": values.coordinator_address,
+    "--num_processes": values.num_processes,
+    "--process_id": values.process_id,
+  }
   given = [name for name, value in manual.items() if value is not None]
   if given and len(given) < len(manual):
     missing = [name for name in manual if name not in given]
-    fail(f"{', '.join(given)} also needs {', '.join(missing)} (all three start the "
-         "processes by hand; or pass --distributed alone to detect the cluster)", status=2)
+    fail(
+      f"{', '.join(given)} also needs {', '.join(missing)} (all three start the "
+      "processes by hand; or pass --distributed alone to detect the cluster)",
+      status=2,
+    )
   if given:
     if values.num_processes < 1 or not 0 <= values.process_id < values.num_processes:
-      fail(f"--process_id={values.process_id} must be in 0 .. --num_processes - 1 "
-           f"(--num_processes={values.num_processes})", status=2)
+      fail(
+        f"--process_id={values.process_id} must be in 0 .. --num_processes - 1 "
+        f"(--num_processes={values.num_processes})",
+        status=2,
+      )
     import jax  # pylint: disable=g-import-not-at-top
-    jax.distributed.initialize(coordinator_address=values.coordinator_address,
-                               num_processes=values.num_processes,
-                               process_id=values.process_id)
+
+    jax.distributed.initialize(
+      coordinator_address=values.coordinator_address,
+      num_processes=values.num_processes,
+      process_id=values.process_id,
+    )
   elif values.distributed:
     import jax  # pylint: disable=g-import-not-at-top
+
     jax.distributed.initialize()

@@ -61,7 +61,8 @@ import collections
 import os
 import re
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from absl import app, flags
@@ -79,8 +80,9 @@ def _torch():
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ConversionError("converting PyTorch checkpoints needs PyTorch: pip install torch "
-                          "(the CPU wheel is enough)") from e
+    raise ConversionError(
+      "converting PyTorch checkpoints needs PyTorch: pip install torch (the CPU wheel is enough)"
+    ) from e
   return torch
 
 
@@ -93,72 +95,96 @@ def load_state_dict(path: str) -> tuple[dict[str, np.ndarray], int]:
     raise ConversionError(f"{path} does not exist") from e
   except Exception as e:  # pylint: disable=broad-except
     first = str(e).splitlines()[0] if str(e) else type(e).__name__
-    raise ConversionError(f"{path} is not a PyTorch checkpoint that loads safely "
-                          f"(weights only): {first[:300]}") from e
+    raise ConversionError(
+      f"{path} is not a PyTorch checkpoint that loads safely (weights only): {first[:300]}"
+    ) from e
   if isinstance(checkpoint, Mapping) and "model" in checkpoint:
     state, step = checkpoint["model"], int(checkpoint.get("step", 0) or 0)
   else:
     state, step = checkpoint, 0
-  if not isinstance(state, Mapping) or not all(
-      isinstance(v, torch.Tensor) for v in state.values()):
-    raise ConversionError(f"{path} holds no state dict of tensors (expected "
-                          "{'step': int, 'model': state_dict} or a state dict)")
+  if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    raise ConversionError(
+      f"{path} holds no state dict of tensors (expected "
+      "{'step': int, 'model': state_dict} or a state dict)"
+    )
   out = {}
   for key, value in state.items():
-    key = key[len("module."):] if key.startswith("module.") else key
+    key = key[len("module.") :] if key.startswith("module.") else key
     out[key] = value.detach().to(torch.float32).numpy()
   return out, step
 
 
 def network_of(state: Mapping[str, np.ndarray]) -> str:
-  """"nasnet" or "prenet": whose authors' layout ``state`` is in, read from its keys."""
+  """ "nasnet" or "prenet": whose authors' layout ``state`` is in, read from its keys."""
   if "pre.0.weight" in state:
     return "nasnet"
   if "conv0.0.weight" in state:
     return "prenet"
-  raise ConversionError("neither 'pre.0.weight' (NASNet) nor 'conv0.0.weight' (PReNet): not "
-                        f"a state dict in the authors' layout (keys start {sorted(state)[:5]})")
+  raise ConversionError(
+    "neither 'pre.0.weight' (NASNet) nor 'conv0.0.weight' (PReNet): not "
+    f"a state dict in the authors' layout (keys start {sorted(state)[:5]})"
+  )
 
 
-def infer_model_config(state: Mapping[str, np.ndarray],
-                       input_normalization: str = "") -> dict[str, Any]:
+def infer_model_config(
+  state: Mapping[str, np.ndarray], input_normalization: str = ""
+) -> dict[str, Any]:
   """The ``config.model`` of the NASNet whose weights ``state`` holds."""
   if network_of(state) != "nasnet":
-    raise ConversionError("not a NASNet state dict (no 'pre.0.weight'); PReNet's go through "
-                          "infer_prenet_config")
-  stages = sorted({int(m.group(1)) for k in state
-                   for m in [re.match(r"stages\.(\d+)\.", k)] if m})
+    raise ConversionError(
+      "not a NASNet state dict (no 'pre.0.weight'); PReNet's go through infer_prenet_config"
+    )
+  stages = sorted({int(m.group(1)) for k in state for m in [re.match(r"stages\.(\d+)\.", k)] if m})
   if not stages or stages != list(range(len(stages))):
     raise ConversionError(f"stage indices {stages} are not 0..n-1")
-  blocks = len({m.group(1) for k in state
-                for m in [re.match(r"stages\.0\.s\.(\d+)\.conv1\.", k)] if m})
+  blocks = len(
+    {m.group(1) for k in state for m in [re.match(r"stages\.0\.s\.(\d+)\.conv1\.", k)] if m}
+  )
   if blocks < 1:
     raise ConversionError("stage 0 has no block (no stages.0.s.0.conv1)")
-  attention = "na" if any(".attlayer.att." in k or k.startswith("fusion_att.")
-                          for k in state) else "none"
+  attention = (
+    "na" if any(".attlayer.att." in k or k.startswith("fusion_att.") for k in state) else "none"
+  )
   if input_normalization not in ("", "none") and input_normalization not in INPUT_STATS:
-    raise ConversionError(f"--input_normalization={input_normalization!r} is unknown; use "
-                          f"none or one of {sorted(INPUT_STATS)}")
-  return {"name": "nasnet", "stages": len(stages), "blocks": blocks,
-          "features": int(state["pre.0.weight"].shape[0]), "attention": attention,
-          "fuse_stages": any(k.startswith("fusion_sub.") for k in state),
-          "input_normalization": "" if input_normalization == "none" else
-                                 input_normalization,
-          "remat": False, "dtype": "float32", "conv_impl": "auto"}
+    raise ConversionError(
+      f"--input_normalization={input_normalization!r} is unknown; use "
+      f"none or one of {sorted(INPUT_STATS)}"
+    )
+  return {
+    "name": "nasnet",
+    "stages": len(stages),
+    "blocks": blocks,
+    "features": int(state["pre.0.weight"].shape[0]),
+    "attention": attention,
+    "fuse_stages": any(k.startswith("fusion_sub.") for k in state),
+    "input_normalization": "" if input_normalization == "none" else input_normalization,
+    "remat": False,
+    "dtype": "float32",
+    "conv_impl": "auto",
+  }
 
 
 # The number of recurrent passes, when the file's path does not say it: the authors'.
 PRENET_DEFAULT_STAGES = 6
-_LSTM_GATES = (("conv_i", "lstm_input_gate"), ("conv_f", "lstm_forget_gate"),
-               ("conv_g", "lstm_cell"), ("conv_o", "lstm_output_gate"))
+_LSTM_GATES = (
+  ("conv_i", "lstm_input_gate"),
+  ("conv_f", "lstm_forget_gate"),
+  ("conv_g", "lstm_cell"),
+  ("conv_o", "lstm_output_gate"),
+)
 
 
 # The authors' files with PReNet's keys but another network: (path pattern, what it holds).
 _OTHER_PRENET_FILES = (
-    (r"(^|/)real/", "the real-rain model of logs/real/ (their generator.py Generator_lstm: "
-                    "blocks before the LSTM, no global residual, 4 passes)"),
-    (r"(^|/)ablation/|prenet\d+_(lstm|gru|x|recssim)\b",
-     "one of their ablation networks (logs/Ablation/: PReNet_LSTM, _GRU, _x, _RecSSIM)"),
+  (
+    r"(^|/)real/",
+    "the real-rain model of logs/real/ (their generator.py Generator_lstm: "
+    "blocks before the LSTM, no global residual, 4 passes)",
+  ),
+  (
+    r"(^|/)ablation/|prenet\d+_(lstm|gru|x|recssim)\b",
+    "one of their ablation networks (logs/Ablation/: PReNet_LSTM, _GRU, _x, _RecSSIM)",
+  ),
 )
 
 
@@ -168,9 +194,11 @@ def check_prenet_path(path: str) -> None:
   lowered = path.lower().replace(os.sep, "/")
   for pattern, what in _OTHER_PRENET_FILES:
     if re.search(pattern, lowered):
-      raise ConversionError(f"{path} is {what}, a different network from PReNet that "
-                            "nasnet-jax does not have; convert logs/<set>/PReNet6, PRN6 or "
-                            "their _r variants")
+      raise ConversionError(
+        f"{path} is {what}, a different network from PReNet that "
+        "nasnet-jax does not have; convert logs/<set>/PReNet6, PRN6 or "
+        "their _r variants"
+      )
 
 
 def prenet_stages_from_path(path: str) -> int | None:
@@ -187,22 +215,29 @@ def infer_prenet_config(state: Mapping[str, np.ndarray], stages: int) -> dict[st
     raise ConversionError("not a PReNet state dict (no 'conv0.0.weight')")
   if stages < 1:
     raise ConversionError(f"--prenet_stages must be >= 1, got {stages}")
-  blocks = sorted({int(m.group(1)) for k in state
-                   for m in [re.match(r"res_conv(\d+)\.", k)] if m})
+  blocks = sorted({int(m.group(1)) for k in state for m in [re.match(r"res_conv(\d+)\.", k)] if m})
   if not blocks or blocks != list(range(1, len(blocks) + 1)):
     found = ", ".join(f"res_conv{b}" for b in blocks) or "none"
-    raise ConversionError("expected residual blocks res_conv1..res_convN with none missing; "
-                          f"the file has: {found}")
+    raise ConversionError(
+      f"expected residual blocks res_conv1..res_convN with none missing; the file has: {found}"
+    )
   recursive = len(blocks) == 1
-  return {"name": "prenet", "stages": stages, "blocks": 5 if recursive else len(blocks),
-          "features": int(state["conv0.0.weight"].shape[0]),
-          "recurrent": "lstm" if any(k.startswith("conv_i.") for k in state) else "none",
-          "recursive_blocks": recursive, "dtype": "float32", "conv_impl": "auto"}
+  return {
+    "name": "prenet",
+    "stages": stages,
+    "blocks": 5 if recursive else len(blocks),
+    "features": int(state["conv0.0.weight"].shape[0]),
+    "recurrent": "lstm" if any(k.startswith("conv_i.") for k in state) else "none",
+    "recursive_blocks": recursive,
+    "dtype": "float32",
+    "conv_impl": "auto",
+  }
 
 
 def _prenet(config: Mapping[str, Any]):
   """The ``models.PReNet`` of ``config`` (its defaults for the fields it leaves out)."""
   from nasnet_jax.models import create_model  # pylint: disable=g-import-not-at-top
+
   return create_model(config)
 
 
@@ -219,8 +254,7 @@ def key_map(config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     names["conv.0"] = ("output_conv",)
     return names
   if config.get("name", "nasnet") != "nasnet":
-    raise ConversionError(f"the authors' formats are NASNet's and PReNet's, not "
-                          f"{config['name']}'s")
+    raise ConversionError(f"the authors' formats are NASNet's and PReNet's, not {config['name']}'s")
   names = {"pre.0": ("input_conv",)}
   na = config["attention"] == "na"
   for i in range(config["stages"]):
@@ -249,22 +283,29 @@ def to_flax(state: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> dict:
   expected = {f"{m}.{p}" for m in names for p in ("weight", "bias")}
   missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
   if missing or extra:
-    shape = (f"PReNet with {config['blocks']} blocks" if config.get("name") == "prenet"
-             else f"NASNet with {config['stages']} stages x {config['blocks']} blocks")
+    shape = (
+      f"PReNet with {config['blocks']} blocks"
+      if config.get("name") == "prenet"
+      else f"NASNet with {config['stages']} stages x {config['blocks']} blocks"
+    )
     raise ConversionError(
-        f"the state dict does not match a {shape}: "
-        + (f"missing {missing}" if missing else "")
-        + ("; " if missing and extra else "") + (f"unexpected {extra}" if extra else ""))
+      f"the state dict does not match a {shape}: "
+      + (f"missing {missing}" if missing else "")
+      + ("; " if missing and extra else "")
+      + (f"unexpected {extra}" if extra else "")
+    )
   params: dict = {}
   for module, path in names.items():
     weight, bias = state[f"{module}.weight"], state[f"{module}.bias"]
     if weight.ndim != 4 or bias.shape != (weight.shape[0],):
-      raise ConversionError(f"{module}: weight {weight.shape} / bias {bias.shape} are not "
-                            "a conv's (O, I, kh, kw) / (O,)")
+      raise ConversionError(
+        f"{module}: weight {weight.shape} / bias {bias.shape} are not "
+        "a conv's (O, I, kh, kw) / (O,)"
+      )
     node = params
     for part in path:
       node = node.setdefault(part, {})
-    node["kernel"] = np.ascontiguousarray(weight.transpose(2, 3, 1, 0))   # OIHW -> HWIO
+    node["kernel"] = np.ascontiguousarray(weight.transpose(2, 3, 1, 0))  # OIHW -> HWIO
     node["bias"] = bias
   return params
 
@@ -273,22 +314,26 @@ def check_shapes(params: Mapping[str, Any], config: Mapping[str, Any]) -> None:
   """ConversionError listing every parameter whose shape is not what
   ``create_model(config)`` builds (a file of another network under the same keys)."""
   import jax  # pylint: disable=g-import-not-at-top
+
   from nasnet_jax.models import create_model, init_params  # pylint: disable=g-import-not-at-top
+
   expected = jax.eval_shape(lambda: init_params(create_model(config), jax.random.key(0)))
   flat = dict(jax.tree_util.tree_leaves_with_path(expected))
   wrong = []
   for path, leaf in jax.tree_util.tree_leaves_with_path(params):
     want = flat.get(path)
     if want is not None and tuple(want.shape) != tuple(np.shape(leaf)):
-      wrong.append(f"{'/'.join(str(getattr(k, 'key', k)) for k in path)} "
-                   f"{tuple(np.shape(leaf))} (expected {tuple(want.shape)})")
+      wrong.append(
+        f"{'/'.join(str(getattr(k, 'key', k)) for k in path)} "
+        f"{tuple(np.shape(leaf))} (expected {tuple(want.shape)})"
+      )
   if wrong:
-    raise ConversionError(f"shapes do not match a {config.get('name', 'nasnet')} of this "
-                          f"layout: {'; '.join(wrong[:4])}")
+    raise ConversionError(
+      f"shapes do not match a {config.get('name', 'nasnet')} of this layout: {'; '.join(wrong[:4])}"
+    )
 
 
-def to_state_dict(params: Mapping[str, Any], config: Mapping[str, Any]
-                  ) -> collections.OrderedDict:
+def to_state_dict(params: Mapping[str, Any], config: Mapping[str, Any]) -> collections.OrderedDict:
   """Flax params -> the authors' state dict (numpy, OIHW), in their module order."""
   state = collections.OrderedDict()
   for module, path in key_map(config).items():
@@ -303,13 +348,13 @@ def to_state_dict(params: Mapping[str, Any], config: Mapping[str, Any]
 # File-name patterns of the datasets, tried on the lower-cased name; Rain100H/L first, as
 # their files also say "streak".
 _NAME_PATTERNS = (
-    ("rain100h", r"rain100h"),
-    ("rain100l", r"rain100l"),
-    ("spa_real", r"(?<![a-z])spa(?![a-z])|spa[-_]?data|spa[-_]?real"),
-    ("raincityscapes", r"cityscape"),
-    ("mpid_streak", r"streak"),
-    ("mpid_drop", r"drop"),
-    ("mpid_mist", r"mist"),
+  ("rain100h", r"rain100h"),
+  ("rain100l", r"rain100l"),
+  ("spa_real", r"(?<![a-z])spa(?![a-z])|spa[-_]?data|spa[-_]?real"),
+  ("raincityscapes", r"cityscape"),
+  ("mpid_streak", r"streak"),
+  ("mpid_drop", r"drop"),
+  ("mpid_mist", r"mist"),
 )
 
 
@@ -323,25 +368,30 @@ def infer_input_normalization(path: str) -> str | None:
   found = [key for key, pattern in _NAME_PATTERNS[2:] if re.search(pattern, name)]
   if len(found) == 1:
     return found[0]
-  if found[:1] == ["raincityscapes"]:   # RainCityScapes files may say "streak" or "mist"
+  if found[:1] == ["raincityscapes"]:  # RainCityScapes files may say "streak" or "mist"
     return "raincityscapes"
   return None
 
 
-def from_pytorch(path: str, output: str, input_normalization: str = "",
-                 prenet_stages: int | None = None) -> str:
+def from_pytorch(
+  path: str, output: str, input_normalization: str = "", prenet_stages: int | None = None
+) -> str:
   """Converts the authors' file at ``path`` (NASNet or PReNet) into a nasnet-jax export
   at ``output``. ``input_normalization`` is NASNet's alone; ``prenet_stages`` (None: from
   the path, else 6) PReNet's alone."""
   from nasnet_jax import export  # pylint: disable=g-import-not-at-top
+
   output = os.path.abspath(os.path.expanduser(output))
   if os.path.exists(output):
     raise FileExistsError(f"--output={output} exists; choose a new folder")
   state, _ = load_state_dict(path)
   if network_of(state) == "prenet":
     check_prenet_path(path)
-    stages = prenet_stages if prenet_stages is not None else (
-        prenet_stages_from_path(path) or PRENET_DEFAULT_STAGES)
+    stages = (
+      prenet_stages
+      if prenet_stages is not None
+      else (prenet_stages_from_path(path) or PRENET_DEFAULT_STAGES)
+    )
     config = infer_prenet_config(state, stages)
   else:
     config = infer_model_config(state, input_normalization)
@@ -354,6 +404,7 @@ def from_pytorch(path: str, output: str, input_normalization: str = "",
 def to_pytorch(source: str, output: str, step: int = 0) -> str:
   """Writes the network at ``source`` (workdir or export) in the authors' format."""
   from nasnet_jax import checkpointing  # pylint: disable=g-import-not-at-top
+
   torch = _torch()
   if os.path.exists(output):
     raise FileExistsError(f"--output={output} exists; choose a new file name")
@@ -367,14 +418,18 @@ def to_pytorch(source: str, output: str, step: int = 0) -> str:
     recursive, blocks = net.recursive_blocks, net.blocks
     if (recursive and blocks != 5) or (not recursive and blocks == 1):
       raise ConversionError(
-          f"a PReNet with {blocks} block(s)" + (" applied recursively" if recursive else "")
-          + " has no file layout of the authors' that converts back to it")
+        f"a PReNet with {blocks} block(s)"
+        + (" applied recursively" if recursive else "")
+        + " has no file layout of the authors' that converts back to it"
+      )
     if net.stages != PRENET_DEFAULT_STAGES:
-      print(f"note: the file does not store PReNet's {net.stages} passes; convert it "
-            f"back with --prenet_stages={net.stages}")
+      print(
+        f"note: the file does not store PReNet's {net.stages} passes; convert it "
+        f"back with --prenet_stages={net.stages}"
+      )
   state = collections.OrderedDict(
-      (k, torch.from_numpy(np.ascontiguousarray(v)))
-      for k, v in to_state_dict(params, config).items())
+    (k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in to_state_dict(params, config).items()
+  )
   tmp = f"{output}.tmp{os.getpid()}"
   # PReNet's authors save the bare state dict; NASNet's wrap it with the step.
   torch.save(state if config.get("name") == "prenet" else {"step": step, "model": state}, tmp)
@@ -388,25 +443,35 @@ FLAGS = flags.FLAGS
 def _define_flags() -> None:
   """Command-line flags, defined only when run as a program (not on import)."""
   flags.DEFINE_string("output", None, "New folder (export) or file (--to_pytorch).")
-  flags.DEFINE_string("input_normalization", None,
-                      "Dataset whose input statistics the authors' weights were trained with: "
-                      f"{', '.join(sorted(INPUT_STATS))}, or none.")
-  flags.DEFINE_integer("prenet_stages", None,
-                       "PReNet's recurrent passes (not stored in its weights); default: read "
-                       "from the path (PReNet6: 6), else 6.")
-  flags.DEFINE_bool("to_pytorch", False, "Write a nasnet-jax workdir/export in the authors' "
-                    "format instead.")
+  flags.DEFINE_string(
+    "input_normalization",
+    None,
+    "Dataset whose input statistics the authors' weights were trained with: "
+    f"{', '.join(sorted(INPUT_STATS))}, or none.",
+  )
+  flags.DEFINE_integer(
+    "prenet_stages",
+    None,
+    "PReNet's recurrent passes (not stored in its weights); default: read "
+    "from the path (PReNet6: 6), else 6.",
+  )
+  flags.DEFINE_bool(
+    "to_pytorch", False, "Write a nasnet-jax workdir/export in the authors' format instead."
+  )
   flags.DEFINE_bool("verbose", False, "Also print INFO logs of orbax and JAX.")
 
 
 def main(argv):
   command_line.quiet(FLAGS.verbose)
   if len(argv) != 2 or not FLAGS.output:
-    print("usage: python -m nasnet_jax.convert AUTHORS.pk --output=DIR "
-          "[--input_normalization=DATASET|none]\n"
-          "       python -m nasnet_jax.convert PRENET.pth --output=DIR [--prenet_stages=T]\n"
-          "       python -m nasnet_jax.convert WORKDIR_OR_EXPORT --to_pytorch "
-          "--output=FILE.pk", file=sys.stderr)
+    print(
+      "usage: python -m nasnet_jax.convert AUTHORS.pk --output=DIR "
+      "[--input_normalization=DATASET|none]\n"
+      "       python -m nasnet_jax.convert PRENET.pth --output=DIR [--prenet_stages=T]\n"
+      "       python -m nasnet_jax.convert WORKDIR_OR_EXPORT --to_pytorch "
+      "--output=FILE.pk",
+      file=sys.stderr,
+    )
     sys.exit(2)
 
   def convert():
@@ -419,10 +484,13 @@ def main(argv):
       normalization = infer_input_normalization(argv[1])
       if normalization is None:
         raise ConversionError(
-            f"{os.path.basename(argv[1])} does not name the dataset the weights were "
-            f"trained on; pass --input_normalization={'|'.join(sorted(INPUT_STATS))}|none")
-      print(f"--input_normalization={normalization} (inferred from the file name; pass "
-            "the flag to choose another)")
+          f"{os.path.basename(argv[1])} does not name the dataset the weights were "
+          f"trained on; pass --input_normalization={'|'.join(sorted(INPUT_STATS))}|none"
+        )
+      print(
+        f"--input_normalization={normalization} (inferred from the file name; pass "
+        "the flag to choose another)"
+      )
     return from_pytorch(argv[1], FLAGS.output, normalization)
 
   print(f"wrote {command_line.run(convert)}")
@@ -431,8 +499,10 @@ def main(argv):
 def _prenet_from_pytorch(path: str) -> str:
   """``from_pytorch`` for a PReNet file, saying where its number of passes came from."""
   if FLAGS.input_normalization not in (None, "", "none"):
-    raise ConversionError("--input_normalization is for NASNet's files; PReNet takes RGB in "
-                          "[0, 1] as it is: leave the flag out")
+    raise ConversionError(
+      "--input_normalization is for NASNet's files; PReNet takes RGB in "
+      "[0, 1] as it is: leave the flag out"
+    )
   check_prenet_path(path)
   stages = FLAGS.prenet_stages
   if stages is None:
@@ -441,8 +511,7 @@ def _prenet_from_pytorch(path: str) -> str:
       stages = PRENET_DEFAULT_STAGES
       print(f"--prenet_stages={stages} (the authors' number; the path names none)")
     else:
-      print(f"--prenet_stages={stages} (inferred from the path; pass the flag to choose "
-            "another)")
+      print(f"--prenet_stages={stages} (inferred from the path; pass the flag to choose another)")
   return from_pytorch(path, FLAGS.output, prenet_stages=stages)
 
 

@@ -15,17 +15,18 @@ import os
 import queue
 import sys
 import threading
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 
-from nasnet_jax import image_io
-from nasnet_jax import inference, metrics
+from nasnet_jax import image_io, inference, metrics
 
 
-def score_pair(pred: np.ndarray, gt: np.ndarray, protocols: Sequence[str],
-               prefix: str = "") -> dict[str, float]:
+def score_pair(
+  pred: np.ndarray, gt: np.ndarray, protocols: Sequence[str], prefix: str = ""
+) -> dict[str, float]:
   """{prefix + "psnr_<protocol>": ..., prefix + "ssim_<protocol>": ...} for uint8 images."""
   row = {}
   for p in protocols:
@@ -38,15 +39,24 @@ def inference_options(eval_config: Mapping[str, Any]) -> dict[str, Any]:
   """``Derainer`` options from a ``config.eval`` (tile, overlap, ensemble, dtype)."""
   tile = int(eval_config.get("tile", 0) or 0)
   overlap = int(eval_config.get("overlap", -1))
-  return {"tile": tile or None, "overlap": None if overlap < 0 else overlap,
-          "ensemble": bool(eval_config.get("ensemble", False)),
-          "dtype": eval_config.get("dtype", None) or None}
+  return {
+    "tile": tile or None,
+    "overlap": None if overlap < 0 else overlap,
+    "ensemble": bool(eval_config.get("ensemble", False)),
+    "dtype": eval_config.get("dtype", None) or None,
+  }
 
 
-def evaluate_model(model, params, examples: Iterable[Mapping[str, Any]],
-                   protocols: Sequence[str] = ("y8",), output_dir: str | None = None,
-                   on_image=None, options: Mapping[str, Any] | None = None,
-                   devices: Sequence[jax.Device] | None = None) -> list[dict[str, Any]]:
+def evaluate_model(
+  model,
+  params,
+  examples: Iterable[Mapping[str, Any]],
+  protocols: Sequence[str] = ("y8",),
+  output_dir: str | None = None,
+  on_image=None,
+  options: Mapping[str, Any] | None = None,
+  devices: Sequence[jax.Device] | None = None,
+) -> list[dict[str, Any]]:
   """Derains each example and scores it, the images split over devices and hosts.
 
   Image i is scored by process ``i % jax.process_count()``; within a process its images
@@ -74,9 +84,15 @@ def evaluate_model(model, params, examples: Iterable[Mapping[str, Any]],
   """
   devices = list(devices or jax.local_devices())
   host_params = jax.tree.map(_to_host, params)
-  derainers = [inference.Derainer(model, jax.device_put(host_params, device),
-                                  sharding=jax.sharding.SingleDeviceSharding(device),
-                                  **(options or {})) for device in devices]
+  derainers = [
+    inference.Derainer(
+      model,
+      jax.device_put(host_params, device),
+      sharding=jax.sharding.SingleDeviceSharding(device),
+      **(options or {}),
+    )
+    for device in devices
+  ]
   process, processes = jax.process_index(), jax.process_count()
   mine = ((i, ex) for i, ex in enumerate(examples) if i % processes == process)
   lock = threading.Lock()
@@ -147,14 +163,15 @@ def _gather_rows(indexed: list) -> list:
   """Every process's (index, row) pairs, on every process (as JSON bytes through
   ``multihost_utils.process_allgather``, which needs no shared file system)."""
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
   data = np.frombuffer(json.dumps(indexed).encode(), np.uint8)
   sizes = multihost_utils.process_allgather(np.array([data.size], np.int64))
   padded = np.zeros(int(np.max(sizes)), np.uint8)
-  padded[:data.size] = data
+  padded[: data.size] = data
   everything = multihost_utils.process_allgather(padded)
   rows = []
   for size, chunk in zip(np.asarray(sizes).reshape(-1), np.asarray(everything)):
-    rows.extend((i, row) for i, row in json.loads(bytes(chunk[:int(size)]).decode()))
+    rows.extend((i, row) for i, row in json.loads(bytes(chunk[: int(size)]).decode()))
   return rows
 
 
@@ -163,8 +180,8 @@ def _safe_name(example_id: str) -> str:
   return stem.replace(os.sep, "__").replace("/", "__")
 
 
-CLEAN = "clean"            # rain_type of rain-free examples (input == target)
-HELDOUT_PREFIX = "heldout_"   # rain_type prefix of the held-out renderer's examples
+CLEAN = "clean"  # rain_type of rain-free examples (input == target)
+HELDOUT_PREFIX = "heldout_"  # rain_type prefix of the held-out renderer's examples
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
@@ -179,8 +196,9 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
   rainy = [r for r in rows if r.get("rain_type") != CLEAN]
   groups = collections.OrderedDict([("all", rainy)])
   heldout = [r for r in typed if r["rain_type"].startswith(HELDOUT_PREFIX)]
-  own = [r for r in typed
-         if r["rain_type"] != CLEAN and not r["rain_type"].startswith(HELDOUT_PREFIX)]
+  own = [
+    r for r in typed if r["rain_type"] != CLEAN and not r["rain_type"].startswith(HELDOUT_PREFIX)
+  ]
   if heldout and own:
     groups["own"], groups["heldout"] = own, heldout
   for row in sorted(typed, key=lambda r: r["rain_type"] == CLEAN):
@@ -204,8 +222,10 @@ def format_table(summary: Mapping[str, Mapping[str, float]], protocols: Sequence
   The ``clean`` group's input equals its target, so it shows only how close the output
   stays to the input (higher is better; 40 dB is about one grey level of error).
   """
-  lines = [f"{'group':<22} {'n':>4} {'protocol':<10} {'input PSNR':>10} {'PSNR':>8} "
-           f"{'gain':>7} {'input SSIM':>10} {'SSIM':>7}"]
+  lines = [
+    f"{'group':<22} {'n':>4} {'protocol':<10} {'input PSNR':>10} {'PSNR':>8} "
+    f"{'gain':>7} {'input SSIM':>10} {'SSIM':>7}"
+  ]
   finite = lambda v: v is not None and math.isfinite(v)
   for group, entry in summary.items():
     for p in protocols:
@@ -217,13 +237,19 @@ def format_table(summary: Mapping[str, Mapping[str, float]], protocols: Sequence
       inp_s = f"{inp:10.2f}" if finite(inp) else f"{'-':>10}"
       inp_ssim = entry.get(f"input_ssim_{p}")
       inp_ssim_s = f"{inp_ssim:10.4f}" if finite(inp_ssim) else f"{'-':>10}"
-      lines.append(f"{group:<22} {entry['count']:>4} {p:<10} {inp_s} {out:8.2f} {gain} "
-                   f"{inp_ssim_s} {entry[f'ssim_{p}']:7.4f}")
+      lines.append(
+        f"{group:<22} {entry['count']:>4} {p:<10} {inp_s} {out:8.2f} {gain} "
+        f"{inp_ssim_s} {entry[f'ssim_{p}']:7.4f}"
+      )
   return "\n".join(lines)
 
 
-def write_report(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
-                 output_dir: str, extra: Mapping[str, Any] | None = None) -> None:
+def write_report(
+  rows: Sequence[Mapping[str, Any]],
+  summary: Mapping[str, Any],
+  output_dir: str,
+  extra: Mapping[str, Any] | None = None,
+) -> None:
   """Writes ``per_image.csv`` and ``summary.json`` into ``output_dir`` (atomically)."""
   os.makedirs(output_dir, exist_ok=True)
   if rows:
@@ -250,59 +276,83 @@ def _list_images(folder: str) -> tuple[dict[str, str], list[str]]:
       if image_io.is_image_file(name):
         key = os.path.splitext(rel)[0]
         if key in found:
-          raise ValueError(f"{folder} holds two images named {key} "
-                           f"({os.path.basename(found[key])}, {name}); keep one")
+          raise ValueError(
+            f"{folder} holds two images named {key} "
+            f"({os.path.basename(found[key])}, {name}); keep one"
+          )
         found[key] = path
       else:
         others.append(rel)
   return found, others
 
 
-def evaluate_folders(results_dir: str, target_dir: str,
-                     protocols: Sequence[str] = ("y8",),
-                     input_dir: str | None = None) -> list[dict[str, Any]]:
+def evaluate_folders(
+  results_dir: str,
+  target_dir: str,
+  protocols: Sequence[str] = ("y8",),
+  input_dir: str | None = None,
+) -> list[dict[str, Any]]:
   """Scores saved outputs in ``results_dir`` against ground truth in ``target_dir``.
 
   Files are paired by their path relative to each folder, without the extension (so
   ``a/1.png`` pairs with ``a/1.jpg``). Every result must have a target of the same size
   and every target a result (a missing result would quietly score a subset): otherwise
-  every such file is listed on stderr, then ValueError. Non-image files are skipped with a note. With
-  ``input_dir`` (the rainy inputs, same names), the input's scores are reported too.
+  every such file is listed on stderr, then ValueError. Non-image files are skipped with a
+  note. With ``input_dir`` (the rainy inputs, same names), the input's scores are reported too.
   """
-  for name, folder in (("--results_dir", results_dir), ("--target_dir", target_dir),
-                       ("--input_dir", input_dir)):
+  for name, folder in (
+    ("--results_dir", results_dir),
+    ("--target_dir", target_dir),
+    ("--input_dir", input_dir),
+  ):
     if folder is not None and not os.path.isdir(folder):
       raise FileNotFoundError(f"{name}={folder} is not a folder")
   results, skipped = _list_images(results_dir)
   targets, _ = _list_images(target_dir)
   inputs = _list_images(input_dir)[0] if input_dir else {}
   if skipped:
-    print(f"note: skipping {len(skipped)} non-image file(s) in {results_dir} "
-          f"(e.g. {skipped[0]})", flush=True)
+    print(
+      f"note: skipping {len(skipped)} non-image file(s) in {results_dir} (e.g. {skipped[0]})",
+      flush=True,
+    )
   if not results:
-    raise ValueError(f"--results_dir={results_dir} holds no images "
-                     f"({', '.join(image_io.IMAGE_EXTENSIONS)})")
-  problems = [(results[k], f"no ground truth {k}.* in {target_dir}")
-              for k in sorted(set(results) - set(targets))]
-  problems += [(targets[k], f"no result {k}.* in {results_dir}")
-               for k in sorted(set(targets) - set(results))]
+    raise ValueError(
+      f"--results_dir={results_dir} holds no images ({', '.join(image_io.IMAGE_EXTENSIONS)})"
+    )
+  problems = [
+    (results[k], f"no ground truth {k}.* in {target_dir}")
+    for k in sorted(set(results) - set(targets))
+  ]
+  problems += [
+    (targets[k], f"no result {k}.* in {results_dir}") for k in sorted(set(targets) - set(results))
+  ]
   if input_dir:
-    problems += [(results[k], f"no input {k}.* in {input_dir}")
-                 for k in sorted(set(results) - set(inputs))]
+    problems += [
+      (results[k], f"no input {k}.* in {input_dir}") for k in sorted(set(results) - set(inputs))
+    ]
   rows = []
   for key in sorted(set(results) & set(targets)):
     pred = image_io.read_image(results[key])
     gt = image_io.read_image(targets[key])
     if pred.shape != gt.shape:
-      problems.append((results[key], f"is {pred.shape[1]}x{pred.shape[0]} but "
-                                     f"{targets[key]} is {gt.shape[1]}x{gt.shape[0]}"))
+      problems.append(
+        (
+          results[key],
+          f"is {pred.shape[1]}x{pred.shape[0]} but {targets[key]} is {gt.shape[1]}x{gt.shape[0]}",
+        )
+      )
       continue
     row = {"id": key}
     if input_dir and key in inputs:
       rainy = image_io.read_image(inputs[key])
       if rainy.shape != gt.shape:
-        problems.append((inputs[key], f"is {rainy.shape[1]}x{rainy.shape[0]} but "
-                                      f"{targets[key]} is {gt.shape[1]}x{gt.shape[0]}"))
+        problems.append(
+          (
+            inputs[key],
+            f"is {rainy.shape[1]}x{rainy.shape[0]} but "
+            f"{targets[key]} is {gt.shape[1]}x{gt.shape[0]}",
+          )
+        )
         continue
       row.update(score_pair(rainy, gt, protocols, prefix="input_"))
     row.update(score_pair(pred, gt, protocols))
@@ -310,7 +360,9 @@ def evaluate_folders(results_dir: str, target_dir: str,
   if problems:
     for path, reason in problems:
       print(f"  {path}: {reason}", file=sys.stderr, flush=True)
-    raise ValueError(f"{len(problems)} file(s) cannot be scored (listed above): every result "
-                     "needs a ground truth (and input) of the same name and size, and every "
-                     "ground truth a result; nothing was written")
+    raise ValueError(
+      f"{len(problems)} file(s) cannot be scored (listed above): every result "
+      "needs a ground truth (and input) of the same name and size, and every "
+      "ground truth a result; nothing was written"
+    )
   return rows

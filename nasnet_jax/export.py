@@ -40,7 +40,8 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -67,18 +68,26 @@ ONNX_RADIUS_KEY = "nasnet_jax.receptive_field_radius"
 def save_params(directory: str, model_config: Mapping[str, Any], params: Any) -> None:
   """Writes the orbax checkpoint of an export (``params`` and ``model`` items)."""
   checkpointer = checkpointing.export_checkpointer()
-  checkpointer.save(directory, args=ocp.args.Composite(
-      params=ocp.args.StandardSave(params), model=ocp.args.JsonSave(dict(model_config))))
+  checkpointer.save(
+    directory,
+    args=ocp.args.Composite(
+      params=ocp.args.StandardSave(params), model=ocp.args.JsonSave(dict(model_config))
+    ),
+  )
 
 
-def export_function(model, params: Any,
-                    platforms: Sequence[str] = PLATFORMS) -> jax.export.Exported:
+def export_function(
+  model, params: Any, platforms: Sequence[str] = PLATFORMS
+) -> jax.export.Exported:
   """The network with ``params`` baked in, for float32 (N, H, W, 3) of any N, H, W."""
+
   def derain(images):
     return jnp.clip(model.apply({"params": params}, images), 0.0, 1.0)
+
   shape = jax.export.symbolic_shape("n, h, w, 3")
   return jax.export.export(jax.jit(derain), platforms=tuple(platforms))(
-      jax.ShapeDtypeStruct(shape, jnp.float32))
+    jax.ShapeDtypeStruct(shape, jnp.float32)
+  )
 
 
 def load_exported(path: str) -> jax.export.Exported:
@@ -106,15 +115,17 @@ def _failed_operation(error: BaseException) -> str | None:
   return name
 
 
-def onnx_model(model, params, model_config: Mapping[str, Any] | None = None,
-               opset: int = ONNX_OPSET):
+def onnx_model(
+  model, params, model_config: Mapping[str, Any] | None = None, opset: int = ONNX_OPSET
+):
   """The network with ``params`` baked in, as an ``onnx.ModelProto``: input ``image``
   float32 (N, H, W, 3) in [0, 1] with symbolic N, H and W, output ``derained`` of the same
   shape, clipped to [0, 1]. Converted with jax2onnx from the plain ``lax`` convolutions
   (``conv_impl="xla"``; the CPU forms are XLA:CPU speed-ups). Raises
   ``OnnxConversionError`` naming the operation the converter cannot express."""
   jax2onnx = extras.require("jax2onnx", "onnx", "ONNX export")
-  import logging as std_logging   # pylint: disable=g-import-not-at-top
+  import logging as std_logging  # pylint: disable=g-import-not-at-top
+
   # jax2onnx logs a warning for every optional plugin whose library (equinox, ...) it
   # cannot import; none of them is needed here.
   std_logging.getLogger("jax2onnx").setLevel(std_logging.ERROR)
@@ -122,27 +133,38 @@ def onnx_model(model, params, model_config: Mapping[str, Any] | None = None,
 
   def derain(images):
     return jnp.clip(network.apply({"params": params}, images), 0.0, 1.0)
+
   try:
-    proto = jax2onnx.to_onnx(derain, [("N", "H", "W", 3)], model_name=type(model).__name__,
-                             opset=opset, input_names=[ONNX_INPUT],
-                             output_names=[ONNX_OUTPUT])
-  except Exception as e:   # pylint: disable=broad-except
+    proto = jax2onnx.to_onnx(
+      derain,
+      [("N", "H", "W", 3)],
+      model_name=type(model).__name__,
+      opset=opset,
+      input_names=[ONNX_INPUT],
+      output_names=[ONNX_OUTPUT],
+    )
+  except Exception as e:  # pylint: disable=broad-except
     operation = _failed_operation(e)
     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
     raise OnnxConversionError(
-        f"jax2onnx {importlib.metadata.version('jax2onnx')} cannot convert "
-        f"{type(model).__name__} to ONNX with symbolic sizes"
-        f"{f': its {operation!r} operation' if operation else ''} ({type(e).__name__}: "
-        f"{first}); export it with --format=jax instead") from e
+      f"jax2onnx {importlib.metadata.version('jax2onnx')} cannot convert "
+      f"{type(model).__name__} to ONNX with symbolic sizes"
+      f"{f': its {operation!r} operation' if operation else ''} ({type(e).__name__}: "
+      f"{first}); export it with --format=jax instead"
+    ) from e
   config = dict(model_config) if model_config is not None else {"name": type(model).__name__}
   radius = model.receptive_field_radius
-  for key, value in ((ONNX_MODEL_KEY, json.dumps(config)),
-                     (ONNX_RADIUS_KEY, "" if radius is None else str(radius))):
+  for key, value in (
+    (ONNX_MODEL_KEY, json.dumps(config)),
+    (ONNX_RADIUS_KEY, "" if radius is None else str(radius)),
+  ):
     entry = proto.metadata_props.add()
     entry.key, entry.value = key, value
-  proto.doc_string = (f"nasnet_jax {type(model).__name__}: input '{ONNX_INPUT}' float32 "
-                      f"(N, H, W, 3) RGB in [0, 1], any N, H, W; output '{ONNX_OUTPUT}' the "
-                      "same shape, clipped to [0, 1].")
+  proto.doc_string = (
+    f"nasnet_jax {type(model).__name__}: input '{ONNX_INPUT}' float32 "
+    f"(N, H, W, 3) RGB in [0, 1], any N, H, W; output '{ONNX_OUTPUT}' the "
+    "same shape, clipped to [0, 1]."
+  )
   return proto
 
 
@@ -151,14 +173,14 @@ def export_onnx(source: str, output: str, opset: int = ONNX_OPSET) -> str:
   file ``output`` (``onnx_model``); atomically, and never over an existing file."""
   output = os.path.abspath(os.path.expanduser(output))
   if os.path.exists(output):
-    raise FileExistsError(f"--output={output} exists; choose a new file name (an export "
-                          "is never written over)")
+    raise FileExistsError(
+      f"--output={output} exists; choose a new file name (an export is never written over)"
+    )
   model_config, params = checkpointing.restore_config_and_params(source)
   proto = onnx_model(create_model(model_config), params, model_config, opset)
   parent = os.path.dirname(output)
   os.makedirs(parent, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.", suffix=".tmp",
-                             dir=parent)
+  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.", suffix=".tmp", dir=parent)
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(proto.SerializeToString())
@@ -182,8 +204,9 @@ def _publish(tmp: str, output: str, mode: int) -> None:
 TRAINING_LOG_FILES = ("config.json", "metrics.jsonl")
 
 
-def export(source: str, output: str, platforms: Sequence[str] = PLATFORMS,
-           training_log: bool = False) -> str:
+def export(
+  source: str, output: str, platforms: Sequence[str] = PLATFORMS, training_log: bool = False
+) -> str:
   """Exports the checkpoint at ``source`` (workdir, step folder or export) to ``output``.
 
   With no ``platforms`` only the orbax checkpoint (and model.json) is written. With
@@ -191,8 +214,9 @@ def export(source: str, output: str, platforms: Sequence[str] = PLATFORMS,
   workdir must be the source), so the export says how it was trained."""
   output = os.path.abspath(os.path.expanduser(output))
   if os.path.exists(output):
-    raise FileExistsError(f"--output={output} exists; choose a new folder (an export is "
-                          "never written over)")
+    raise FileExistsError(
+      f"--output={output} exists; choose a new folder (an export is never written over)"
+    )
   model_config, params = checkpointing.restore_config_and_params(source)
   model = create_model(model_config)
   parent = os.path.dirname(output)
@@ -209,8 +233,9 @@ def export(source: str, output: str, platforms: Sequence[str] = PLATFORMS,
       for name in TRAINING_LOG_FILES:
         path = os.path.join(source, name)
         if not os.path.isfile(path):
-          raise FileNotFoundError(f"{path} is missing: --training_log needs --workdir to be "
-                                  "a training workdir")
+          raise FileNotFoundError(
+            f"{path} is missing: --training_log needs --workdir to be a training workdir"
+          )
         shutil.copyfile(path, os.path.join(tmp, name))
     _publish(tmp, output, 0o777)
   finally:
@@ -225,17 +250,28 @@ FLAGS = flags.FLAGS
 def _define_flags() -> None:
   """Command-line flags, defined only when run as a program (not on import)."""
   flags.DEFINE_string("workdir", None, "Training workdir, checkpoint step folder or export.")
-  flags.DEFINE_bool("pretrained", False, "Export the general model shipped with nasnet-jax "
-                    "(instead of --workdir).")
-  flags.DEFINE_string("output", None, "New folder (--format=jax) or file (--format=onnx) "
-                      "to write the export to.")
-  flags.DEFINE_enum("format", "jax", FORMATS, "jax: a folder with the orbax checkpoint and "
-                    "a jax.export artifact; onnx: one ONNX file (needs the onnx extra).")
+  flags.DEFINE_bool(
+    "pretrained", False, "Export the general model shipped with nasnet-jax (instead of --workdir)."
+  )
+  flags.DEFINE_string(
+    "output", None, "New folder (--format=jax) or file (--format=onnx) to write the export to."
+  )
+  flags.DEFINE_enum(
+    "format",
+    "jax",
+    FORMATS,
+    "jax: a folder with the orbax checkpoint and "
+    "a jax.export artifact; onnx: one ONNX file (needs the onnx extra).",
+  )
   flags.DEFINE_integer("opset", ONNX_OPSET, "ONNX opset of --format=onnx.")
-  flags.DEFINE_list("platforms", list(PLATFORMS), "Platforms of the jax.export artifact "
-                    "(--platforms= : none, write the orbax checkpoint only).")
-  flags.DEFINE_bool("training_log", False, "Also copy the workdir's config.json and "
-                    "metrics.jsonl into the export.")
+  flags.DEFINE_list(
+    "platforms",
+    list(PLATFORMS),
+    "Platforms of the jax.export artifact (--platforms= : none, write the orbax checkpoint only).",
+  )
+  flags.DEFINE_bool(
+    "training_log", False, "Also copy the workdir's config.json and metrics.jsonl into the export."
+  )
   flags.DEFINE_bool("verbose", False, "Also print INFO logs of orbax and JAX.")
 
 
@@ -244,22 +280,30 @@ def main(argv):
   if len(argv) > 1:
     command_line.fail(f"unexpected arguments {argv[1:]}", status=2)
   if bool(FLAGS.workdir) == FLAGS.pretrained or not FLAGS.output:
-    command_line.fail("pass --workdir=DIR (or a step folder) or --pretrained, and "
-                      "--output=EXPORT", status=2)
+    command_line.fail(
+      "pass --workdir=DIR (or a step folder) or --pretrained, and --output=EXPORT", status=2
+    )
   if FLAGS.pretrained:
-    from nasnet_jax import pretrained_models   # pylint: disable=g-import-not-at-top
+    from nasnet_jax import pretrained_models  # pylint: disable=g-import-not-at-top
+
     FLAGS.workdir = pretrained_models.pretrained_path()
   if FLAGS.format == "onnx":
     out = command_line.run(lambda: export_onnx(FLAGS.workdir, FLAGS.output, FLAGS.opset))
-    print(f"exported {FLAGS.workdir} to {out}: ONNX opset {FLAGS.opset}, input "
-          f"'{ONNX_INPUT}' float32 (N, H, W, 3) in [0, 1], output '{ONNX_OUTPUT}'")
+    print(
+      f"exported {FLAGS.workdir} to {out}: ONNX opset {FLAGS.opset}, input "
+      f"'{ONNX_INPUT}' float32 (N, H, W, 3) in [0, 1], output '{ONNX_OUTPUT}'"
+    )
     return
   out = command_line.run(
-      lambda: export(FLAGS.workdir, FLAGS.output, FLAGS.platforms, FLAGS.training_log))
-  artifact = (f" and {JAX_EXPORT_FILE} (jax.export, {','.join(FLAGS.platforms)})"
-              if FLAGS.platforms else "")
-  print(f"exported {FLAGS.workdir} to {out}: {checkpointing.EXPORT_CHECKPOINT}/ "
-        f"(nasnet_jax.restore){artifact}")
+    lambda: export(FLAGS.workdir, FLAGS.output, FLAGS.platforms, FLAGS.training_log)
+  )
+  artifact = (
+    f" and {JAX_EXPORT_FILE} (jax.export, {','.join(FLAGS.platforms)})" if FLAGS.platforms else ""
+  )
+  print(
+    f"exported {FLAGS.workdir} to {out}: {checkpointing.EXPORT_CHECKPOINT}/ "
+    f"(nasnet_jax.restore){artifact}"
+  )
 
 
 if __name__ == "__main__":

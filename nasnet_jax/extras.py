@@ -15,5 +15,6 @@ def require(module: str, extra: str, what: str):
   try:
     return importlib.import_module(module)
   except ImportError:
-    raise MissingExtraError(f"{what} needs {module}, which is not installed: "
-                            f"pip install 'nasnet-jax[{extra}]'") from None
+    raise MissingExtraError(
+      f"{what} needs {module}, which is not installed: pip install 'nasnet-jax[{extra}]'"
+    ) from None

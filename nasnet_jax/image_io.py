@@ -40,7 +40,7 @@ def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
     return np.round(a.astype(np.float64) / 257.0).astype(np.uint8)
   if np.issubdtype(a.dtype, np.floating):
     return np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-  if np.issubdtype(a.dtype, np.integer):   # e.g. 32-bit "I" mode: assume 16-bit range
+  if np.issubdtype(a.dtype, np.integer):  # e.g. 32-bit "I" mode: assume 16-bit range
     return np.round(np.clip(a, 0, 65535).astype(np.float64) / 257.0).astype(np.uint8)
   raise ValueError(f"cannot read an image of dtype {a.dtype}")
 
@@ -63,9 +63,10 @@ def decode_image(data: bytes, path: str) -> np.ndarray:
   try:
     return to_rgb_uint8(iio.imread(data, extension=os.path.splitext(path)[1].lower() or None))
   except Exception as e:  # pylint: disable=broad-except
-    raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}); remove or replace it"
-                         ) from e
+    raise ImageReadError(
+      f"{path}: not a readable image ({type(e).__name__}: "
+      f"{str(e).splitlines()[0] if str(e) else ''}); remove or replace it"
+    ) from e
 
 
 def write_png(path: str, image: np.ndarray) -> None:
@@ -88,9 +89,13 @@ _ORIENTATION_TAG = 274
 # EXIF orientation -> the numpy view that shows the picture upright (as PIL.ImageOps
 # .exif_transpose does).
 _UPRIGHT = {
-    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-    5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
-    7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1), 8: lambda a: np.rot90(a, 1),
+  2: lambda a: a[:, ::-1],
+  3: lambda a: a[::-1, ::-1],
+  4: lambda a: a[::-1],
+  5: lambda a: np.swapaxes(a, 0, 1),
+  6: lambda a: np.rot90(a, -1),
+  7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
+  8: lambda a: np.rot90(a, 1),
 }
 
 
@@ -104,6 +109,7 @@ class Photo:
     gray: whether the file was grayscale (written back as grayscale).
     info: what the writer keeps: PIL ``exif`` (orientation reset) and ``icc_profile``.
   """
+
   rgb: np.ndarray
   alpha: np.ndarray | None = None
   gray: bool = False
@@ -135,7 +141,7 @@ def _to_8_or_16_bit(array: np.ndarray) -> np.ndarray:
     return array.astype(np.uint8) * 255
   if np.issubdtype(array.dtype, np.floating):
     return np.round(np.clip(array, 0, 1) * 65535).astype(np.uint16)
-  return np.clip(array, 0, 65535).astype(np.uint16)   # e.g. PIL's 32-bit "I" mode
+  return np.clip(array, 0, 65535).astype(np.uint16)  # e.g. PIL's 32-bit "I" mode
 
 
 def _png_bit_depth(path: str) -> int:
@@ -146,6 +152,7 @@ def _png_bit_depth(path: str) -> int:
 
 def _read_png16(path: str) -> np.ndarray:
   import png  # pylint: disable=g-import-not-at-top
+
   width, height, rows, meta = png.Reader(filename=path).asDirect()
   planes = meta["planes"]
   array = np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(height, width, planes)
@@ -182,15 +189,17 @@ def read_photo(path: str) -> Photo:
     if ext in (".tif", ".tiff"):
       array = iio.imread(path, plugin="tifffile")
       if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] > 4:
-        array = np.moveaxis(array, 0, -1)   # planar TIFF
+        array = np.moveaxis(array, 0, -1)  # planar TIFF
     elif ext == ".png" and _png_bit_depth(path) == 16:
       array = _read_png16(path)
     else:
       array = _read_pil(path)
     rgb, alpha, gray = split_channels(_to_8_or_16_bit(array))
   except Exception as e:  # pylint: disable=broad-except
-    raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''})") from e
+    raise ImageReadError(
+      f"{path}: not a readable image ({type(e).__name__}: "
+      f"{str(e).splitlines()[0] if str(e) else ''})"
+    ) from e
   orientation = info["exif"].get(_ORIENTATION_TAG, 1)
   if orientation in _UPRIGHT:
     rgb = np.ascontiguousarray(_UPRIGHT[orientation](rgb))
@@ -206,7 +215,7 @@ def write_photo(path: str, photo: Photo) -> None:
   (temporary file, then rename)."""
   ext = os.path.splitext(path)[1].lower()
   rgb = photo.rgb
-  if photo.gray:   # the three channels of a gray input stay nearly equal: average them
+  if photo.gray:  # the three channels of a gray input stay nearly equal: average them
     color = np.round(rgb.astype(np.float32).mean(-1, keepdims=True)).astype(rgb.dtype)
   else:
     color = rgb
@@ -219,18 +228,24 @@ def write_photo(path: str, photo: Photo) -> None:
   try:
     if ext in (".tif", ".tiff"):
       import tifffile  # pylint: disable=g-import-not-at-top
-      tifffile.imwrite(tmp, array[..., 0] if array.shape[-1] == 1 else array,
-                       photometric="minisblack" if photo.gray else "rgb",
-                       extrasamples=("unassalpha",) if array.shape[-1] in (2, 4) else None,
-                       compression="zlib")
+
+      tifffile.imwrite(
+        tmp,
+        array[..., 0] if array.shape[-1] == 1 else array,
+        photometric="minisblack" if photo.gray else "rgb",
+        extrasamples=("unassalpha",) if array.shape[-1] in (2, 4) else None,
+        compression="zlib",
+      )
     elif photo.bits == 16 and ext == ".png":
       import png  # pylint: disable=g-import-not-at-top
+
       h, w, c = array.shape
       with open(tmp, "wb") as f:
         png.Writer(w, h, greyscale=c <= 2, alpha=c in (2, 4), bitdepth=16).write(
-            f, array.reshape(h, w * c).tolist())
+          f, array.reshape(h, w * c).tolist()
+        )
     else:
-      if photo.bits == 16:   # JPEG, WebP, BMP hold 8 bits
+      if photo.bits == 16:  # JPEG, WebP, BMP hold 8 bits
         array = np.round(array / 257.0).astype(np.uint8)
       im = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
       kwargs = {}

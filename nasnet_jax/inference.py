@@ -63,10 +63,9 @@ def _apply_model(model: nn.Module, params, images: jax.Array, valid: jax.Array) 
   return jnp.clip(model.apply({"params": params}, images, valid), 0.0, 1.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jit(options: tuple[tuple[str, str], ...]):
-  return jax.jit(_apply_model, static_argnames=("model",),
-                 compiler_options=dict(options) or None)
+  return jax.jit(_apply_model, static_argnames=("model",), compiler_options=dict(options) or None)
 
 
 def jitted_apply(model: nn.Module):
@@ -83,10 +82,19 @@ def tile_windows(h: int, w: int, tile: int, overlap: int) -> list[tuple[tuple, t
   image once; each window is its core grown by ``overlap`` on every side, clipped to the
   image.
   """
-  return [((y0, min(y0 + tile, h), x0, min(x0 + tile, w)),
-           (max(y0 - overlap, 0), min(y0 + tile + overlap, h),
-            max(x0 - overlap, 0), min(x0 + tile + overlap, w)))
-          for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
+  return [
+    (
+      (y0, min(y0 + tile, h), x0, min(x0 + tile, w)),
+      (
+        max(y0 - overlap, 0),
+        min(y0 + tile + overlap, h),
+        max(x0 - overlap, 0),
+        min(x0 + tile + overlap, w),
+      ),
+    )
+    for y0 in range(0, h, tile)
+    for x0 in range(0, w, tile)
+  ]
 
 
 def _to_float(array: np.ndarray) -> np.ndarray:
@@ -106,8 +114,9 @@ def _from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
   return array.astype(np.float32)
 
 
-def _ramp(start: int, stop: int, core_start: int, core_stop: int, size: int,
-          overlap: int) -> np.ndarray:
+def _ramp(
+  start: int, stop: int, core_start: int, core_stop: int, size: int, overlap: int
+) -> np.ndarray:
   """1-D cross-fade weights over the window [start, stop) of a tile with core
   [core_start, core_stop): linear over 2*overlap pixels around each inner core edge."""
   pos = np.arange(start, stop, dtype=np.float32) + 0.5
@@ -146,21 +155,31 @@ class Derainer:
     tile_batch: tiles run together in one call.
   """
 
-  def __init__(self, model: nn.Module, params: Any, *, tile: int | None = None,
-               overlap: int | None = None, ensemble: bool = False,
-               dtype: str | None = None, sharding=None, tile_batch: int = 1):
+  def __init__(
+    self,
+    model: nn.Module,
+    params: Any,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    ensemble: bool = False,
+    dtype: str | None = None,
+    sharding=None,
+    tile_batch: int = 1,
+  ):
     if dtype is not None:
       if dtype not in _DTYPES:
         raise ValueError(f"dtype={dtype!r} is not supported; use one of {sorted(_DTYPES)}")
       model = model.clone(dtype=_DTYPES[dtype])
-    self.radius = model.receptive_field_radius   # models.network.DerainingNetwork
+    self.radius = model.receptive_field_radius  # models.network.DerainingNetwork
     self._set_tiling(tile, overlap, ensemble, tile_batch)
     self.model, self.params = model, params
     self._apply = jitted_apply(model)
     self.sharding = sharding
 
-  def _set_tiling(self, tile: int | None, overlap: int | None, ensemble: bool,
-                  tile_batch: int) -> None:
+  def _set_tiling(
+    self, tile: int | None, overlap: int | None, ensemble: bool, tile_batch: int
+  ) -> None:
     """Checks and sets the tiling options (after ``self.radius``)."""
     if tile is not None and tile < 1:
       raise ValueError(f"tile={tile} must be a positive number of pixels (or None)")
@@ -182,8 +201,9 @@ class Derainer:
     image(s), same shape and dtype (float output as float32 in [0, 1])."""
     array = np.asarray(image)
     if array.ndim not in (3, 4) or array.shape[-1] != 3:
-      raise ValueError(f"expected an RGB image (H, W, 3) or batch (N, H, W, 3), got shape "
-                       f"{array.shape}")
+      raise ValueError(
+        f"expected an RGB image (H, W, 3) or batch (N, H, W, 3), got shape {array.shape}"
+      )
     batch = _to_float(array[None] if array.ndim == 3 else array)
     if self.ensemble:
       out = np.zeros_like(batch)
@@ -229,20 +249,21 @@ class Derainer:
     out = np.zeros((h, w, c), np.float32)
     weight = None if exact else np.zeros((h, w, 1), np.float32)
     for first in range(0, len(windows), self.tile_batch):
-      group = windows[first:first + self.tile_batch]
+      group = windows[first : first + self.tile_batch]
       tiles = np.zeros((self.tile_batch, buf_h, buf_w, c), np.float32)
       valid = np.zeros((self.tile_batch, buf_h, buf_w, 1), np.float32)
       for i, (_, (wy0, wy1, wx0, wx1)) in enumerate(group):
-        tiles[i, :wy1 - wy0, :wx1 - wx0] = image[wy0:wy1, wx0:wx1]
-        valid[i, :wy1 - wy0, :wx1 - wx0] = 1.0
+        tiles[i, : wy1 - wy0, : wx1 - wx0] = image[wy0:wy1, wx0:wx1]
+        valid[i, : wy1 - wy0, : wx1 - wx0] = 1.0
       results = self._run(tiles, valid)
       for result, ((cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1)) in zip(results, group):
         if exact:
-          out[cy0:cy1, cx0:cx1] = result[cy0 - wy0:cy1 - wy0, cx0 - wx0:cx1 - wx0]
+          out[cy0:cy1, cx0:cx1] = result[cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0]
         else:
-          wgt = (_ramp(wy0, wy1, cy0, cy1, h, o)[:, None] *
-                 _ramp(wx0, wx1, cx0, cx1, w, o)[None, :])[..., None]
-          out[wy0:wy1, wx0:wx1] += wgt * result[:wy1 - wy0, :wx1 - wx0]
+          wgt = (
+            _ramp(wy0, wy1, cy0, cy1, h, o)[:, None] * _ramp(wx0, wx1, cx0, cx1, w, o)[None, :]
+          )[..., None]
+          out[wy0:wy1, wx0:wx1] += wgt * result[: wy1 - wy0, : wx1 - wx0]
           weight[wy0:wy1, wx0:wx1] += wgt
     return out if exact else out / np.maximum(weight, 1e-12)
 
@@ -264,28 +285,41 @@ class OnnxDerainer(Derainer):
     threads: intra-op threads (None: ONNX Runtime's default, one per core).
   """
 
-  def __init__(self, path: str, *, tile: int | None = None, overlap: int | None = None,
-               ensemble: bool = False, tile_batch: int = 1,
-               providers: tuple[str, ...] = ("CPUExecutionProvider",),
-               threads: int | None = None):
-    from nasnet_jax import export, extras   # pylint: disable=g-import-not-at-top
+  def __init__(
+    self,
+    path: str,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    ensemble: bool = False,
+    tile_batch: int = 1,
+    providers: tuple[str, ...] = ("CPUExecutionProvider",),
+    threads: int | None = None,
+  ):
+    from nasnet_jax import export, extras  # pylint: disable=g-import-not-at-top
+
     ort = extras.require("onnxruntime", "onnx", "--backend=onnxruntime")
     if not os.path.isfile(path):
-      raise FileNotFoundError(f"{path} is not a file: pass the .onnx file written by "
-                              "python -m nasnet_jax.export --format=onnx")
+      raise FileNotFoundError(
+        f"{path} is not a file: pass the .onnx file written by "
+        "python -m nasnet_jax.export --format=onnx"
+      )
     options = ort.SessionOptions()
     if threads:
       options.intra_op_num_threads = threads
     try:
       self.session = ort.InferenceSession(path, options, providers=list(providers))
-    except Exception as e:   # pylint: disable=broad-except
-      raise ValueError(f"{path} is not an ONNX model ONNX Runtime can load: "
-                       f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(
+        f"{path} is not an ONNX model ONNX Runtime can load: "
+        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+      ) from e
     meta = self.session.get_modelmeta().custom_metadata_map
     inputs = [i.name for i in self.session.get_inputs()]
     if inputs != [export.ONNX_INPUT]:
-      raise ValueError(f"{path} takes inputs {inputs}, not a nasnet_jax export's "
-                       f"['{export.ONNX_INPUT}']")
+      raise ValueError(
+        f"{path} takes inputs {inputs}, not a nasnet_jax export's ['{export.ONNX_INPUT}']"
+      )
     self.input_name = export.ONNX_INPUT
     radius = meta.get(export.ONNX_RADIUS_KEY, "")
     self.radius = int(radius) if radius else None
@@ -305,7 +339,7 @@ class OnnxDerainer(Derainer):
     for i in range(images.shape[0]):
       h, w = int(valid[i, :, 0, 0].sum()), int(valid[i, 0, :, 0].sum())
       if h and w:
-        out[i, :h, :w] = self._onnx(images[i:i + 1, :h, :w])[0]
+        out[i, :h, :w] = self._onnx(images[i : i + 1, :h, :w])[0]
     return out
 
 

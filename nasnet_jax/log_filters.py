@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging as std_logging
 
-
 # Log lines every run printed that say nothing the user can act on.
 HARMLESS_LOG_LINES = (
-    "OpenCV is not installed",                        # TFDS: PIL decodes our PNGs
-    "Unable to initialize backend",                   # JAX probing TPU/GPU on a CPU host
-    "for deletion",                                   # orbax after a resume
-    "read_only=True",                                 # orbax, restoring read-only
-    "Given directory is read only",
+  "OpenCV is not installed",  # TFDS: PIL decodes our PNGs
+  "Unable to initialize backend",  # JAX probing TPU/GPU on a CPU host
+  "for deletion",  # orbax after a resume
+  "read_only=True",  # orbax, restoring read-only
+  "Given directory is read only",
 )
 
 

@@ -23,7 +23,7 @@ def _gaussian_band(n: int) -> np.ndarray:
   taps /= taps.sum()
   band = np.zeros((n, n - SSIM_FILTER_SIZE + 1), np.float32)
   for j in range(band.shape[1]):
-    band[j:j + SSIM_FILTER_SIZE, j] = taps
+    band[j : j + SSIM_FILTER_SIZE, j] = taps
   return band
 
 
@@ -47,9 +47,14 @@ def _banded_filter(z: jax.Array) -> jax.Array:
 def ssim(pred: jax.Array, target: jax.Array) -> jax.Array:
   """``dm_pix.ssim`` (11x11 Gaussian window, sigma 1.5, max value 1) per image, (N,)."""
   small = max(pred.shape[-3], pred.shape[-2]) <= BANDED_FILTER_MAX_SIZE
-  return dm_pix.ssim(pred, target, max_val=1.0, filter_size=SSIM_FILTER_SIZE,
-                     filter_sigma=SSIM_FILTER_SIGMA,
-                     filter_fn=_banded_filter if small and pred.ndim == 4 else None)
+  return dm_pix.ssim(
+    pred,
+    target,
+    max_val=1.0,
+    filter_size=SSIM_FILTER_SIZE,
+    filter_sigma=SSIM_FILTER_SIGMA,
+    filter_fn=_banded_filter if small and pred.ndim == 4 else None,
+  )
 
 
 def l1_ssim_loss(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -77,8 +82,9 @@ LOSSES = ("l1_ssim", "l1", "charbonnier")
 CHARBONNIER_EPSILON = 1e-3
 
 
-def image_loss(name: str, pred: jax.Array, target: jax.Array
-               ) -> tuple[jax.Array, dict[str, jax.Array]]:
+def image_loss(
+  name: str, pred: jax.Array, target: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The training loss ``name`` between (N, H, W, 3) batches in [0, 1].
 
   "l1_ssim": L1 + (1 - SSIM) (NASNet's); "l1": mean absolute error (DDSA's recipe);
@@ -96,5 +102,5 @@ def image_loss(name: str, pred: jax.Array, target: jax.Array
   ssim_value = jax.lax.stop_gradient(jnp.mean(ssim(pred, target)))
   if name == "l1":
     return l1, {"l1": l1, "ssim": ssim_value}
-  loss = jnp.mean(jnp.sqrt(jnp.square(diff) + CHARBONNIER_EPSILON ** 2))
+  loss = jnp.mean(jnp.sqrt(jnp.square(diff) + CHARBONNIER_EPSILON**2))
   return loss, {"l1": jax.lax.stop_gradient(l1), "ssim": ssim_value}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def _format_seconds(seconds: float) -> str:
@@ -33,6 +33,7 @@ class MetricWriter:
     if enabled:
       self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), flush_secs=10)
 
   def _write(self, step: int, values: Mapping[str, float]) -> None:
@@ -45,19 +46,22 @@ class MetricWriter:
     for k, v in values.items():
       self._tb.add_scalar(k, float(v), int(step))
 
-  def write_train(self, step: int, values: Mapping[str, float],
-                  seconds_per_step: float | None = None) -> None:
+  def write_train(
+    self, step: int, values: Mapping[str, float], seconds_per_step: float | None = None
+  ) -> None:
     """Logs training scalars and prints the progress line (step, loss, lr, img/s, ETA)."""
-    self._write(step, {f"train/{k}" if k not in ("loss",) else k: v
-                       for k, v in values.items()})
+    self._write(step, {f"train/{k}" if k not in ("loss",) else k: v for k, v in values.items()})
     if not self.enabled:
       return
     eta = ""
     if seconds_per_step is not None and self.total_steps:
       eta = f"  ETA {_format_seconds((self.total_steps - step) * seconds_per_step)}"
     total = f"/{self.total_steps}" if self.total_steps else ""
-    print(f"step {step}{total}  loss {values['loss']:.4f}  lr {values.get('lr', 0.0):.2e}  "
-          f"{values.get('img_per_s', 0.0):.1f} img/s{eta}", flush=True)
+    print(
+      f"step {step}{total}  loss {values['loss']:.4f}  lr {values.get('lr', 0.0):.2e}  "
+      f"{values.get('img_per_s', 0.0):.1f} img/s{eta}",
+      flush=True,
+    )
 
   def write_eval(self, step: int, values: Mapping[str, float]) -> None:
     """Logs evaluation scalars (``psnr``/``ssim`` and per-group details) and prints them."""
@@ -96,7 +100,7 @@ def truncate_after(path: str, last_step: int) -> None:
     try:
       (keep if json.loads(line).get("step", 0) <= last_step else dropped).append(line)
     except json.JSONDecodeError:
-      dropped.append(line)   # a line cut by a kill
+      dropped.append(line)  # a line cut by a kill
   if dropped:
     with open(path + ".superseded", "a") as f:
       f.writelines(dropped)

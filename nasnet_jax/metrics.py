@@ -1,7 +1,8 @@
 """PSNR and SSIM under the scoring protocols deraining papers report.
 
 Reported numbers are comparable only under the same protocol (each is defined below).
-Every function here takes two uint8 images of the same shape (H, W, 3) -- the prediction and the ground truth -- and returns a Python float.
+Every function here takes two uint8 images of the same shape (H, W, 3) -- the prediction
+and the ground truth -- and returns a Python float.
 
 Protocols:
   ``"y8"``: Y of MATLAB ``rgb2ycbcr`` (BT.601 studio range) rounded to uint8, PSNR with
@@ -91,19 +92,18 @@ def downsample_like_ssim_m(image: np.ndarray) -> np.ndarray:
   f = max(1, matlab_round(min(image.shape) / 256))
   if f == 1:
     return image
-  before = (f + 1) // 2 - 1            # the centre's 0-based offset in the window
+  before = (f + 1) // 2 - 1  # the centre's 0-based offset in the window
   padded = np.pad(image, ((before, f - 1 - before),) * 2, mode="symmetric")
   # Box sums from a summed-area table: exact window sums of f x f, in float64.
   table = np.pad(np.cumsum(np.cumsum(padded, 0), 1), ((1, 0), (1, 0)))
   h, w = image.shape
-  sums = (table[f:f + h, f:f + w] - table[:h, f:f + w] - table[f:f + h, :w] + table[:h, :w])
+  sums = table[f : f + h, f : f + w] - table[:h, f : f + w] - table[f : f + h, :w] + table[:h, :w]
   return (sums / (f * f))[::f, ::f]
 
 
 @functools.partial(jax.jit, static_argnames=("max_val",))
 def _wang_ssim(a: jax.Array, b: jax.Array, max_val: float) -> jax.Array:
-  return dm_pix.ssim(a, b, max_val=max_val, filter_size=11, filter_sigma=1.5, k1=0.01,
-                     k2=0.03)
+  return dm_pix.ssim(a, b, max_val=max_val, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
@@ -139,11 +139,13 @@ def ssim(pred: np.ndarray, gt: np.ndarray, protocol: str = "y8") -> float:
     yg = matlab_y(gt, rounded) * (1.0 if rounded else 255.0)
     if protocol == "ydouble_ds":
       yp, yg = downsample_like_ssim_m(yp), downsample_like_ssim_m(yg)
-    return float(_wang_ssim(jnp.asarray(yp[..., None], jnp.float32),
-                            jnp.asarray(yg[..., None], jnp.float32), 255.0))
+    return float(
+      _wang_ssim(
+        jnp.asarray(yp[..., None], jnp.float32), jnp.asarray(yg[..., None], jnp.float32), 255.0
+      )
+    )
   if protocol == "rgb":
-    return float(skmetrics.structural_similarity(gt, pred, channel_axis=-1,
-                                                 data_range=255))
+    return float(skmetrics.structural_similarity(gt, pred, channel_axis=-1, data_range=255))
   if protocol == "deraindrop":
     p, g = _deraindrop_y(pred, gt)
     return float(skmetrics.structural_similarity(g, p, data_range=255))

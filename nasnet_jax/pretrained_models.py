@@ -26,17 +26,22 @@ def available() -> list[str]:
   """Names of the shipped models."""
   if not os.path.isdir(PRETRAINED_DIR):
     return []
-  return sorted(n for n in os.listdir(PRETRAINED_DIR)
-                if os.path.isdir(os.path.join(PRETRAINED_DIR, n, checkpointing.EXPORT_CHECKPOINT)))
+  return sorted(
+    n
+    for n in os.listdir(PRETRAINED_DIR)
+    if os.path.isdir(os.path.join(PRETRAINED_DIR, n, checkpointing.EXPORT_CHECKPOINT))
+  )
 
 
 def pretrained_path(name: str = DEFAULT) -> str:
   """The export folder of shipped model ``name``."""
   path = os.path.join(PRETRAINED_DIR, name)
   if not os.path.isdir(os.path.join(path, checkpointing.EXPORT_CHECKPOINT)):
-    raise FileNotFoundError(f"no pretrained model {name!r} in {PRETRAINED_DIR}; shipped: "
-                            f"{', '.join(available()) or 'none'} (reinstall nasnet-jax if "
-                            "this is empty)")
+    raise FileNotFoundError(
+      f"no pretrained model {name!r} in {PRETRAINED_DIR}; shipped: "
+      f"{', '.join(available()) or 'none'} (reinstall nasnet-jax if "
+      "this is empty)"
+    )
   return path
 
 

@@ -7,7 +7,8 @@ import signal
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 
 class StopRequest:
@@ -33,13 +34,13 @@ class StopRequest:
     for sig in (signal.SIGTERM, signal.SIGINT):
       try:
         self._previous[sig] = signal.signal(sig, self._handle)
-      except ValueError:   # not the main thread: leave signals alone
+      except ValueError:  # not the main thread: leave signals alone
         pass
     return self
 
   def _handle(self, signum, frame):
     del frame
-    if self.signal is not None:   # a second signal: give up immediately
+    if self.signal is not None:  # a second signal: give up immediately
       raise KeyboardInterrupt
     self.signal = signal.Signals(signum).name
     print(f"\n{self.signal} received: saving a checkpoint and stopping", flush=True)

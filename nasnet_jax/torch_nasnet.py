@@ -23,16 +23,18 @@ class NeuronAttention(nn.Module):
 
   def __init__(self, channels):
     super().__init__()
-    self.att = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels),
-                             nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 1),
-                             nn.Sigmoid())
+    self.att = nn.Sequential(
+      nn.Conv2d(channels, channels, 3, padding=1, groups=channels),
+      nn.ReLU(inplace=True),
+      nn.Conv2d(channels, channels, 1),
+      nn.Sigmoid(),
+    )
 
   def forward(self, x):
     return self.att(x)
 
 
 class Block(nn.Module):
-
   def __init__(self, channels, attention=True):
     super().__init__()
     self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
@@ -47,28 +49,33 @@ class Block(nn.Module):
 
 
 class Stage(nn.Module):
-
   def __init__(self, channels, blocks, attention=True):
     super().__init__()
-    self.s = nn.Sequential(*[Block(channels, attention) for _ in range(blocks)],
-                           nn.Conv2d(channels, channels, 3, padding=1))
+    self.s = nn.Sequential(
+      *[Block(channels, attention) for _ in range(blocks)],
+      nn.Conv2d(channels, channels, 3, padding=1),
+    )
 
   def forward(self, x):
     return self.s(x) + x
 
 
 class NASNet(nn.Module):
-
   def __init__(self, stages=3, blocks=18, channels=64, attention=True, fuse_stages=True):
     super().__init__()
     self.pre = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1))
     self.stages = nn.ModuleList([Stage(channels, blocks, attention) for _ in range(stages)])
-    self.fusion_sub = (nn.Sequential(nn.Conv2d(channels * stages, channels, 3, padding=1),
-                                     nn.Conv2d(channels, channels, 1))
-                       if fuse_stages else None)
+    self.fusion_sub = (
+      nn.Sequential(
+        nn.Conv2d(channels * stages, channels, 3, padding=1), nn.Conv2d(channels, channels, 1)
+      )
+      if fuse_stages
+      else None
+    )
     self.fusion_att = NeuronAttention(channels) if attention else None
-    self.post = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1),
-                              nn.Conv2d(channels, 3, 3, padding=1))
+    self.post = nn.Sequential(
+      nn.Conv2d(channels, channels, 3, padding=1), nn.Conv2d(channels, 3, 3, padding=1)
+    )
 
   def forward(self, x):
     h = self.pre(x)

@@ -23,8 +23,12 @@ def _conv(in_channels, out_channels, activation=None):
 
 
 def _block(channels):
-  return nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1), nn.ReLU(),
-                       nn.Conv2d(channels, channels, 3, 1, 1), nn.ReLU())
+  return nn.Sequential(
+    nn.Conv2d(channels, channels, 3, 1, 1),
+    nn.ReLU(),
+    nn.Conv2d(channels, channels, 3, 1, 1),
+    nn.ReLU(),
+  )
 
 
 class PReNet(nn.Module):

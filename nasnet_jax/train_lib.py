@@ -23,7 +23,8 @@ import json
 import math
 import os
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -32,16 +33,25 @@ import ml_collections
 import numpy as np
 import optax
 from flax.training import train_state
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from nasnet_jax import checkpointing, config_checks, losses, metric_writers, training_eval
+from nasnet_jax import (
+  checkpointing,
+  config_checks,
+  losses,
+  metric_writers,
+  optimizers,
+  training_eval,
+)
 from nasnet_jax.data import pipeline, training_pair
-from nasnet_jax.stop_request import StopRequest
 from nasnet_jax.models import convolution, create_model, init_params
+from nasnet_jax.stop_request import StopRequest
 
 
 class TrainState(train_state.TrainState):
   """flax TrainState plus the run's base PRNG key (raw uint32[2])."""
+
   rng: jax.Array
 
 
@@ -53,52 +63,23 @@ def model_config_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return json.loads(config.model.to_json())
 
 
-OPTIMIZERS = ("radam", "adamw")
-
-
-def make_schedule(config: ml_collections.ConfigDict):
-  """Learning rate by step: linear warmup over ``warmup_steps``, constant for
-  ``constant_steps``, then cosine down to ``end_learning_rate`` at ``total_steps``."""
-  peak, total = config.learning_rate, config.total_steps
-  warmup = config.get("warmup_steps", 0)
-  constant = config.get("constant_steps", 0)
-  end = config.get("end_learning_rate", 0.0)
-  decay_steps = max(total - warmup - constant, 1)
-  pieces, boundaries = [], []
-  if warmup:
-    pieces.append(optax.linear_schedule(0.0, peak, warmup))
-    boundaries.append(warmup)
-  if constant:
-    pieces.append(optax.constant_schedule(peak))
-    boundaries.append(warmup + constant)
-  pieces.append(optax.cosine_decay_schedule(peak, decay_steps, alpha=end / peak if peak else 0))
-  return pieces[0] if len(pieces) == 1 else optax.join_schedules(pieces, boundaries)
-
-
-def make_optimizer(config: ml_collections.ConfigDict):
-  """``config.optimizer`` ("radam", NASNet's; or "adamw" with ``weight_decay``, DDSA's)
-  on ``make_schedule``. Returns (optax transformation, schedule)."""
-  schedule = make_schedule(config)
-  name = config.get("optimizer", "radam")
-  if name == "radam":
-    return optax.radam(schedule, b1=config.adam_b1, b2=config.adam_b2), schedule
-  if name == "adamw":
-    return optax.adamw(schedule, b1=config.adam_b1, b2=config.adam_b2,
-                       weight_decay=config.get("weight_decay", 0.0)), schedule
-  raise ValueError(f"config.optimizer={name!r} is unknown; choose one of {OPTIMIZERS}")
-
-
-def _new_train_state(model: nn.Module, tx: optax.GradientTransformation,
-                     rng: jax.Array) -> TrainState:
+def _new_train_state(
+  model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array
+) -> TrainState:
   """Initial parameters (``models.init_params``) and optimizer state from ``rng``."""
   init_rng, base_rng = jax.random.split(rng)
   params = init_params(model, init_rng)
   return TrainState.create(apply_fn=model.apply, params=params, tx=tx, rng=base_rng)
 
 
-def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
-               pair_config: Mapping[str, Any] | None = None, loss_name: str = "l1_ssim",
-               intermediate_loss_weight: float = 1.0):
+def train_step(
+  state: TrainState,
+  batch: Mapping[str, jax.Array],
+  *,
+  pair_config: Mapping[str, Any] | None = None,
+  loss_name: str = "l1_ssim",
+  intermediate_loss_weight: float = 1.0,
+):
   """One optimisation step on a global batch.
 
   Args:
@@ -132,8 +113,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
 def make_mesh() -> Mesh:
   """Every device of every host along one ``data`` axis, in the order ``jax.make_mesh``
   picks for the interconnect (a ring on TPUs); sharding stays automatic."""
-  return jax.make_mesh((jax.device_count(),), ("data",),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +131,7 @@ class Training:
     step: ``train_step`` bound to the config's loss and training-pair options, jitted for
       the mesh with the state donated: (state, batch) -> (state, metrics).
   """
+
   config: ml_collections.ConfigDict
   model: nn.Module
   mesh: Mesh
@@ -170,13 +151,17 @@ class Training:
   def place_batch(self, local: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
     """This host's part of a global batch (``rainy``, ``clean`` uint8 NHWC) -> global
     arrays split along ``data``."""
-    return {k: jax.make_array_from_process_local_data(self.batch_sharding, local[k])
-            for k in ("rainy", "clean")}
+    return {
+      k: jax.make_array_from_process_local_data(self.batch_sharding, local[k])
+      for k in ("rainy", "clean")
+    }
 
   def lower(self, batch_shape: tuple[int, int, int, int]):
     """The step lowered for uint8 batches of ``batch_shape`` (for its cost or memory)."""
-    batch = {k: jax.ShapeDtypeStruct(batch_shape, jnp.uint8, sharding=self.batch_sharding)
-             for k in ("rainy", "clean")}
+    batch = {
+      k: jax.ShapeDtypeStruct(batch_shape, jnp.uint8, sharding=self.batch_sharding)
+      for k in ("rainy", "clean")
+    }
     return self.step.lower(self.abstract_state, batch)
 
 
@@ -188,23 +173,40 @@ def build_training(config: ml_collections.ConfigDict, mesh: Mesh | None = None) 
   mesh = mesh if mesh is not None else make_mesh()
   config_checks.check_batch_size(config.batch_size, mesh.size)
   model = create_model(config.model)
-  tx, schedule = make_optimizer(config)
+  tx, schedule = optimizers.make_optimizer(config)
   replicated = NamedSharding(mesh, P())
-  shapes = jax.eval_shape(lambda rng: _new_train_state(model, tx, rng),
-                          jax.random.PRNGKey(config.seed))
+  shapes = jax.eval_shape(
+    lambda rng: _new_train_state(model, tx, rng), jax.random.PRNGKey(config.seed)
+  )
   state_sharding = jax.tree.map(lambda _: replicated, shapes)
   abstract_state = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes
+  )
   batch_sharding = NamedSharding(mesh, P("data"))
-  step = functools.partial(train_step, pair_config=training_pair.pair_options(config),
-                           loss_name=config.get("loss", "l1_ssim"),
-                           intermediate_loss_weight=config.get("intermediate_loss_weight", 1.0))
-  jitted = jax.jit(step, in_shardings=(state_sharding, batch_sharding),
-                   out_shardings=(state_sharding, replicated), donate_argnums=(0,),
-                   compiler_options=convolution.compiler_options(model))
-  return Training(config=config, model=model, mesh=mesh, tx=tx, schedule=schedule,
-                  abstract_state=abstract_state, state_sharding=state_sharding,
-                  batch_sharding=batch_sharding, step=jitted)
+  step = functools.partial(
+    train_step,
+    pair_config=training_pair.pair_options(config),
+    loss_name=config.get("loss", "l1_ssim"),
+    intermediate_loss_weight=config.get("intermediate_loss_weight", 1.0),
+  )
+  jitted = jax.jit(
+    step,
+    in_shardings=(state_sharding, batch_sharding),
+    out_shardings=(state_sharding, replicated),
+    donate_argnums=(0,),
+    compiler_options=convolution.compiler_options(model),
+  )
+  return Training(
+    config=config,
+    model=model,
+    mesh=mesh,
+    tx=tx,
+    schedule=schedule,
+    abstract_state=abstract_state,
+    state_sharding=state_sharding,
+    batch_sharding=batch_sharding,
+    step=jitted,
+  )
 
 
 @jax.jit
@@ -247,7 +249,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   Returns the final train state. Raises ValueError for bad configuration and
   NonFiniteLossError if the loss diverges (the last good checkpoint is kept).
   """
-  training = build_training(config)   # every config error before anything is built
+  training = build_training(config)  # every config error before anything is built
   os.makedirs(workdir, exist_ok=True)
   mixture = config_checks.mixture_entries(config)
   model = training.model
@@ -256,26 +258,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   drop_overlap = bool(config.data.get("drop_test_overlap", False))
   if mixture:
     train_source = pipeline.Mixture(
-        [pipeline.get_data_source(e.name, e.split, config.data.data_dir, e.manual_dir,
-                                  drop_overlap)
-         for e in mixture], [e.weight for e in mixture])
+      [
+        pipeline.get_data_source(e.name, e.split, config.data.data_dir, e.manual_dir, drop_overlap)
+        for e in mixture
+      ],
+      [e.weight for e in mixture],
+    )
   else:
-    train_source = pipeline.get_data_source(config.data.name, config.data.train_split,
-                                            config.data.data_dir, config.data.manual_dir,
-                                            drop_overlap)
-  eval_source = pipeline.get_data_source(config.data.name, config.data.eval_split,
-                                         config.data.data_dir, config.data.manual_dir)
+    train_source = pipeline.get_data_source(
+      config.data.name,
+      config.data.train_split,
+      config.data.data_dir,
+      config.data.manual_dir,
+      drop_overlap,
+    )
+  eval_source = pipeline.get_data_source(
+    config.data.name, config.data.eval_split, config.data.data_dir, config.data.manual_dir
+  )
   dataset = pipeline.train_dataset(
-      train_source, crop_size=config.data.crop_size, global_batch_size=config.batch_size,
-      seed=config.seed,
-      flip=config.data.random_flip and training_pair.pipeline_augments_geometry(config),
-      rotate=config.data.random_rotate and training_pair.pipeline_augments_geometry(config),
-      scale_range=tuple(config.data.get("scale_range", (1.0, 1.0))),
-      pad_small_images=config.data.pad_small_images)
-  data_iter = pipeline.train_iterator(dataset, num_threads=config.data.num_threads,
-                                      prefetch=config.data.prefetch,
-                                      place=training.place_batch,
-                                      device_prefetch=config.data.device_prefetch)
+    train_source,
+    crop_size=config.data.crop_size,
+    global_batch_size=config.batch_size,
+    seed=config.seed,
+    flip=config.data.random_flip and training_pair.pipeline_augments_geometry(config),
+    rotate=config.data.random_rotate and training_pair.pipeline_augments_geometry(config),
+    scale_range=tuple(config.data.get("scale_range", (1.0, 1.0))),
+    pad_small_images=config.data.pad_small_images,
+  )
+  data_iter = pipeline.train_iterator(
+    dataset,
+    num_threads=config.data.num_threads,
+    prefetch=config.data.prefetch,
+    place=training.place_batch,
+    device_prefetch=config.data.device_prefetch,
+  )
 
   manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
   restored = checkpointing.restore_latest(manager, training.abstract_state, model_cfg)
@@ -296,41 +312,54 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   data_state = data_iter.get_state()
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   if is_main:
-    print(f"Model {model_cfg.get('name', 'nasnet')}: {num_params:,} parameters; "
-          f"{jax.device_count()} device(s) ({jax.devices()[0].platform}); global batch "
-          f"{config.batch_size}, crop {config.data.crop_size}; steps {start_step} -> "
-          f"{config.total_steps}", flush=True)
+    print(
+      f"Model {model_cfg.get('name', 'nasnet')}: {num_params:,} parameters; "
+      f"{jax.device_count()} device(s) ({jax.devices()[0].platform}); global batch "
+      f"{config.batch_size}, crop {config.data.crop_size}; steps {start_step} -> "
+      f"{config.total_steps}",
+      flush=True,
+    )
 
   def save(step):
-    if not bool(_all_finite(state.params)):   # one reduction, one host sync
+    if not bool(_all_finite(state.params)):  # one reduction, one host sync
       raise NonFiniteLossError(f"parameters became NaN/inf before step {step}")
     checkpointing.save(manager, step, state, data_state, model_cfg)
 
   pending = []
   timer = StepTimer(start_step)
   step = start_step
-  with StopRequest(training.mesh) as stop, contextlib.closing(data_iter):   # closing: stops its threads
+  with (
+    StopRequest(training.mesh) as stop,
+    contextlib.closing(data_iter),
+  ):  # closing: stops its threads
     while step < config.total_steps:
       batch = next(data_iter)
       data_state = data_iter.get_state()
       state, step_metrics = step_fn(state, batch)
       step += 1
       pending.append(step_metrics)
-      stopping = stop.poll()   # read once: a signal arriving later counts from next step
+      stopping = stop.poll()  # read once: a signal arriving later counts from next step
       log_now = _every(step, config.log_every_steps) or step == config.total_steps
-      ckpt_now = (_every(step, config.checkpoint_every_steps) or step == config.total_steps
-                  or stopping is not None)
+      ckpt_now = (
+        _every(step, config.checkpoint_every_steps)
+        or step == config.total_steps
+        or stopping is not None
+      )
       if log_now or ckpt_now:
         fetched = jax.device_get(pending)
         pending = []
         losses_seen = [float(m["loss"]) for m in fetched]
         if not all(math.isfinite(v) for v in losses_seen):
           last = manager.latest_step()
-          kept = (f"the last good checkpoint ({manager.directory}/{last}) is kept"
-                  if last is not None else "no checkpoint had been written yet")
+          kept = (
+            f"the last good checkpoint ({manager.directory}/{last}) is kept"
+            if last is not None
+            else "no checkpoint had been written yet"
+          )
           raise NonFiniteLossError(
-              f"loss became NaN/inf by step {step}; {kept}: lower "
-              "--config.learning_rate or check the data, then rerun")
+            f"loss became NaN/inf by step {step}; {kept}: lower "
+            "--config.learning_rate or check the data, then rerun"
+          )
         if log_now:
           done, seconds = timer.lap(step)
           mean = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
@@ -339,15 +368,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           writer.write_train(step, mean, seconds_per_step=seconds / done)
       if (_every(step, config.eval_every_steps) or step == config.total_steps) and not stopping:
         eval_start = time.time()
-        eval_metrics = training_eval.evaluate_during_training(config, model, state.params, eval_source,
-                                                workdir, step)
+        eval_metrics = training_eval.evaluate_during_training(
+          config, model, state.params, eval_source, workdir, step
+        )
         writer.write_eval(step, eval_metrics)
         timer.exclude(time.time() - eval_start)
       if ckpt_now:
         save(step)
       if stopping is not None:
-        print(f"Stopped at step {step} ({stopping}); checkpoint saved in "
-              f"{manager.directory}/{step}. Rerun the same command to resume.", flush=True)
+        print(
+          f"Stopped at step {step} ({stopping}); checkpoint saved in "
+          f"{manager.directory}/{step}. Rerun the same command to resume.",
+          flush=True,
+        )
         break
   writer.close()
   manager.close()

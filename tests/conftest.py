@@ -34,8 +34,11 @@ def pytest_sessionfinish(session):
 class TinyRain(synthetic_rain_builder.SyntheticRain):
   """synthetic_rain at toy size: 2 train photos (short side 48, 3 renders), 1 test photo
   (40x40: 3 types x 2 strengths, 4 held-out kinds x 1 level, 1 clean)."""
-  BUILDER_CONFIGS = [synthetic_rain_builder.SyntheticRainConfig(
-      name=t, rain_type=t, renders_per_image=3) for t in ("streak", "mixed")]
+
+  BUILDER_CONFIGS = [
+    synthetic_rain_builder.SyntheticRainConfig(name=t, rain_type=t, renders_per_image=3)
+    for t in ("streak", "mixed")
+  ]
   train_photos = ("astronaut", "coffee")
   test_photos = ("chelsea",)
   train_size = 48
@@ -56,6 +59,7 @@ def tiny_data_dir(tmp_path_factory):
 def tiny_config(data_dir, **overrides):
   """configs/default.py shrunk to a model and data that train in seconds."""
   from configs import default  # pylint: disable=g-import-not-at-top
+
   config = default.get_config()
   config.model.stages, config.model.blocks, config.model.features = 1, 1, 8
   config.data.name = "tiny_rain/mixed"
@@ -82,11 +86,21 @@ def tiny_config(data_dir, **overrides):
 def config_flags_for(data_dir, **overrides):
   """The same tiny config as command-line flags for train.py / evaluate.py."""
   values = {
-      "model.stages": 1, "model.blocks": 1, "model.features": 8,
-      "data.name": "tiny_rain/mixed", "data.data_dir": data_dir, "data.crop_size": 24,
-      "data.num_threads": 1, "batch_size": 4, "total_steps": 6, "learning_rate": 1e-3,
-      "log_every_steps": 2, "eval_every_steps": 6, "checkpoint_every_steps": 3,
-      "eval.num_sample_images": 2}
+    "model.stages": 1,
+    "model.blocks": 1,
+    "model.features": 8,
+    "data.name": "tiny_rain/mixed",
+    "data.data_dir": data_dir,
+    "data.crop_size": 24,
+    "data.num_threads": 1,
+    "batch_size": 4,
+    "total_steps": 6,
+    "learning_rate": 1e-3,
+    "log_every_steps": 2,
+    "eval_every_steps": 6,
+    "checkpoint_every_steps": 3,
+    "eval.num_sample_images": 2,
+  }
   values.update(overrides)
   return ["--config=configs/default.py"] + [f"--config.{k}={v}" for k, v in values.items()]
 
@@ -95,8 +109,14 @@ def run_script(args, env=None, timeout=600, check=True):
   """Runs ``python <args>`` in the repository root; returns the CompletedProcess."""
   full_env = dict(os.environ)
   full_env.update(env or {})
-  proc = subprocess.run([sys.executable] + list(args), cwd=ROOT, env=full_env,
-                        capture_output=True, text=True, timeout=timeout)
+  proc = subprocess.run(
+    [sys.executable] + list(args),
+    cwd=ROOT,
+    env=full_env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
   if check and proc.returncode != 0:
     raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
   return proc

@@ -23,8 +23,11 @@ def test_smoke_run_checks_and_measures_everything(tmp_path):
   conv = sections["conv_forms"]["rows"]
   assert len(conv) == 6 and all(r["form_used"] for r in conv)
   assert {r["dtype"] for r in conv} == {"float32", "bfloat16"}
-  assert sections["train_state_donated"]["deleted_after_step"] == \
-      sections["train_state_donated"]["state_buffers"] > 0
+  assert (
+    sections["train_state_donated"]["deleted_after_step"]
+    == sections["train_state_donated"]["state_buffers"]
+    > 0
+  )
   assert 0.95 <= sections["flop_count"]["analytic_over_xla"] <= 1.05
   # The paper's net itself (lowered, not run): the count the GPU run divides by.
   paper = accelerator_check.check_flop_count(accelerator_check.FULL)
@@ -33,12 +36,14 @@ def test_smoke_run_checks_and_measures_everything(tmp_path):
   assert all(r["ms_forward_backward"] > 0 for r in sections["conv_speed"]["rows"])
   rows = sections["train_speed"]["rows"]
   assert sorted((r["framework"], r["dtype"], r["batch"]) for r in rows) == sorted(
-      (framework, dtype, batch) for framework in ("jax", "torch")
-      for dtype, batch in (("bfloat16", 4), ("bfloat16", 2), ("float32", 2)))
+    (framework, dtype, batch)
+    for framework in ("jax", "torch")
+    for dtype, batch in (("bfloat16", 4), ("bfloat16", 2), ("float32", 2))
+  )
   for r in rows:
     assert "error" not in r, r
     assert r["images_per_s"] > 0 and r["analytic_tflop_per_s"] > 0
-    assert r["fraction_of_bf16_peak"] is None          # a CPU has no bf16 peak
+    assert r["fraction_of_bf16_peak"] is None  # a CPU has no bf16 peak
     if r["framework"] == "jax":
       assert r["speed_over_torch"] > 0
     else:
@@ -58,11 +63,18 @@ def test_a_failed_check_fails_the_run(tmp_path, monkeypatch):
 
 def test_sections_past_the_time_limit_are_recorded_as_not_run(tmp_path):
   out = tmp_path / "check.json"
-  assert accelerator_check.main(["--smoke", "--time_limit_s=0", f"--json={out}",
-                                 "--sections=export,train_speed"]) == 1
+  assert (
+    accelerator_check.main(
+      ["--smoke", "--time_limit_s=0", f"--json={out}", "--sections=export,train_speed"]
+    )
+    == 1
+  )
   sections = json.loads(out.read_text())["sections"]
-  assert sections["export"] == {"error": "out of time", "ok": False,
-                                "seconds": sections["export"]["seconds"]}
+  assert sections["export"] == {
+    "error": "out of time",
+    "ok": False,
+    "seconds": sections["export"]["seconds"],
+  }
   assert sections["train_speed"]["error"] == "out of time"
   assert sections["targets"]["met"] is None
   with pytest.raises(SystemExit, match="unknown"):
@@ -72,8 +84,9 @@ def test_sections_past_the_time_limit_are_recorded_as_not_run(tmp_path):
 def test_speed_rows_out_of_time_say_so_and_the_report_keeps_them(tmp_path):
   path = tmp_path / "report.json"
   report = accelerator_check.Report(str(path), {"device": "cpu"})
-  section = accelerator_check.bench_train(accelerator_check.SMOKE, True,
-                                          time.monotonic() - 1, report)
+  section = accelerator_check.bench_train(
+    accelerator_check.SMOKE, True, time.monotonic() - 1, report
+  )
   assert len(section["rows"]) == 6
   assert all(r["error"] == "out of time" for r in section["rows"])
   assert json.loads(path.read_text())["sections"]["train_speed"]["rows"] == section["rows"]

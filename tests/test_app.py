@@ -25,7 +25,7 @@ from nasnet_jax import app, derain_command, inference, pretrained  # noqa: E402
 from nasnet_jax.data import photos, synthetic_rain  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
-TILE = 64    # the test photo is larger: the page runs it in (exact) tiles
+TILE = 64  # the test photo is larger: the page runs it in (exact) tiles
 
 
 def _rainy_photo() -> np.ndarray:
@@ -46,9 +46,19 @@ def server(tmp_path_factory):
   port = _free_port()
   results = tmp_path_factory.mktemp("results")
   log = open(tmp_path_factory.mktemp("log") / "app.log", "w+")
-  proc = subprocess.Popen([sys.executable, "-m", "nasnet_jax.app", f"--port={port}",
-                           f"--tile={TILE}", f"--output_dir={results}"], cwd=ROOT,
-                          stdout=log, stderr=subprocess.STDOUT)
+  proc = subprocess.Popen(
+    [
+      sys.executable,
+      "-m",
+      "nasnet_jax.app",
+      f"--port={port}",
+      f"--tile={TILE}",
+      f"--output_dir={results}",
+    ],
+    cwd=ROOT,
+    stdout=log,
+    stderr=subprocess.STDOUT,
+  )
   url = f"http://127.0.0.1:{port}"
   deadline = time.time() + 180
   while True:
@@ -76,16 +86,24 @@ def browser():
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   driver = shutil.which("chromedriver")
   if not chromium or not driver:
-    pytest.fail("the browser test needs Debian's chromium and chromium-driver: "
-                "apt-get install chromium chromium-driver (.ci/run installs them)")
+    pytest.fail(
+      "the browser test needs Debian's chromium and chromium-driver: "
+      "apt-get install chromium chromium-driver (.ci/run installs them)"
+    )
   from selenium import webdriver  # pylint: disable=g-import-not-at-top
+
   options = webdriver.ChromeOptions()
   options.binary_location = chromium
-  for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                   "--window-size=1400,1100"):
+  for argument in (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1100",
+  ):
     options.add_argument(argument)
-  chrome = webdriver.Chrome(options=options,
-                            service=webdriver.ChromeService(executable_path=driver))
+  chrome = webdriver.Chrome(
+    options=options, service=webdriver.ChromeService(executable_path=driver)
+  )
   yield chrome
   chrome.quit()
 
@@ -94,35 +112,48 @@ def test_the_page_derains_an_upload_like_the_library(server, browser, tmp_path):
   from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
   from selenium.webdriver.support import expected_conditions  # pylint: disable=g-import-not-at-top
   from selenium.webdriver.support.ui import WebDriverWait  # pylint: disable=g-import-not-at-top
+
   rainy = _rainy_photo()
   Image.fromarray(rainy).save(tmp_path / "rainy.png")
   (tmp_path / "broken.png").write_bytes(b"this is not a PNG")
   browser.get(server)
   wait = WebDriverWait(browser, 240)
-  upload = wait.until(expected_conditions.presence_of_element_located(
-      (By.CSS_SELECTOR, "#uploads input[type=file]")))
+  upload = wait.until(
+    expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#uploads input[type=file]"))
+  )
   upload.send_keys(f"{tmp_path / 'rainy.png'}\n{tmp_path / 'broken.png'}")
   # (The page shows each name's stem and extension on two lines.)
   wait.until(lambda b: "broken" in b.find_element(By.ID, "uploads").text)
   browser.find_element(By.ID, "derain").click()
-  link = wait.until(expected_conditions.presence_of_element_located(
-      (By.CSS_SELECTOR, "#downloads a[href*='rainy_derained.png']")))
+  link = wait.until(
+    expected_conditions.presence_of_element_located(
+      (By.CSS_SELECTOR, "#downloads a[href*='rainy_derained.png']")
+    )
+  )
   status = browser.find_element(By.ID, "status").text
   assert "Derained 1 of 2" in status and "Could not derain broken.png:" in status, status
-  assert "/tmp" not in status and "gradio" not in status   # no temporary upload paths
+  assert "/tmp" not in status and "gradio" not in status  # no temporary upload paths
   with urllib.request.urlopen(link.get_attribute("href")) as response:
     downloaded = np.asarray(Image.open(io.BytesIO(response.read())))
   # The library's output with the page's settings (and so its backend: ONNX Runtime on
   # a CPU with the onnx extra installed, else JAX).
-  expected = derain_command.build_derainer(argparse.Namespace(
-      checkpoint=None, backend="auto", tile=TILE, overlap=-1, ensemble=False, tile_batch=1,
-      bf16=False))(rainy)
+  expected = derain_command.build_derainer(
+    argparse.Namespace(
+      checkpoint=None,
+      backend="auto",
+      tile=TILE,
+      overlap=-1,
+      ensemble=False,
+      tile_batch=1,
+      bf16=False,
+    )
+  )(rainy)
   np.testing.assert_array_equal(downloaded, expected)
-  assert np.abs(expected.astype(int) - rainy.astype(int)).mean() > 0.5   # it did derain
+  assert np.abs(expected.astype(int) - rainy.astype(int)).mean() > 0.5  # it did derain
   # The comparison slider shows both images.
   wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#compare img")) >= 2)
   screenshot = os.environ.get("NASNET_APP_SCREENSHOT")
-  if screenshot:   # how docs/images/app.png is made
+  if screenshot:  # how docs/images/app.png is made
     browser.save_screenshot(screenshot)
 
 
@@ -131,11 +162,14 @@ def test_the_job_keeps_format_and_bit_depth_and_reports_bad_files(tmp_path):
   job = app.DerainJob(inference.Derainer(model, params), str(tmp_path / "out"))
   rainy16 = (_rainy_photo().astype(np.uint16) * 257)[:40, :48]
   import tifffile  # pylint: disable=g-import-not-at-top
+
   tifffile.imwrite(tmp_path / "deep.tif", rainy16)
   (tmp_path / "empty.jpg").write_bytes(b"")
   steps = []
-  results, failures = job([str(tmp_path / "deep.tif"), str(tmp_path / "empty.jpg")],
-                          progress=lambda value, desc: steps.append(value))
+  results, failures = job(
+    [str(tmp_path / "deep.tif"), str(tmp_path / "empty.jpg")],
+    progress=lambda value, desc: steps.append(value),
+  )
   [result] = results
   out = tifffile.imread(result["output"])
   assert result["output"].endswith("deep_derained.tif") and out.dtype == np.uint16

@@ -50,13 +50,16 @@ def test_rgb_png_is_stored_as_is_and_the_rest_as_uint8_rgb_png(tmp_path):
 
 def test_unreadable_and_mismatched_pairs_become_skip_reasons(tmp_path):
   root = str(tmp_path)
-  good, = _pairs(root, ("RGB",))
-  fake._touch_garbage(f"{root}/bad.png")   # pylint: disable=protected-access
+  (good,) = _pairs(root, ("RGB",))
+  fake._touch_garbage(f"{root}/bad.png")  # pylint: disable=protected-access
   fake.write_pair(f"{root}/big.png", f"{root}/small.png", "m")
   fake._save(f"{root}/small.png", fake.clean_image("m", fake.H - 2, fake.W))  # pylint: disable=protected-access
-  pairs = [layouts.Pair("bad.png", f"{root}/bad.png", good.clean), good,
-           layouts.Pair("big.png", f"{root}/big.png", f"{root}/small.png"),
-           layouts.Pair("gone.png", f"{root}/gone.png", good.clean)]
+  pairs = [
+    layouts.Pair("bad.png", f"{root}/bad.png", good.clean),
+    good,
+    layouts.Pair("big.png", f"{root}/big.png", f"{root}/small.png"),
+    layouts.Pair("gone.png", f"{root}/gone.png", good.clean),
+  ]
   out = list(build_cache.converted_pairs(pairs, "x", str(tmp_path / "cache"), chunk_size=3))
   reasons = {o["id"]: o.get("skipped") for o in out}
   assert "not a readable image" in reasons["bad.png"]
@@ -86,9 +89,9 @@ def test_finished_chunks_are_reused_and_changed_files_redone(tmp_path, monkeypat
 def test_a_file_changed_while_its_chunk_is_read_is_converted_again(tmp_path):
   pairs = _pairs(str(tmp_path), ("RGB", "RGB"))
   stream = build_cache.converted_pairs(pairs, "x", str(tmp_path / "cache"), chunk_size=2)
-  next(stream)                             # the chunk holding both pairs exists now
+  next(stream)  # the chunk holding both pairs exists now
   fake.write_pair(pairs[1].rainy, pairs[1].clean, "changed", size=(fake.H, fake.W + 4))
-  os.utime(pairs[1].rainy, ns=(1, 1))      # a different mtime even on coarse clocks
+  os.utime(pairs[1].rainy, ns=(1, 1))  # a different mtime even on coarse clocks
   second = next(stream)
   assert _decode(second["rainy"]).shape == (fake.H, fake.W + 4, 3)
 
@@ -113,9 +116,9 @@ _KILLED_BUILD = textwrap.dedent("""\
 
 def _build(data_dir, manual_dir):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   builder = pipeline.get_builder("spa_data", str(data_dir))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=manual_dir))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   return builder
 
 
@@ -123,19 +126,21 @@ def _contents(builder):
   out = {}
   for split in sorted(builder.info.splits):
     source = builder.as_data_source(split=split)
-    out[split] = [(pipeline.as_text(e["id"]), e["rainy"].tobytes(), e["clean"].tobytes())
-                  for e in (source[i] for i in range(len(source)))]
+    out[split] = [
+      (pipeline.as_text(e["id"]), e["rainy"].tobytes(), e["clean"].tobytes())
+      for e in (source[i] for i in range(len(source)))
+    ]
   return out
 
 
 def test_a_build_killed_mid_conversion_resumes_where_it_stopped(tmp_path, monkeypatch):
   manual_dir = str(tmp_path / "manual")
-  fake.spa_data(manual_dir)       # 7 pairs to convert: test 3, train 4 (one unreadable)
+  fake.spa_data(manual_dir)  # 7 pairs to convert: test 3, train 4 (one unreadable)
   data_dir = tmp_path / "tfds"
   proc = run_script(["-c", _KILLED_BUILD, str(data_dir), manual_dir, "5"], check=False)
   assert proc.returncode == -signal.SIGKILL, proc.stderr
   chunks = glob.glob(f"{data_dir}/downloads/nasnet_jax_conversion/spa_data/*/*/*.msgpack")
-  assert len(chunks) == 4         # the 5th was being converted when the process died
+  assert len(chunks) == 4  # the 5th was being converted when the process died
   assert not pipeline.get_builder("spa_data", str(data_dir)).is_prepared()
 
   calls = []
@@ -143,7 +148,7 @@ def test_a_build_killed_mid_conversion_resumes_where_it_stopped(tmp_path, monkey
   monkeypatch.setattr(build_cache, "convert_pair", lambda p: calls.append(p.id) or real(p))
   monkeypatch.setattr(build_cache, "CHUNK_SIZE", 1)
   resumed = _build(data_dir, manual_dir)
-  assert len(calls) == 3          # only what was not finished before the kill
+  assert len(calls) == 3  # only what was not finished before the kill
   assert not os.path.exists(f"{data_dir}/downloads/nasnet_jax_conversion/spa_data")
   fresh = _build(tmp_path / "fresh", manual_dir)
   assert _contents(resumed) == _contents(fresh)

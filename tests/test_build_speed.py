@@ -4,8 +4,7 @@ from benchmarks import build_speed
 
 
 def test_build_speed_times_both_builds(capsys):
-  build_speed.main(["--train=4", "--test=2", "--repeats=1", "--search_train=50",
-                    "--search_test=5"])
+  build_speed.main(["--train=4", "--test=2", "--repeats=1", "--search_train=50", "--search_test=5"])
   out = capsys.readouterr().out
   assert "4 + 2 pairs of 256x256 PNG" in out
   for line in ("build with the overlap check", "build without it"):

@@ -14,19 +14,19 @@ from tests.conftest import ROOT, run_script
 
 # (builder name, tree writer, put the archive one folder below manual_dir)
 LAYOUTS = {
-    "rain100h-prenet": ("rain100h", lambda r: fake.rain100_prenet(r, "H"), True),
-    "rain100l-prenet": ("rain100l", lambda r: fake.rain100_prenet(r, "L"), False),
-    "rain100h-rain200": ("rain100h", lambda r: fake.rain200(r, "H"), False),
-    "rain100l-rain200": ("rain100l", lambda r: fake.rain200(r, "L"), True),
-    "rain100l-jordere": ("rain100l", fake.rain200_jordere, False),
-    "spa_data": ("spa_data", fake.spa_data, True),
-    "rain_cityscapes-official": ("rain_cityscapes", fake.cityscapes_official, False),
-    "rain_cityscapes-dafnet": ("rain_cityscapes", fake.cityscapes_dafnet, False),
-    "mpid-streak": ("mpid/streak", lambda r: fake.mpid(r, "streak"), False),
-    "mpid-drop": ("mpid/drop", lambda r: fake.mpid(r, "drop"), False),
-    "mpid-mist": ("mpid/mist", lambda r: fake.mpid(r, "mist"), False),
-    "raindrop": ("raindrop", fake.raindrop, True),
-    "paired_folders": ("paired_folders/mine", fake.paired_folders, False),
+  "rain100h-prenet": ("rain100h", lambda r: fake.rain100_prenet(r, "H"), True),
+  "rain100l-prenet": ("rain100l", lambda r: fake.rain100_prenet(r, "L"), False),
+  "rain100h-rain200": ("rain100h", lambda r: fake.rain200(r, "H"), False),
+  "rain100l-rain200": ("rain100l", lambda r: fake.rain200(r, "L"), True),
+  "rain100l-jordere": ("rain100l", fake.rain200_jordere, False),
+  "spa_data": ("spa_data", fake.spa_data, True),
+  "rain_cityscapes-official": ("rain_cityscapes", fake.cityscapes_official, False),
+  "rain_cityscapes-dafnet": ("rain_cityscapes", fake.cityscapes_dafnet, False),
+  "mpid-streak": ("mpid/streak", lambda r: fake.mpid(r, "streak"), False),
+  "mpid-drop": ("mpid/drop", lambda r: fake.mpid(r, "drop"), False),
+  "mpid-mist": ("mpid/mist", lambda r: fake.mpid(r, "mist"), False),
+  "raindrop": ("raindrop", fake.raindrop, True),
+  "paired_folders": ("paired_folders/mine", fake.paired_folders, False),
 }
 
 
@@ -41,8 +41,8 @@ def _tree(tmp_path, writer, nested):
 def _build(name, manual_dir, data_dir):
   builder = pipeline.get_builder(name, str(data_dir))
   builder.download_and_prepare(
-      download_config=__import__("tensorflow_datasets").download.DownloadConfig(
-          manual_dir=manual_dir))
+    download_config=__import__("tensorflow_datasets").download.DownloadConfig(manual_dir=manual_dir)
+  )
   return builder
 
 
@@ -67,8 +67,7 @@ def test_builder_pairs_counts_and_skipped_report(layout, tmp_path):
   counts = {s: sum(1 for r in report if r[0] == s) for s in expected}
   assert counts == expected_skipped
   assert all(reason for _, _, reason in report)
-  found = [(m.split_a, m.id_a, m.split_b, m.id_b, m.kind)
-           for m in overlap.overlap_report(builder)]
+  found = [(m.split_a, m.id_a, m.split_b, m.id_b, m.kind) for m in overlap.overlap_report(builder)]
   assert found == (fake.RAINDROP_OVERLAP if name == "raindrop" else [])
 
 
@@ -90,8 +89,7 @@ def test_prenet_decoys_are_not_inputs(tmp_path):
   listing = layouts.rain100_listings(root, "L")["train"]
   ids = [p.id for p in listing.pairs] + [s[0] for s in listing.skipped]
   assert not any("rainstreak" in i or "rainregion" in i for i in ids)
-  assert [p.id.split("/")[-1] for p in listing.pairs] == ["rain-1.png", "rain-2.png",
-                                                          "rain-10.png"]
+  assert [p.id.split("/")[-1] for p in listing.pairs] == ["rain-1.png", "rain-2.png", "rain-10.png"]
 
 
 def test_sixteen_bit_gray_and_rgba_become_uint8_rgb(tmp_path):
@@ -100,16 +98,21 @@ def test_sixteen_bit_gray_and_rgba_become_uint8_rgb(tmp_path):
   for f in ("a.png", "b.png", "c.png", "d.png"):
     image = image_io.read_image(str(tmp_path / f))
     assert image.dtype == np.uint8 and image.shape == (fake.H, fake.W, 3)
-  np.testing.assert_array_equal(image_io.read_image(str(tmp_path / "b.png"))[..., 0],
-                                np.repeat(fake.clean_image("k")[..., :1], 3, -1)[..., 0])
+  np.testing.assert_array_equal(
+    image_io.read_image(str(tmp_path / "b.png"))[..., 0],
+    np.repeat(fake.clean_image("k")[..., :1], 3, -1)[..., 0],
+  )
 
 
-@pytest.mark.parametrize("make, message", [
+@pytest.mark.parametrize(
+  "make, message",
+  [
     (lambda d: None, r"tfds/downloads/manual does not exist; pass --config.data.manual_dir"),
     (lambda d: str(d / "missing"), "does not exist"),
     (lambda d: (d / "empty").mkdir() or str(d / "empty"), "is empty"),
     (lambda d: (d / "other" / "x").mkdir(parents=True) or str(d / "other"), "found no"),
-])
+  ],
+)
 def test_bad_manual_dir_is_a_one_line_error_naming_it(tmp_path, make, message):
   manual_dir = make(tmp_path)
   with pytest.raises(ValueError, match=message) as info:
@@ -135,16 +138,26 @@ def _mis_sized_test_split(root):
   fake._save(f"{root}/test/target/b.png", fake.clean_image("b", 10, 12))
 
 
-@pytest.mark.parametrize("name, writer, message", [
-    ("rain_cityscapes", _unpaired_cityscapes,
-     r"rain_cityscapes test: none of the 1 inputs in test could be used, e\.g\. "
-     r"test/munster_\S+\.png: no clean partner \(image/munster_000000_000007_leftImg8bit\.\*"),
-    ("paired_folders/x", _mis_sized_test_split,
-     r"paired_folders test: none of the 1 inputs in test/input could be used, e\.g\. "
-     r"test/input/b\.png: .*size"),
-])
+@pytest.mark.parametrize(
+  "name, writer, message",
+  [
+    (
+      "rain_cityscapes",
+      _unpaired_cityscapes,
+      r"rain_cityscapes test: none of the 1 inputs in test could be used, e\.g\. "
+      r"test/munster_\S+\.png: no clean partner \(image/munster_000000_000007_leftImg8bit\.\*",
+    ),
+    (
+      "paired_folders/x",
+      _mis_sized_test_split,
+      r"paired_folders test: none of the 1 inputs in test/input could be used, e\.g\. "
+      r"test/input/b\.png: .*size",
+    ),
+  ],
+)
 def test_a_split_with_nothing_usable_is_a_one_line_error_with_the_report(
-    tmp_path, name, writer, message):
+  tmp_path, name, writer, message
+):
   """Instead of TFDS's "No examples were yielded": the folder, one reason, the report."""
   root = tmp_path / "manual"
   writer(str(root))
@@ -154,7 +167,7 @@ def test_a_split_with_nothing_usable_is_a_one_line_error_with_the_report(
   assert "\n" not in text
   report = text.rsplit(" ", 1)[-1]
   with open(report) as f:
-    assert len(f.read().splitlines()) == 2   # header, the one input
+    assert len(f.read().splitlines()) == 2  # header, the one input
 
 
 def test_unknown_config_of_a_builder_is_a_clear_error(tmp_path):
@@ -179,7 +192,8 @@ def test_tfds_leftovers_of_a_killed_build_do_no_harm(tmp_path):
   (data_dir / "raindrop" / "incomplete.ABC123_1.0.0").mkdir(parents=True)
   builder = _build("raindrop", manual_dir, data_dir)
   assert {s: builder.info.splits[s].num_examples for s in expected} == {
-      s: len(v) for s, v in expected.items()}
+    s: len(v) for s, v in expected.items()
+  }
 
 
 def test_paired_folder_labels_are_separate_builds(tmp_path):
@@ -194,8 +208,10 @@ def test_paired_folder_labels_are_separate_builds(tmp_path):
 def _config_variants():
   """(path, argument) for every config file; files with VARIANTS take each one after ':'."""
   out = []
-  for p in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")) +
-                  glob.glob(os.path.join(ROOT, "configs", "ablations", "*.py"))):
+  for p in sorted(
+    glob.glob(os.path.join(ROOT, "configs", "*.py"))
+    + glob.glob(os.path.join(ROOT, "configs", "ablations", "*.py"))
+  ):
     if p.endswith("__init__.py"):
       continue
     path = os.path.relpath(p, ROOT)
@@ -213,9 +229,11 @@ def test_every_config_names_a_dataset_a_split_and_protocols(path, variant, tmp_p
   config = module.get_config() if variant is None else module.get_config(variant)
   builder = pipeline.get_builder(config.data.name, str(tmp_path))
   assert builder.name in builders.BUILDERS + ("synthetic_rain",)
-  from nasnet_jax import metrics   # pylint: disable=g-import-not-at-top
+  from nasnet_jax import metrics  # pylint: disable=g-import-not-at-top
+
   assert set(config.eval.protocols) <= set(metrics.PROTOCOLS)
   from nasnet_jax.models import INPUT_STATS, create_model  # pylint: disable=g-import-not-at-top
+
   if config.model.name == "nasnet":
     assert config.model.input_normalization in ("",) + tuple(INPUT_STATS)
   create_model(config.model)
@@ -223,13 +241,13 @@ def test_every_config_names_a_dataset_a_split_and_protocols(path, variant, tmp_p
     assert config.data.name in ("spa_data", "rain100h")
   elif "synthetic" in path or "default" in path or "general" in path:
     pass
-  elif config.model.name in ("ddsa", "dual_stage"):   # DRSformer's recipe
+  elif config.model.name in ("ddsa", "dual_stage"):  # DRSformer's recipe
     assert (config.batch_size, config.data.crop_size, config.total_steps) == (8, 128, 300_000)
     assert (config.learning_rate, config.optimizer) == (3e-4, "adamw")
     assert config.loss == ("l1" if config.model.name == "ddsa" else "charbonnier")
-  elif variant == "gpu":   # default.for_gpu: batch 16, lr scaled by sqrt(16 / 2), bf16
+  elif variant == "gpu":  # default.for_gpu: batch 16, lr scaled by sqrt(16 / 2), bf16
     assert (config.batch_size, config.data.crop_size, config.total_steps) == (16, 240, 300_000)
-    assert config.learning_rate == pytest.approx(2e-4 * 8 ** 0.5)
+    assert config.learning_rate == pytest.approx(2e-4 * 8**0.5)
     assert config.model.dtype == "bfloat16" and config.data.num_threads == 8
   else:
     assert (config.batch_size, config.data.crop_size, config.total_steps) == (2, 240, 300_000)
@@ -237,29 +255,50 @@ def test_every_config_names_a_dataset_a_split_and_protocols(path, variant, tmp_p
 
 
 def test_ablation_variants_are_picked_after_a_colon():
-  proc = run_script(["-c", "import sys; from absl import app; "
-                     "from ml_collections import config_flags; "
-                     "F = config_flags.DEFINE_config_file('config'); "
-                     "app.run(lambda _: print(F.value.model.attention, F.value.model.stages, "
-                     "F.value.learning_rate))",
-                     "--config=configs/ablations/spa_data.py:senet"])
+  proc = run_script(
+    [
+      "-c",
+      "import sys; from absl import app; "
+      "from ml_collections import config_flags; "
+      "F = config_flags.DEFINE_config_file('config'); "
+      "app.run(lambda _: print(F.value.model.attention, F.value.model.stages, "
+      "F.value.learning_rate))",
+      "--config=configs/ablations/spa_data.py:senet",
+    ]
+  )
   assert proc.stdout.split() == ["se", "3", "0.0001"]
-  proc = run_script(["-c", "from absl import app; from ml_collections import config_flags; "
-                     "F = config_flags.DEFINE_config_file('config'); "
-                     "app.run(lambda _: print(F.value.model.stages))",
-                     "--config=configs/ablations/stages.py:2"])
+  proc = run_script(
+    [
+      "-c",
+      "from absl import app; from ml_collections import config_flags; "
+      "F = config_flags.DEFINE_config_file('config'); "
+      "app.run(lambda _: print(F.value.model.stages))",
+      "--config=configs/ablations/stages.py:2",
+    ]
+  )
   assert proc.stdout.split() == ["2"]
-  proc = run_script(["train.py", "--config=configs/ablations/spa_data.py:fog",
-                     "--workdir=/tmp/unused"], check=False)
+  proc = run_script(
+    ["train.py", "--config=configs/ablations/spa_data.py:fog", "--workdir=/tmp/unused"], check=False
+  )
   assert proc.returncode != 0 and "spa_data.py:fog: unknown ablation" in proc.stderr
 
 
 def _tiny_flags(manual_dir, data_dir, **extra):
-  values = {"model.stages": 1, "model.blocks": 1, "model.features": 8,
-            "data.manual_dir": manual_dir, "data.data_dir": data_dir, "data.crop_size": 16,
-            "data.num_threads": 1, "batch_size": 2, "total_steps": 4, "log_every_steps": 2,
-            "eval_every_steps": 4, "checkpoint_every_steps": 4,
-            "eval.num_sample_images": 1}
+  values = {
+    "model.stages": 1,
+    "model.blocks": 1,
+    "model.features": 8,
+    "data.manual_dir": manual_dir,
+    "data.data_dir": data_dir,
+    "data.crop_size": 16,
+    "data.num_threads": 1,
+    "batch_size": 2,
+    "total_steps": 4,
+    "log_every_steps": 2,
+    "eval_every_steps": 4,
+    "checkpoint_every_steps": 4,
+    "eval.num_sample_images": 1,
+  }
   values.update(extra)
   return [f"--config.{k}={v}" for k, v in values.items()]
 
@@ -268,24 +307,35 @@ def test_spa_real_config_trains_and_evaluates_from_a_manual_dir(tmp_path):
   """The command users type first, on a fake SPA-Data tree (shrunk model and crops)."""
   manual_dir, expected, _ = _tree(tmp_path, fake.spa_data, True)
   workdir, data_dir = str(tmp_path / "work"), str(tmp_path / "tfds")
-  run_script(["train.py", "--config=configs/spa_real.py", f"--workdir={workdir}"] +
-             _tiny_flags(manual_dir, data_dir))
-  proc = run_script(["evaluate.py", "--config=configs/spa_real.py", f"--workdir={workdir}"] +
-                    _tiny_flags(manual_dir, data_dir))
+  run_script(
+    ["train.py", "--config=configs/spa_real.py", f"--workdir={workdir}"]
+    + _tiny_flags(manual_dir, data_dir)
+  )
+  proc = run_script(
+    ["evaluate.py", "--config=configs/spa_real.py", f"--workdir={workdir}"]
+    + _tiny_flags(manual_dir, data_dir)
+  )
   assert f"{'all':<22} {len(expected['test']):>4} rgb" in proc.stdout
   assert os.path.exists(os.path.join(workdir, "eval_test", "per_image.csv"))
 
 
-ONE_LAYOUT_PER_BUILDER = ("rain100h-prenet", "rain100l-rain200", "spa_data",
-                          "rain_cityscapes-official", "mpid-drop", "raindrop",
-                          "paired_folders")
+ONE_LAYOUT_PER_BUILDER = (
+  "rain100h-prenet",
+  "rain100l-rain200",
+  "spa_data",
+  "rain_cityscapes-official",
+  "mpid-drop",
+  "raindrop",
+  "paired_folders",
+)
 
 
 def test_every_builder_feeds_training_and_evaluation(tmp_path, caplog):
   """One tiny run trains on a mixture of every builder, leaving out the training pair
   that raindrop's test_a repeats, then scores each test split."""
-  from nasnet_jax import evaluation, train_lib   # pylint: disable=g-import-not-at-top
-  from tests.conftest import tiny_config   # pylint: disable=g-import-not-at-top
+  from nasnet_jax import evaluation, train_lib  # pylint: disable=g-import-not-at-top
+  from tests.conftest import tiny_config  # pylint: disable=g-import-not-at-top
+
   data_dir = str(tmp_path / "tfds")
   mixture, eval_splits = [], {}
   for layout in ONE_LAYOUT_PER_BUILDER:
@@ -294,22 +344,34 @@ def test_every_builder_feeds_training_and_evaluation(tmp_path, caplog):
     train_split = "train" if "train" in expected else "Rain13K"
     mixture.append((name, 1.0, manual_dir, train_split))
     eval_splits[name] = (manual_dir, [s for s in expected if s != train_split][0])
-  config = tiny_config(data_dir, **{
-      "data.name": "raindrop", "data.manual_dir": mixture[5][2], "data.eval_split": "test_a",
-      "data.crop_size": 16, "total_steps": 3, "checkpoint_every_steps": 0,
-      "eval_every_steps": 0, "batch_size": 4})
+  config = tiny_config(
+    data_dir,
+    **{
+      "data.name": "raindrop",
+      "data.manual_dir": mixture[5][2],
+      "data.eval_split": "test_a",
+      "data.crop_size": 16,
+      "total_steps": 3,
+      "checkpoint_every_steps": 0,
+      "eval_every_steps": 0,
+      "batch_size": 4,
+    },
+  )
   config.data.mixture = tuple(mixture)
   config.data.drop_test_overlap = True
   state = train_lib.train_and_evaluate(config, str(tmp_path / "work"))
   assert int(state.step) == 3
   left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
-  assert left_out == ["raindrop train: left out 1 of 3 examples whose clean image is also "
-                      "in test_a (config.data.drop_test_overlap)"]
+  assert left_out == [
+    "raindrop train: left out 1 of 3 examples whose clean image is also "
+    "in test_a (config.data.drop_test_overlap)"
+  ]
   model = train_lib.create_model(config.model)
   for name, (manual_dir, split) in eval_splits.items():
     source = pipeline.get_data_source(name, split, data_dir, manual_dir)
-    rows = evaluation.evaluate_model(model, state.params, pipeline.eval_examples(source),
-                                     ("y8", "rgb"))
+    rows = evaluation.evaluate_model(
+      model, state.params, pipeline.eval_examples(source), ("y8", "rgb")
+    )
     summary = evaluation.summarize(rows)
     assert summary["all"]["count"] == len(source) > 0, name
     assert summary["all"]["input_psnr_y8"] > 0, name

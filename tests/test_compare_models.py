@@ -19,15 +19,28 @@ def _installed(module):
 
 def test_the_table_scores_every_model_per_kind(tiny_data_dir, tmp_path, capsys):
   config_file = tmp_path / "tiny_config.py"
-  config_file.write_text("from tests.conftest import tiny_config\n\n\ndef get_config():\n"
-                         f"  return tiny_config({tiny_data_dir!r})\n")
+  config_file.write_text(
+    "from tests.conftest import tiny_config\n\n\ndef get_config():\n"
+    f"  return tiny_config({tiny_data_dir!r})\n"
+  )
   nasnet, model, params = tiny_export(tmp_path / "nasnet")
-  prenet, _, _ = tiny_export(tmp_path / "prenet", {"name": "prenet", "stages": 2,
-                                                   "blocks": 1, "features": 8})
+  prenet, _, _ = tiny_export(
+    tmp_path / "prenet", {"name": "prenet", "stages": 2, "blocks": 1, "features": 8}
+  )
   out_json, out_md = tmp_path / "anchor.json", tmp_path / "anchor.md"
-  assert compare_models.main([f"--models=nas={nasnet},pre={prenet}",
-                              f"--config={config_file}", "--repeats=1", "--timing_size=64",
-                              f"--json={out_json}", f"--markdown={out_md}"]) == 0
+  assert (
+    compare_models.main(
+      [
+        f"--models=nas={nasnet},pre={prenet}",
+        f"--config={config_file}",
+        "--repeats=1",
+        "--timing_size=64",
+        f"--json={out_json}",
+        f"--markdown={out_md}",
+      ]
+    )
+    == 0
+  )
   results = json.loads(out_json.read_text())["results"]
   assert [r["name"] for r in results] == ["nas", "pre"]
   assert results[1]["model"]["name"] == "prenet"
@@ -45,18 +58,20 @@ def test_the_table_scores_every_model_per_kind(tiny_data_dir, tmp_path, capsys):
     assert (r["onnxruntime_s_per_mp"] is not None) == onnx_installed
     assert r["onnxruntime_s_per_mp"] is None or r["onnxruntime_s_per_mp"] > 0
   table = out_md.read_text()
-  gain = expected["heldout_thin_streaks"]["psnr_y8"] - expected[
-      "heldout_thin_streaks"]["input_psnr_y8"]
+  gain = (
+    expected["heldout_thin_streaks"]["psnr_y8"] - expected["heldout_thin_streaks"]["input_psnr_y8"]
+  )
   nas_row = next(line for line in table.splitlines() if line.startswith("| nas |"))
   assert f"{gain:+.2f}" in nas_row and f"{expected['clean']['psnr_y8']:.2f} dB" in nas_row
   assert "| rainy input (PSNR) |" in table and "held-out drops" in table
   assert "commit" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("a=x,a=y", "names a model twice"), ("justapath", "write NAME=SOURCE"), (",", "empty")])
+@pytest.mark.parametrize(
+  "spec, message",
+  [("a=x,a=y", "names a model twice"), ("justapath", "write NAME=SOURCE"), (",", "empty")],
+)
 def test_bad_model_lists_are_clear_errors(spec, message):
   with pytest.raises(ValueError, match=message):
     compare_models.parse_models(spec)
-  assert compare_models.parse_models("pretrained:general") == [
-      ("general", "pretrained:general")]
+  assert compare_models.parse_models("pretrained:general") == [("general", "pretrained:general")]

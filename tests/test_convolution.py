@@ -11,16 +11,19 @@ from nasnet_jax.models.convolution import conv_general_dilated_for, cpu_conv
 DN = jax.lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
 
 
-@pytest.mark.parametrize("kernel_shape, groups, padding", [
-    ((3, 3, 4, 5), 1, "SAME"),              # full 3x3, Cin != Cout
-    ((1, 1, 4, 6), 1, "SAME"),              # pointwise
-    ((3, 3, 1, 4), 4, "SAME"),              # depthwise
-    ((3, 3, 1, 4), 4, ((0, 2), (1, 0))),    # depthwise, uneven explicit padding
-    ((2, 4, 4, 3), 1, ((1, 0), (2, 1))),    # even-sized full kernel
+@pytest.mark.parametrize(
+  "kernel_shape, groups, padding",
+  [
+    ((3, 3, 4, 5), 1, "SAME"),  # full 3x3, Cin != Cout
+    ((1, 1, 4, 6), 1, "SAME"),  # pointwise
+    ((3, 3, 1, 4), 4, "SAME"),  # depthwise
+    ((3, 3, 1, 4), 4, ((0, 2), (1, 0))),  # depthwise, uneven explicit padding
+    ((2, 4, 4, 3), 1, ((1, 0), (2, 1))),  # even-sized full kernel
     ((3, 3, 4, 3), 1, "VALID"),
-    ((3, 3, 64, 64), 1, "SAME"),            # wide enough for the per-tap kernel gradient
-    ((3, 3, 2, 4), 2, "SAME"),              # grouped, neither: falls back to lax
-])
+    ((3, 3, 64, 64), 1, "SAME"),  # wide enough for the per-tap kernel gradient
+    ((3, 3, 2, 4), 2, "SAME"),  # grouped, neither: falls back to lax
+  ],
+)
 def test_cpu_conv_equals_lax_with_gradients(kernel_shape, groups, padding):
   x = jax.random.normal(jax.random.key(0), (2, 10, 13, kernel_shape[2] * groups))
   k = jax.random.normal(jax.random.key(1), kernel_shape)
@@ -30,19 +33,24 @@ def test_cpu_conv_equals_lax_with_gradients(kernel_shape, groups, padding):
     return jnp.sum(jnp.sin(y)), y
 
   (ref_loss, ref_y), ref_grads = jax.value_and_grad(
-      lambda x, k: f(jax.lax.conv_general_dilated, x, k), (0, 1), has_aux=True)(x, k)
-  (loss, y), grads = jax.jit(jax.value_and_grad(
-      lambda x, k: f(cpu_conv, x, k), (0, 1), has_aux=True))(x, k)
+    lambda x, k: f(jax.lax.conv_general_dilated, x, k), (0, 1), has_aux=True
+  )(x, k)
+  (loss, y), grads = jax.jit(
+    jax.value_and_grad(lambda x, k: f(cpu_conv, x, k), (0, 1), has_aux=True)
+  )(x, k)
   assert y.shape == ref_y.shape
   np.testing.assert_allclose(y, ref_y, rtol=1e-4, atol=1e-4)
   for a, b in zip(grads, ref_grads):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kernel_shape, groups", [
-    ((3, 3, 1, 4), 4),        # depthwise
-    ((3, 3, 64, 64), 1),      # full, per-tap kernel gradient
-])
+@pytest.mark.parametrize(
+  "kernel_shape, groups",
+  [
+    ((3, 3, 1, 4), 4),  # depthwise
+    ((3, 3, 64, 64), 1),  # full, per-tap kernel gradient
+  ],
+)
 def test_cpu_conv_supports_every_jax_transformation(kernel_shape, groups):
   """jvp, jacfwd, vmap of grad and Hessian-vector products agree with lax (a library used inside JAX
   pipelines must allow forward mode as well as reverse)."""
@@ -50,8 +58,9 @@ def test_cpu_conv_supports_every_jax_transformation(kernel_shape, groups):
   k = jax.random.normal(jax.random.key(1), kernel_shape) * 0.1
 
   def loss(conv, x, k):
-    return jnp.sum(jnp.sin(conv(x, k, (1, 1), "SAME", dimension_numbers=DN,
-                                feature_group_count=groups)))
+    return jnp.sum(
+      jnp.sin(conv(x, k, (1, 1), "SAME", dimension_numbers=DN, feature_group_count=groups))
+    )
 
   def check(transform):
     got = transform(lambda x, k: loss(cpu_conv, x, k))
@@ -79,9 +88,14 @@ def test_bfloat16_gradients_keep_their_dtypes():
   x = jax.random.normal(jax.random.key(0), (1, 8, 8, 4), jnp.bfloat16)
   for shape, groups in (((3, 3, 4, 4), 1), ((3, 3, 1, 4), 4), ((1, 1, 4, 4), 1)):
     k = jax.random.normal(jax.random.key(1), shape, jnp.bfloat16)
-    gx, gk = jax.grad(lambda x, k: jnp.sum(cpu_conv(
-        x, k, (1, 1), "SAME", dimension_numbers=DN, feature_group_count=groups)
-        .astype(jnp.float32)), (0, 1))(x, k)
+    gx, gk = jax.grad(
+      lambda x, k: jnp.sum(
+        cpu_conv(x, k, (1, 1), "SAME", dimension_numbers=DN, feature_group_count=groups).astype(
+          jnp.float32
+        )
+      ),
+      (0, 1),
+    )(x, k)
     assert gx.dtype == gk.dtype == jnp.bfloat16
 
 
@@ -105,7 +119,7 @@ def test_auto_picks_the_form_per_platform_when_lowered_not_from_the_default_back
   """One jax.export made on this CPU: its CPU program has the CPU forms (no grouped
   convolution for the depthwise 3x3), its CUDA and TPU programs XLA's grouped convolution.
   Before, "auto" read jax.default_backend() and gave every platform the CPU forms."""
-  model = NASNet(stages=1, blocks=1, features=8)   # conv_impl="auto"
+  model = NASNet(stages=1, blocks=1, features=8)  # conv_impl="auto"
   x = jnp.zeros((1, 12, 10, 3))
   params = model.init(jax.random.key(1), x)
   grouped = "feature_group_count = 8"
@@ -126,14 +140,18 @@ def test_layouts_other_than_nhwc_fall_back_to_lax():
   # NCHW/OIHW, lax's default; read as NHWC/HWIO these shapes would look like a 1x1 conv.
   x = jax.random.normal(jax.random.key(0), (1, 1, 6, 3))
   k = jax.random.normal(jax.random.key(1), (1, 1, 3, 3))
-  np.testing.assert_allclose(cpu_conv(x, k, (1, 1), "SAME"),
-                             jax.lax.conv_general_dilated(x, k, (1, 1), "SAME"),
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    cpu_conv(x, k, (1, 1), "SAME"),
+    jax.lax.conv_general_dilated(x, k, (1, 1), "SAME"),
+    rtol=1e-5,
+    atol=1e-5,
+  )
   xh = jnp.transpose(x, (0, 2, 3, 1))
   kh = jnp.transpose(k, (2, 3, 1, 0))
   by_name = cpu_conv(xh, kh, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  np.testing.assert_allclose(by_name, cpu_conv(xh, kh, (1, 1), "SAME", dimension_numbers=DN),
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    by_name, cpu_conv(xh, kh, (1, 1), "SAME", dimension_numbers=DN), rtol=1e-5, atol=1e-5
+  )
 
 
 def test_compiler_options_turn_ynn_off_only_for_narrow_networks_on_cpu(monkeypatch):
@@ -143,8 +161,8 @@ def test_compiler_options_turn_ynn_off_only_for_narrow_networks_on_cpu(monkeypat
   assert convolution.compiler_options(wide, "cpu") is None
   assert convolution.compiler_options(narrow, "gpu") is None
   assert convolution.compiler_options(narrow.clone(conv_impl="xla"), "cpu") is None
-  assert convolution.compiler_options(DDSA(features=16), "cpu") is None   # it helps DDSA
-  monkeypatch.setenv("XLA_FLAGS", f"--{convolution.YNN_FLAG}=dot")   # the user's choice wins
+  assert convolution.compiler_options(DDSA(features=16), "cpu") is None  # it helps DDSA
+  monkeypatch.setenv("XLA_FLAGS", f"--{convolution.YNN_FLAG}=dot")  # the user's choice wins
   assert convolution.compiler_options(narrow, "cpu") is None
 
 
@@ -154,7 +172,7 @@ def test_compiler_options_compile_and_keep_the_result(monkeypatch):
   x = jax.random.uniform(jax.random.PRNGKey(0), (1, 24, 24, 3))
   params = model.init(jax.random.PRNGKey(1), x)["params"]
   options = convolution.compiler_options(model, "cpu")
-  apply = lambda p, x: model.apply({"params": p}, x)   # noqa: E731
+  apply = lambda p, x: model.apply({"params": p}, x)  # noqa: E731
   with_options = jax.jit(apply, compiler_options=options).lower(params, x).compile()
   assert "ynn_fusion" not in with_options.as_text()
   np.testing.assert_allclose(with_options(params, x), jax.jit(apply)(params, x), atol=1e-5)

@@ -11,8 +11,9 @@ from nasnet_jax.models import DDSA, DynamicDualAttention, create_model, init_par
 
 # Three levels, two sparse branches: small, but every part of the network. (Compiling the
 # initialisation dominates these tests, so one set of parameters is shared.)
-TINY = dict(features=8, blocks=(1, 1, 1), heads=(1, 2, 2), refinement_blocks=0,
-            sparse_ratios=(1 / 2, 3 / 4))
+TINY = dict(
+  features=8, blocks=(1, 1, 1), heads=(1, 2, 2), refinement_blocks=0, sparse_ratios=(1 / 2, 3 / 4)
+)
 
 
 # Two levels: the size tests still pad (to 4), and each compile costs a third less.
@@ -45,9 +46,11 @@ def test_any_size_and_padding_does_not_change_the_output(tiny):
 
 
 def test_default_size_matches_the_inferred_backbone():
-  shapes = jax.eval_shape(lambda: DDSA(spatial_ffn=False, dense_branch=False,
-                                       mixing="global").init(jax.random.PRNGKey(0),
-                                                             jnp.zeros((1, 16, 16, 3))))
+  shapes = jax.eval_shape(
+    lambda: DDSA(spatial_ffn=False, dense_branch=False, mixing="global").init(
+      jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3))
+    )
+  )
   count = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(shapes))
   # Restormer's 26.13 M (its attention and FFN at 48 channels), plus DRSformer-style
   # branch weights: within 0.1 %.
@@ -56,14 +59,15 @@ def test_default_size_matches_the_inferred_backbone():
 
 @pytest.mark.parametrize("ratio, keep", [(0.25, 1), (2 / 3, 3)])
 def test_a_sparse_branch_alone_attends_to_exactly_k_channels(ratio, keep):
-  attn = DynamicDualAttention(features=8, heads=2, sparse_ratios=(ratio,), dense=False,
-                              mixing="global")
+  attn = DynamicDualAttention(
+    features=8, heads=2, sparse_ratios=(ratio,), dense=False, mixing="global"
+  )
   assert attn.branch_keep_counts() == (keep,)
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 5, 8))
   params = attn.init(jax.random.PRNGKey(1), x)["params"]
   _, state = attn.apply({"params": params}, x, mutable=["intermediates"])
   (maps,) = state["intermediates"]["attention"]
-  assert maps.shape == (2, 2, 4, 4)   # (N, heads, d, d)
+  assert maps.shape == (2, 2, 4, 4)  # (N, heads, d, d)
   assert (np.count_nonzero(np.asarray(maps), axis=-1) == keep).all()
   np.testing.assert_allclose(maps.sum(-1), 1.0, rtol=1e-5)
 
@@ -75,13 +79,14 @@ def test_dense_and_sparse_branches_mix_with_learned_weights():
   params = attn.init(jax.random.PRNGKey(1), x)["params"]
   _, state = attn.apply({"params": params}, x, mutable=["intermediates"])
   (maps,) = state["intermediates"]["attention"]
-  assert (np.count_nonzero(np.asarray(maps), axis=-1) == 4).all()   # the dense branch
+  assert (np.count_nonzero(np.asarray(maps), axis=-1) == 4).all()  # the dense branch
   # The per-image mixing MLP starts at zero: equal weights for the two branches.
   np.testing.assert_allclose(params["mix_mlp_1"]["kernel"], 0.0)
 
 
 def test_sparse_attention_map_rows_have_k_nonzeros():
-  from nasnet_jax.models import layers   # pylint: disable=g-import-not-at-top
+  from nasnet_jax.models import layers  # pylint: disable=g-import-not-at-top
+
   logits = jax.random.normal(jax.random.PRNGKey(3), (1, 2, 12, 12))
   k = layers.sparse_k(2 / 3, 12)
   weights = jax.nn.softmax(jnp.where(layers.top_k_mask(logits, k), logits, -jnp.inf), -1)
@@ -95,10 +100,14 @@ def test_remat_keeps_the_gradients_and_bfloat16_stays_close(tiny):
   one_level = DDSA(**dict(TWO_LEVELS, blocks=(1,), heads=(1,)))
   one_params = init_params(one_level, jax.random.PRNGKey(1))
   x = jax.random.uniform(jax.random.PRNGKey(0), (1, 16, 16, 3))
-  grad = lambda m: jax.jit(jax.grad(   # noqa: E731
-      lambda p: jnp.mean(m.apply({"params": p}, x))))(one_params)
-  for a, b in zip(jax.tree.leaves(grad(one_level)),
-                  jax.tree.leaves(grad(one_level.clone(remat=True)))):
+  grad = lambda m: jax.jit(
+    jax.grad(  # noqa: E731
+      lambda p: jnp.mean(m.apply({"params": p}, x))
+    )
+  )(one_params)
+  for a, b in zip(
+    jax.tree.leaves(grad(one_level)), jax.tree.leaves(grad(one_level.clone(remat=True)))
+  ):
     np.testing.assert_allclose(a, b, atol=1e-6)
   model, params = tiny
   y32 = jax.jit(model.apply)({"params": params}, x)
@@ -116,8 +125,9 @@ def test_create_model_from_the_ddsa_config_and_unknown_fields():
 
 def test_one_training_step_lowers_the_loss():
   config = default.use_ddsa_recipe(default.get_config())
-  config.model.update(features=8, blocks=(1, 1), heads=(1, 1), refinement_blocks=0,
-                      sparse_ratios=(1 / 2,))
+  config.model.update(
+    features=8, blocks=(1, 1), heads=(1, 1), refinement_blocks=0, sparse_ratios=(1 / 2,)
+  )
   config.data.crop_size, config.batch_size = 16, 2
   config.learning_rate, config.constant_steps = 1e-3, 10
   training = train_lib.build_training(config)

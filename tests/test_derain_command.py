@@ -10,14 +10,22 @@ import pytest
 import tifffile
 from PIL import Image
 
-from nasnet_jax import image_io
-from nasnet_jax import inference
+from nasnet_jax import image_io, inference
 from tests.test_export import tiny_export
 from tests.test_image_io import random_rgb, write_png16
 
-TINY = {"name": "nasnet", "stages": 1, "blocks": 1, "features": 4, "attention": "na",
-        "fuse_stages": True, "input_normalization": "", "remat": False, "dtype": "float32",
-        "conv_impl": "auto"}
+TINY = {
+  "name": "nasnet",
+  "stages": 1,
+  "blocks": 1,
+  "features": 4,
+  "attention": "na",
+  "fuse_stages": True,
+  "input_normalization": "",
+  "remat": False,
+  "dtype": "float32",
+  "conv_impl": "auto",
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +37,12 @@ def checkpoint(tmp_path_factory):
 def _derain(args):
   """nasnet-derain with the JAX backend, whose output these tests compare exactly with
   ``Derainer``'s (ONNX Runtime's: tests/test_onnx.py)."""
-  return subprocess.run([sys.executable, "-m", "nasnet_jax.derain_command", "--backend=jax"] +
-                        [str(a) for a in args], capture_output=True, text=True, timeout=600)
+  return subprocess.run(
+    [sys.executable, "-m", "nasnet_jax.derain_command", "--backend=jax"] + [str(a) for a in args],
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
 
 
 def test_cli_derains_a_folder_of_mixed_photos(checkpoint, tmp_path):
@@ -46,21 +58,29 @@ def test_cli_derains_a_folder_of_mixed_photos(checkpoint, tmp_path):
   tifffile.imwrite(photos / "sub" / "c16.tif", random_rgb(19, 23, 9, np.uint16))
   Image.fromarray(random_rgb(21, 17, 10)).save(photos / "d.webp", quality=90)
   exif = Image.Exif()
-  exif[274] = 6                            # stored sideways: shown rotated 90 degrees
+  exif[274] = 6  # stored sideways: shown rotated 90 degrees
   Image.fromarray(random_rgb(16, 28, 11)).save(photos / "turned.jpg", exif=exif, quality=95)
   (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
   (photos / "notes.txt").write_text("not an image: ignored")
-  big = tmp_path / "big.png"               # 4K, in tiles
+  big = tmp_path / "big.png"  # 4K, in tiles
   Image.fromarray(np.tile(random_rgb(270, 480, 12), (8, 8, 1))).save(big)
   out = tmp_path / "out"
 
   proc = _derain([f"--checkpoint={source}", photos, big, f"--output_dir={out}", "--tile=512"])
-  assert proc.returncode == 1, proc.stderr           # one file failed ...
+  assert proc.returncode == 1, proc.stderr  # one file failed ...
   assert "FAILED" in proc.stderr and "broken.png" in proc.stderr
   assert "derained 8 of 9" in proc.stdout and "images/s" in proc.stdout
   written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-  assert written == ["a.png", "b16.png", "big.png", "d.webp", "gray.jpg", "sub/alpha.png",
-                     "sub/c16.tif", "turned.jpg"]         # ... and the rest went on
+  assert written == [
+    "a.png",
+    "b16.png",
+    "big.png",
+    "d.webp",
+    "gray.jpg",
+    "sub/alpha.png",
+    "sub/c16.tif",
+    "turned.jpg",
+  ]  # ... and the rest went on
   # Lossless outputs equal the library's; bit depth, grayness and alpha are kept.
   np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), derainer(rgb8))
   b16 = image_io.read_photo(str(out / "b16.png"))
@@ -70,7 +90,7 @@ def test_cli_derains_a_folder_of_mixed_photos(checkpoint, tmp_path):
   assert Image.open(out / "gray.jpg").mode == "L"
   alpha = image_io.read_photo(str(out / "sub" / "alpha.png"))
   np.testing.assert_array_equal(alpha.alpha, rgba[..., 3])
-  assert Image.open(out / "turned.jpg").size == (16, 28)   # upright: 16 wide, 28 high
+  assert Image.open(out / "turned.jpg").size == (16, 28)  # upright: 16 wide, 28 high
   # The 4K photo in 512 tiles equals the whole image derained at once (uint8 rounding).
   whole = derainer(np.asarray(Image.open(big)))
   tiled = np.asarray(Image.open(out / "big.png"))
@@ -90,17 +110,25 @@ def test_cli_never_overwrites_inputs_and_reports_bad_arguments(checkpoint, tmp_p
   other = tmp_path / "other"
   other.mkdir()
   shutil.copy(photos / "a.png", other / "a.png")
-  proc = _derain([f"--checkpoint={source}", photos / "a.png", other / "a.png",
-               tmp_path / "missing.png", str(tmp_path / "*.nothing"),
-               f"--output_dir={tmp_path / 'out'}"])
+  proc = _derain(
+    [
+      f"--checkpoint={source}",
+      photos / "a.png",
+      other / "a.png",
+      tmp_path / "missing.png",
+      str(tmp_path / "*.nothing"),
+      f"--output_dir={tmp_path / 'out'}",
+    ]
+  )
   assert proc.returncode == 1
   assert "same output name" in proc.stderr and "does not exist" in proc.stderr
   assert "matches no file" in proc.stderr
   assert os.listdir(tmp_path / "out") == ["a.png"]
-  proc = _derain([f"--checkpoint={tmp_path / 'nowhere'}", photos / "a.png",
-               f"--output_dir={tmp_path / 'out2'}"])
+  proc = _derain(
+    [f"--checkpoint={tmp_path / 'nowhere'}", photos / "a.png", f"--output_dir={tmp_path / 'out2'}"]
+  )
   assert proc.returncode == 1 and "does not exist" in proc.stderr
-  assert proc.stderr.strip().count("\n") == 0   # one line
+  assert proc.stderr.strip().count("\n") == 0  # one line
   proc = _derain([photos / "a.png"])
   assert proc.returncode == 2 and "--output_dir" in proc.stderr
 
@@ -111,14 +139,27 @@ def test_compilation_cache_keeps_the_programs_for_the_next_run(checkpoint, tmp_p
   source, derainer = checkpoint
   Image.fromarray(random_rgb(30, 41, 5)).save(tmp_path / "a.png")
   cache = tmp_path / "cache"
-  proc = _derain([f"--checkpoint={source}", tmp_path / "a.png", f"--output_dir={tmp_path / 'o1'}",
-               f"--compilation_cache={cache}"])
+  proc = _derain(
+    [
+      f"--checkpoint={source}",
+      tmp_path / "a.png",
+      f"--output_dir={tmp_path / 'o1'}",
+      f"--compilation_cache={cache}",
+    ]
+  )
   assert proc.returncode == 0, proc.stderr
   entries = sorted(os.listdir(cache))
   assert entries
-  proc = _derain([f"--checkpoint={source}", tmp_path / "a.png", f"--output_dir={tmp_path / 'o2'}",
-               f"--compilation_cache={cache}"])
+  proc = _derain(
+    [
+      f"--checkpoint={source}",
+      tmp_path / "a.png",
+      f"--output_dir={tmp_path / 'o2'}",
+      f"--compilation_cache={cache}",
+    ]
+  )
   assert proc.returncode == 0, proc.stderr
   assert sorted(os.listdir(cache)) == entries
-  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o2" / "a.png")),
-                                derainer(random_rgb(30, 41, 5)))
+  np.testing.assert_array_equal(
+    np.asarray(Image.open(tmp_path / "o2" / "a.png")), derainer(random_rgb(30, 41, 5))
+  )

@@ -8,11 +8,9 @@ import pytest
 
 from configs import default
 from nasnet_jax import inference, train_lib
-from nasnet_jax.models import DualStageNet, WindowAttention, create_model, init_params
-from nasnet_jax.models import dual_stage
+from nasnet_jax.models import DualStageNet, WindowAttention, create_model, dual_stage, init_params
 
-TINY = dict(features=8, heads=2, stage1_blocks=2, stage2_blocks=2, clusters=4,
-            group_size=16)
+TINY = dict(features=8, heads=2, stage1_blocks=2, stage2_blocks=2, clusters=4, group_size=16)
 # For the tests that compile a gradient several times: every part, one block per stage.
 ONE_BLOCK_EACH = dict(TINY, stage1_blocks=1, stage2_blocks=1)
 
@@ -40,24 +38,29 @@ def streak_image(seed=0, size=(48, 64)):
   return np.repeat(image[None, ..., None], 3, axis=-1).astype(np.float32), streaks
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(element="lines"),
-                                    dict(threshold="otsu", dilation=0)])
+@pytest.mark.parametrize(
+  "kwargs", [dict(), dict(element="lines"), dict(threshold="otsu", dilation=0)]
+)
 def test_the_morphological_mask_finds_drawn_streaks(kwargs):
   image, streaks = streak_image()
   mask = np.asarray(dual_stage.rain_mask(jnp.asarray(image), **kwargs))[0, ..., 0] > 0
   assert mask[streaks].mean() > 0.95
   # Away from the streaks (beyond the dilation) the smooth background is left alone.
-  near = np.asarray(dual_stage._shifted_reduce(   # pylint: disable=protected-access
-      jnp.asarray(streaks)[None, ..., None], tuple(
-          (dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)), jnp.logical_or,
-      False))[0, ..., 0]
+  near = np.asarray(
+    dual_stage._shifted_reduce(  # pylint: disable=protected-access
+      jnp.asarray(streaks)[None, ..., None],
+      tuple((dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)),
+      jnp.logical_or,
+      False,
+    )
+  )[0, ..., 0]
   assert mask[~near].mean() < 0.01
 
 
 def test_the_mask_ignores_padding():
   image, _ = streak_image(seed=1, size=(21, 30))
   mask = dual_stage.rain_mask(jnp.asarray(image), threshold="otsu")
-  canvas = jnp.ones((1, 40, 48, 3)).at[:, :21, :30].set(image)   # bright padding
+  canvas = jnp.ones((1, 40, 48, 3)).at[:, :21, :30].set(image)  # bright padding
   valid = jnp.zeros((1, 40, 48, 1)).at[:, :21, :30].set(1.0)
   padded = dual_stage.rain_mask(canvas, valid, threshold="otsu")
   np.testing.assert_array_equal(padded[:, :21, :30], mask)
@@ -72,8 +75,8 @@ def test_the_cluster_sort_is_a_permutation_undone_exactly():
   for b in range(2):
     assert sorted(np.asarray(order[b]).tolist()) == list(range(40))
     ids = np.where(np.asarray(valid[b]), np.asarray(cluster[b]), 5)[np.asarray(order[b])]
-    assert (np.diff(ids) >= 0).all()   # valid tokens by cluster, invalid ones last
-    for c in range(6):   # stable: raster order within a cluster
+    assert (np.diff(ids) >= 0).all()  # valid tokens by cluster, invalid ones last
+    for c in range(6):  # stable: raster order within a cluster
       assert (np.diff(np.asarray(order[b])[ids == c]) > 0).all()
   tokens = jnp.asarray(rng.normal(size=(2, 40, 3)), jnp.float32)
   sorted_tokens = dual_stage.gather_tokens(tokens, order)
@@ -88,22 +91,23 @@ def test_masked_keys_get_no_attention_unless_the_whole_window_is_masked():
   params = attn.init(jax.random.PRNGKey(1), x, valid, rain)["params"]
   # Keep the masked branch's output alone (its channels come first in the projection).
   kernel = params["project"]["kernel"]
-  masked_only = {**params, "project": {**params["project"],
-                                       "kernel": kernel.at[:, :, 4:].set(0.0)}}
-  plain_only = {**params, "project": {**params["project"],
-                                      "kernel": kernel.at[:, :, :4].set(0.0)}}
+  masked_only = {**params, "project": {**params["project"], "kernel": kernel.at[:, :, 4:].set(0.0)}}
+  plain_only = {**params, "project": {**params["project"], "kernel": kernel.at[:, :, :4].set(0.0)}}
   y = attn.apply({"params": masked_only}, x, valid, rain)
-  changed = x.at[0, 1:3, 2].add(5.0)   # only the masked pixels change
+  changed = x.at[0, 1:3, 2].add(5.0)  # only the masked pixels change
   y_changed = attn.apply({"params": masked_only}, changed, valid, rain)
   clean = np.asarray(rain[0, ..., 0]) == 0
-  np.testing.assert_allclose(np.asarray(y_changed)[0][clean], np.asarray(y)[0][clean],
-                             atol=1e-6)
-  assert not np.allclose(attn.apply({"params": plain_only}, changed, valid, rain)[0][clean],
-                         attn.apply({"params": plain_only}, x, valid, rain)[0][clean])
+  np.testing.assert_allclose(np.asarray(y_changed)[0][clean], np.asarray(y)[0][clean], atol=1e-6)
+  assert not np.allclose(
+    attn.apply({"params": plain_only}, changed, valid, rain)[0][clean],
+    attn.apply({"params": plain_only}, x, valid, rain)[0][clean],
+  )
   # A window whose keys are all masked attends as if none were.
-  np.testing.assert_allclose(attn.apply({"params": masked_only}, x, valid, jnp.ones_like(rain)),
-                             attn.apply({"params": masked_only}, x, valid, 0 * rain),
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    attn.apply({"params": masked_only}, x, valid, jnp.ones_like(rain)),
+    attn.apply({"params": masked_only}, x, valid, 0 * rain),
+    atol=1e-6,
+  )
 
 
 def test_shifted_windows_are_swins_cyclic_shift_with_its_region_mask():
@@ -126,13 +130,13 @@ def test_shifted_windows_are_swins_cyclic_shift_with_its_region_mask():
   out = jnp.zeros((8, 12, heads * d))
   for wy in range(0, 8, ws):
     for wx in range(0, 12, ws):
-      t = rolled[0, wy:wy + ws, wx:wx + ws].reshape(ws * ws, 3, heads, d)
-      lab = label[wy:wy + ws, wx:wx + ws].reshape(-1)
+      t = rolled[0, wy : wy + ws, wx : wx + ws].reshape(ws * ws, 3, heads, d)
+      lab = label[wy : wy + ws, wx : wx + ws].reshape(-1)
       q, k, v = (t[:, i].transpose(1, 0, 2) for i in range(3))
       logits = q @ k.transpose(0, 2, 1) / np.sqrt(d) + bias
       logits = jnp.where(lab[:, None] == lab[None, :], logits, -100.0)
       o = (jax.nn.softmax(logits, -1) @ v).transpose(1, 0, 2).reshape(ws, ws, heads * d)
-      out = out.at[wy:wy + ws, wx:wx + ws].set(o)
+      out = out.at[wy : wy + ws, wx : wx + ws].set(o)
   out = jnp.roll(out, (s, s), axis=(0, 1))
   expected = out @ params["project"]["kernel"][0, 0] + params["project"]["bias"]
   np.testing.assert_allclose(y[0], expected, atol=1e-5)
@@ -160,8 +164,11 @@ def test_remat_gradients_reach_the_centroids_and_bfloat16_stays_close():
   model = DualStageNet(**ONE_BLOCK_EACH)
   params = init_params(model, jax.random.PRNGKey(1))
   x = jax.random.uniform(jax.random.PRNGKey(0), (1, 16, 16, 3))
-  grad = lambda m: jax.jit(jax.grad(   # noqa: E731
-      lambda p: jnp.mean(jnp.square(m.apply({"params": p}, x) - 0.5))))(params)
+  grad = lambda m: jax.jit(
+    jax.grad(  # noqa: E731
+      lambda p: jnp.mean(jnp.square(m.apply({"params": p}, x) - 0.5))
+    )
+  )(params)
   plain, remat = grad(model), grad(model.clone(remat=True))
   for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(remat)):
     np.testing.assert_allclose(a, b, atol=1e-6)
@@ -191,12 +198,13 @@ def test_one_training_step_on_both_outputs_lowers_the_loss():
   training = train_lib.build_training(config)
   image, _ = streak_image(size=(16, 16))
   clean = np.repeat((image * 200).astype(np.uint8), 2, axis=0)
-  rainy = np.clip(clean.astype(int) + 60 * (np.random.default_rng(0).random(
-      (2, 16, 16, 1)) < 0.2), 0, 255).astype(np.uint8)
+  rainy = np.clip(
+    clean.astype(int) + 60 * (np.random.default_rng(0).random((2, 16, 16, 1)) < 0.2), 0, 255
+  ).astype(np.uint8)
   batch = training.place_batch({"clean": clean, "rainy": rainy})
   # The intermediate image's loss is part of the objective.
   config.intermediate_loss_weight = 0.0
-  other = train_lib.build_training(config)   # the same initial state (config.seed)
+  other = train_lib.build_training(config)  # the same initial state (config.seed)
   _, without = other.step(other.init_state(), batch)
   state = training.init_state()
   losses = []

@@ -58,8 +58,9 @@ def test_every_unscorable_file_is_listed_before_the_error(folders, capsys):
   assert len(listed) == 3
   assert any("extra.png: no ground truth extra.*" in line for line in listed)
   assert any("targets/b.png: no result b.*" in line for line in listed)
-  assert any(re.search(r"results/a.png: is 30x20 but .*targets/a.png is 30x24", line)
-             for line in listed)
+  assert any(
+    re.search(r"results/a.png: is 30x20 but .*targets/a.png is 30x24", line) for line in listed
+  )
 
 
 def test_non_image_files_are_skipped_and_broken_images_named(folders, capsys):
@@ -77,14 +78,24 @@ def test_non_image_files_are_skipped_and_broken_images_named(folders, capsys):
 def test_evaluate_cli_on_folders(folders, tmp_path):
   results, targets, inputs, _ = folders
   out = tmp_path / "scores"
-  proc = run_script(["evaluate.py", f"--results_dir={results}", f"--target_dir={targets}",
-                     f"--input_dir={inputs}", f"--output_dir={out}", "--protocols=y8,ydouble"])
+  proc = run_script(
+    [
+      "evaluate.py",
+      f"--results_dir={results}",
+      f"--target_dir={targets}",
+      f"--input_dir={inputs}",
+      f"--output_dir={out}",
+      "--protocols=y8,ydouble",
+    ]
+  )
   assert "ydouble" in proc.stdout and "input PSNR" in proc.stdout
   summary = json.loads((out / "summary.json").read_text())
   assert summary["summary"]["all"]["count"] == 3 and summary["protocols"] == ["y8", "ydouble"]
   save(os.path.join(results, "zzz.png"), np.zeros((24, 30, 3), np.uint8))
-  bad = run_script(["evaluate.py", f"--results_dir={results}", f"--target_dir={targets}",
-                    f"--output_dir={out}"], check=False)
+  bad = run_script(
+    ["evaluate.py", f"--results_dir={results}", f"--target_dir={targets}", f"--output_dir={out}"],
+    check=False,
+  )
   assert bad.returncode == 1
   assert bad.stderr.strip().splitlines()[-1].startswith("error: 1 file(s) cannot be scored")
   assert "zzz.png: no ground truth zzz.*" in bad.stderr
@@ -94,36 +105,59 @@ def test_evaluate_cli_on_folders(folders, tmp_path):
 
 def test_evaluate_cli_ydouble_ds_matches_the_step_by_step_reference(tmp_path):
   """evaluate.py --protocols=ydouble_ds on a 401x384 pair (ssim.m downsamples by 2)."""
-  from tests.test_metrics import (_pair_of_size, gaussian_window,   # pylint: disable=g-import-not-at-top
-                                  matlab_y_reference, np_ssim, ssim_m_downsample_reference)
+  from tests.test_metrics import (  # pylint: disable=g-import-not-at-top
+    _pair_of_size,
+    gaussian_window,
+    matlab_y_reference,
+    np_ssim,
+    ssim_m_downsample_reference,
+  )
+
   pred, gt = _pair_of_size(401, 384, seed=5)
   for folder, image in (("results", pred), ("targets", gt)):
     os.makedirs(tmp_path / folder)
     save(str(tmp_path / folder / "big.png"), image)
-  run_script(["evaluate.py", f"--results_dir={tmp_path / 'results'}",
-              f"--target_dir={tmp_path / 'targets'}", f"--output_dir={tmp_path / 'out'}",
-              "--protocols=ydouble_ds"])
+  run_script(
+    [
+      "evaluate.py",
+      f"--results_dir={tmp_path / 'results'}",
+      f"--target_dir={tmp_path / 'targets'}",
+      f"--output_dir={tmp_path / 'out'}",
+      "--protocols=ydouble_ds",
+    ]
+  )
   with open(tmp_path / "out" / "per_image.csv") as f:
     row = next(csv.DictReader(f))
-  (dp, f), (dg, _) = [ssim_m_downsample_reference(matlab_y_reference(x, False) * 255)
-                      for x in (pred, gt)]
+  (dp, f), (dg, _) = [
+    ssim_m_downsample_reference(matlab_y_reference(x, False) * 255) for x in (pred, gt)
+  ]
   assert f == 2
   assert float(row["ssim_ydouble_ds"]) == pytest.approx(
-      np_ssim(dp, dg, gaussian_window(), 255), abs=2e-5)
+    np_ssim(dp, dg, gaussian_window(), 255), abs=2e-5
+  )
 
 
 def test_summary_separates_own_heldout_and_clean_rows():
-  row = lambda t, inp, out: {"id": t, "rain_type": t, "input_psnr_y8": inp,
-                             "psnr_y8": out, "input_ssim_y8": 0.5, "ssim_y8": 0.9}
-  rows = [row("streak", 20.0, 26.0), row("drop", 22.0, 24.0),
-          row("heldout_mist", 18.0, 19.0), row("clean", float("inf"), 40.0)]
+  row = lambda t, inp, out: {
+    "id": t,
+    "rain_type": t,
+    "input_psnr_y8": inp,
+    "psnr_y8": out,
+    "input_ssim_y8": 0.5,
+    "ssim_y8": 0.9,
+  }
+  rows = [
+    row("streak", 20.0, 26.0),
+    row("drop", 22.0, 24.0),
+    row("heldout_mist", 18.0, 19.0),
+    row("clean", float("inf"), 40.0),
+  ]
   summary = evaluation.summarize(rows)
-  assert list(summary) == ["all", "own", "heldout", "streak", "drop", "heldout_mist",
-                           "clean"]
+  assert list(summary) == ["all", "own", "heldout", "streak", "drop", "heldout_mist", "clean"]
   assert summary["all"]["count"] == 3 and summary["all"]["psnr_y8"] == pytest.approx(23.0)
   assert summary["own"]["input_psnr_y8"] == pytest.approx(21.0)
   assert summary["heldout"]["psnr_y8"] == pytest.approx(19.0)
   assert summary["clean"]["psnr_y8"] == 40.0
   table = evaluation.format_table(summary, ["y8"])
-  clean_line = [l for l in table.splitlines() if l.startswith("clean")][0]
+  clean_line = [line for line in table.splitlines() if line.startswith("clean")][0]
   assert "40.00" in clean_line and "nan" not in clean_line and "inf" not in clean_line

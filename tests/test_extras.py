@@ -12,8 +12,10 @@ def test_an_installed_module_is_returned():
 
 
 def test_a_missing_module_names_the_extra_to_install():
-  with pytest.raises(extras.MissingExtraError,
-                     match=r"^ONNX export needs no_such_module_xyz, which is not installed: "
-                           r"pip install 'nasnet-jax\[onnx\]'$") as info:
+  with pytest.raises(
+    extras.MissingExtraError,
+    match=r"^ONNX export needs no_such_module_xyz, which is not installed: "
+    r"pip install 'nasnet-jax\[onnx\]'$",
+  ) as info:
     extras.require("no_such_module_xyz", "onnx", "ONNX export")
-  assert isinstance(info.value, command_line.USER_ERRORS)   # one line, no traceback
+  assert isinstance(info.value, command_line.USER_ERRORS)  # one line, no traceback

@@ -14,18 +14,19 @@ from nasnet_jax.models import create_model, init_params
 
 def test_timer_warms_up_once_and_reports_the_median(monkeypatch):
   clock = [0.0]
-  durations = iter([10.0, 3.0, 1.0, 2.0])   # the warm-up, then three timed calls
+  durations = iter([10.0, 3.0, 1.0, 2.0])  # the warm-up, then three timed calls
   calls = []
 
   def fn():
     calls.append(1)
     clock[0] += next(durations)
+
   monkeypatch.setattr(harness.time, "perf_counter", lambda: clock[0])
   timing = harness.timed(fn, 3, memory=None)
   assert len(calls) == 4
   assert timing.warmup_s == 10.0 and timing.times == [3.0, 1.0, 2.0]
   assert timing.median_s == 2.0 and timing.peak_bytes is None
-  warmup, times, peak = timing   # unpacks as (warm-up, times, peak bytes)
+  warmup, times, peak = timing  # unpacks as (warm-up, times, peak bytes)
   assert (warmup, times, peak) == (10.0, [3.0, 1.0, 2.0], None)
   with pytest.raises(ValueError, match="memory"):
     harness.timed(fn, 1, memory="warmup")
@@ -41,7 +42,8 @@ def test_peak_memory_is_of_the_timed_calls_unless_asked_for_all():
     first = not state
     state.append(1)
     if first:
-      np.ones(128 * mib // 8).sum()   # touched, so resident
+      np.ones(128 * mib // 8).sum()  # touched, so resident
+
   state = []
   repeats = harness.timed(allocates_at_first, 2, memory="repeats").peak_bytes
   state.clear()
@@ -55,33 +57,51 @@ def test_peak_memory_is_of_the_timed_calls_unless_asked_for_all():
 
 
 def test_speed_over_torch_is_above_one_when_faster_than_pytorch():
-  rows = [{"case": "a", "variant": "torch", "s": 2.0},
-          {"case": "a", "variant": "jax", "s": 1.0},        # twice as fast
-          {"case": "a", "variant": "jax_slow", "s": 4.0},   # half as fast
-          {"case": "a", "variant": "jax_skipped", "s": None},
-          {"case": "b", "variant": "jax", "s": 1.0},        # no PyTorch row
-          {"case": None, "variant": "jax", "s": 1.0}]       # takes no part
-  harness.add_speed_over_torch(rows, case=lambda r: r["case"],
-                               is_torch=lambda r: r["variant"] == "torch",
-                               seconds=lambda r: r["s"])
+  rows = [
+    {"case": "a", "variant": "torch", "s": 2.0},
+    {"case": "a", "variant": "jax", "s": 1.0},  # twice as fast
+    {"case": "a", "variant": "jax_slow", "s": 4.0},  # half as fast
+    {"case": "a", "variant": "jax_skipped", "s": None},
+    {"case": "b", "variant": "jax", "s": 1.0},  # no PyTorch row
+    {"case": None, "variant": "jax", "s": 1.0},
+  ]  # takes no part
+  harness.add_speed_over_torch(
+    rows,
+    case=lambda r: r["case"],
+    is_torch=lambda r: r["variant"] == "torch",
+    seconds=lambda r: r["s"],
+  )
   key = harness.SPEED_OVER_TORCH
   assert key == "speed_over_torch"
   assert [r.get(key, "absent") for r in rows] == [1.0, 2.0, 0.5, "absent", None, "absent"]
   # ``rated`` picks the rows that get one; the PyTorch row still serves as reference.
   for r in rows:
     r.pop(key, None)
-  harness.add_speed_over_torch(rows, lambda r: r["case"], lambda r: r["variant"] == "torch",
-                               lambda r: r["s"], rated=lambda r: r["variant"] == "jax")
-  assert [r.get(key, "absent") for r in rows] == ["absent", 2.0, "absent", "absent", None,
-                                                   "absent"]
+  harness.add_speed_over_torch(
+    rows,
+    lambda r: r["case"],
+    lambda r: r["variant"] == "torch",
+    lambda r: r["s"],
+    rated=lambda r: r["variant"] == "jax",
+  )
+  assert [r.get(key, "absent") for r in rows] == ["absent", 2.0, "absent", "absent", None, "absent"]
 
 
 def test_markdown_table_and_cells():
   assert harness.markdown_table(("a", "b"), [(1, "x"), ("", 2.5)]) == [
-      "| a | b |", "| --- | --- |", "| 1 | x |", "|  | 2.5 |"]
+    "| a | b |",
+    "| --- | --- |",
+    "| 1 | x |",
+    "|  | 2.5 |",
+  ]
   assert harness.markdown_table(["only"], []) == ["| only |", "| --- |"]
   assert [harness.fmt(v) for v in (None, 0.123456, 12345.6, 7, "x")] == [
-      "–", "0.123", "12,346", "7", "x"]
+    "–",
+    "0.123",
+    "12,346",
+    "7",
+    "x",
+  ]
   assert harness.fmt(0.123456, 2) == "0.12"
 
 
@@ -111,10 +131,11 @@ def test_call_recording_derainer_counts_every_call():
 
 
 def test_bf16_peak_by_device_kind():
-  device = lambda kind, platform="gpu": types.SimpleNamespace(   # noqa: E731
-      platform=platform, device_kind=kind)
+  device = lambda kind, platform="gpu": types.SimpleNamespace(  # noqa: E731
+    platform=platform, device_kind=kind
+  )
   assert harness.bf16_peak(device("NVIDIA H100 80GB HBM3")) == 989e12
-  assert harness.bf16_peak(device("TPU v5 lite", "tpu")) == 197e12   # not v5's 459e12
+  assert harness.bf16_peak(device("TPU v5 lite", "tpu")) == 197e12  # not v5's 459e12
   assert harness.bf16_peak(device("TPU v5", "tpu")) == 459e12
   assert harness.bf16_peak(device("Some GPU")) is None
   assert harness.bf16_peak(device("cpu", "cpu")) is None
@@ -147,7 +168,9 @@ def test_model_config_and_batches():
   assert harness.model_config("ddsa_demo").model.name == "ddsa"
   batch = harness.random_batch(3, 16, seed=1)
   assert {k: (v.shape, v.dtype) for k, v in batch.items()} == {
-      "rainy": ((3, 16, 16, 3), np.uint8), "clean": ((3, 16, 16, 3), np.uint8)}
+    "rainy": ((3, 16, 16, 3), np.uint8),
+    "clean": ((3, 16, 16, 3), np.uint8),
+  }
   assert (batch["rainy"] >= batch["clean"]).all() and (batch["rainy"] > batch["clean"]).any()
   np.testing.assert_array_equal(batch["rainy"], harness.random_batch(3, 16, seed=1)["rainy"])
 
@@ -155,6 +178,7 @@ def test_model_config_and_batches():
 def test_torch_ssim_is_dm_pix_ssim():
   torch = pytest.importorskip("torch")
   import dm_pix  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(0)
   a, b = rng.random((2, 2, 24, 24, 3), dtype=np.float32)
   b = 0.7 * a + 0.3 * b

@@ -19,13 +19,18 @@ def write_png16(path, array):
   h, w, c = array.shape
   with open(path, "wb") as f:
     png.Writer(w, h, greyscale=c <= 2, alpha=c in (2, 4), bitdepth=16).write(
-        f, array.reshape(h, w * c).tolist())
+      f, array.reshape(h, w * c).tolist()
+    )
 
 
 def test_photo_reader_writer_round_trips_every_kind(tmp_path):
   cases = {
-      "rgb8.png": random_rgb(9, 11), "rgb8.tif": random_rgb(9, 11), "rgb16.tif": random_rgb(9, 11, 1, np.uint16),
-      "rgba16.png": np.dstack([random_rgb(9, 11, 2, np.uint16), random_rgb(9, 11, 3, np.uint16)[..., 0]]),
+    "rgb8.png": random_rgb(9, 11),
+    "rgb8.tif": random_rgb(9, 11),
+    "rgb16.tif": random_rgb(9, 11, 1, np.uint16),
+    "rgba16.png": np.dstack(
+      [random_rgb(9, 11, 2, np.uint16), random_rgb(9, 11, 3, np.uint16)[..., 0]]
+    ),
   }
   for name, array in cases.items():
     path = str(tmp_path / name)
@@ -48,6 +53,7 @@ def test_photo_reader_writer_round_trips_every_kind(tmp_path):
 
 def test_exif_orientation_is_applied_like_pillow(tmp_path):
   from PIL import ImageOps  # pylint: disable=g-import-not-at-top
+
   array = random_rgb(6, 10, 4)
   for orientation in range(1, 9):
     path = str(tmp_path / f"o{orientation}.png")
@@ -59,7 +65,7 @@ def test_exif_orientation_is_applied_like_pillow(tmp_path):
     photo = image_io.read_photo(path)
     np.testing.assert_array_equal(photo.rgb, expected, err_msg=str(orientation))
     image_io.write_photo(str(tmp_path / "out.png"), photo)
-    with Image.open(tmp_path / "out.png") as im:   # written upright, orientation 1
+    with Image.open(tmp_path / "out.png") as im:  # written upright, orientation 1
       assert im.getexif().get(274, 1) == 1 and im.size == (expected.shape[1], expected.shape[0])
 
 
@@ -67,15 +73,17 @@ def test_grayscale_rgba_16bit_and_palette_images_are_converted(tmp_path):
   rgb = np.random.default_rng(1).integers(0, 256, (8, 9, 3), dtype=np.uint8)
   gray = rgb[..., 0]
   Image.fromarray(gray).save(tmp_path / "gray.png")
-  np.testing.assert_array_equal(image_io.read_image(str(tmp_path / "gray.png")),
-                                np.repeat(gray[..., None], 3, -1))
+  np.testing.assert_array_equal(
+    image_io.read_image(str(tmp_path / "gray.png")), np.repeat(gray[..., None], 3, -1)
+  )
   rgba = np.concatenate([rgb, np.full((8, 9, 1), 7, np.uint8)], -1)
   Image.fromarray(rgba).save(tmp_path / "rgba.png")
   np.testing.assert_array_equal(image_io.read_image(str(tmp_path / "rgba.png")), rgb)
   gray16 = gray.astype(np.uint16) * 257
   Image.fromarray(gray16).save(tmp_path / "gray16.png")
-  np.testing.assert_array_equal(image_io.read_image(str(tmp_path / "gray16.png")),
-                                np.repeat(gray[..., None], 3, -1))
+  np.testing.assert_array_equal(
+    image_io.read_image(str(tmp_path / "gray16.png")), np.repeat(gray[..., None], 3, -1)
+  )
   # 16-bit RGB (48-bit PNGs decode to uint16 HxWx3).
   np.testing.assert_array_equal(image_io.to_rgb_uint8(rgb.astype(np.uint16) * 257), rgb)
   Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")

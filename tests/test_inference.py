@@ -27,8 +27,9 @@ def _exact(model, params, image, clip=True):
   return np.clip(out, 0, 1) if clip else out
 
 
-@pytest.mark.parametrize("n, expected", [(1, 16), (16, 16), (17, 32), (321, 352),
-                                         (481, 512), (2160, 2304), (3840, 3840)])
+@pytest.mark.parametrize(
+  "n, expected", [(1, 16), (16, 16), (17, 32), (321, 352), (481, 512), (2160, 2304), (3840, 3840)]
+)
 def test_bucket_size(n, expected):
   assert inference.bucket_size(n) == expected
 
@@ -44,23 +45,25 @@ def test_receptive_field_radius_is_where_the_output_stops_seeing():
   assert NASNet(attention="se").receptive_field_radius is None
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"attention": "se"},
-                                    {"input_mean": (.4, .4, .4), "input_std": (.2, .3, .2)}])
+@pytest.mark.parametrize(
+  "kwargs", [{}, {"attention": "se"}, {"input_mean": (0.4, 0.4, 0.4), "input_std": (0.2, 0.3, 0.2)}]
+)
 def test_padded_to_a_bucket_equals_the_image_at_its_own_size(kwargs):
   model, params = _net(**kwargs)
   image = _image(37, 50)
-  np.testing.assert_allclose(inference.derain(model, params, image),
-                             _exact(model, params, image), atol=1e-5)
+  np.testing.assert_allclose(
+    inference.derain(model, params, image), _exact(model, params, image), atol=1e-5
+  )
 
 
 def test_one_compilation_per_bucket_not_per_size():
   model, params = _net(features=4)
   derainer = inference.Derainer(model, params)
   apply = inference.jitted_apply(model)
-  before = apply._cache_size()   # pylint: disable=protected-access
-  for h, w in ((33, 40), (35, 41), (40, 48), (47, 33)):   # all in the 48x48 bucket
+  before = apply._cache_size()  # pylint: disable=protected-access
+  for h, w in ((33, 40), (35, 41), (40, 48), (47, 33)):  # all in the 48x48 bucket
     derainer(_image(h, w))
-  assert apply._cache_size() - before == 1   # pylint: disable=protected-access
+  assert apply._cache_size() - before == 1  # pylint: disable=protected-access
 
 
 @pytest.mark.parametrize("tile, tile_batch", [(16, 1), (24, 3)])
@@ -91,8 +94,7 @@ def test_ensemble_averages_the_eight_flips_and_rotations():
   for k in range(4):
     for flip in (False, True):
       x = image[:, ::-1] if flip else image
-      y = np.rot90(_exact(model, params, np.ascontiguousarray(np.rot90(x, k)), clip=True),
-                   -k)
+      y = np.rot90(_exact(model, params, np.ascontiguousarray(np.rot90(x, k)), clip=True), -k)
       expected += y[:, ::-1] if flip else y
   # Each pass is an image, clipped to [0, 1], before the mean (as ONNX's passes are).
   got = inference.derain(model, params, image, ensemble=True)
@@ -119,8 +121,10 @@ def test_dtypes_in_and_out_and_bfloat16():
   assert bf16.dtype == np.float32 and 38 < psnr < 100, psnr
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"tile": 0}, "tile=0"), ({"overlap": -1}, "overlap=-1"), ({"dtype": "int8"}, "int8")])
+@pytest.mark.parametrize(
+  "options, message",
+  [({"tile": 0}, "tile=0"), ({"overlap": -1}, "overlap=-1"), ({"dtype": "int8"}, "int8")],
+)
 def test_bad_options_are_clear_errors(options, message):
   model, params = _net()
   with pytest.raises(ValueError, match=message):

@@ -14,7 +14,7 @@ def test_pixel_unshuffle_matches_pytorch_channel_order_and_shuffle_inverts_it():
   assert y.shape == (2, 2, 3, 12)
   for c in range(3):
     for dy in range(2):
-      for dx in range(2):   # PyTorch: out channel c * 4 + dy * 2 + dx
+      for dx in range(2):  # PyTorch: out channel c * 4 + dy * 2 + dx
         np.testing.assert_array_equal(y[..., c * 4 + dy * 2 + dx], x[:, dy::2, dx::2, c])
   np.testing.assert_array_equal(layers.pixel_shuffle(jnp.asarray(y)), x)
 
@@ -26,8 +26,8 @@ def test_top_k_mask_keeps_exactly_k_per_row_even_with_ties():
     assert (mask.sum(-1) == k).all()
     kept_min = np.where(mask, np.asarray(logits), np.inf).min(-1)
     dropped_max = np.where(mask, -np.inf, np.asarray(logits)).max(-1)
-    assert (kept_min >= dropped_max).all()   # the largest ones
-  ties = jnp.zeros((4, 7))    # a threshold at the k-th value would keep all 7
+    assert (kept_min >= dropped_max).all()  # the largest ones
+  ties = jnp.zeros((4, 7))  # a threshold at the k-th value would keep all 7
   assert (np.asarray(layers.top_k_mask(ties, 3)).sum(-1) == 3).all()
   with pytest.raises(ValueError, match="k=8"):
     layers.top_k_mask(ties, 8)
@@ -57,5 +57,5 @@ def test_pad_to_multiple_and_valid_pooling():
   assert padded.shape == (1, 8, 8, 3) and valid.shape == (1, 8, 8, 1)
   assert float(valid.sum()) == 35 and float(padded[..., 0].sum()) == 35
   coarse = layers.pool_valid(valid)
-  assert coarse.shape == (1, 4, 4, 1) and float(coarse.sum()) == 12   # 3 rows x 4 columns
+  assert coarse.shape == (1, 4, 4, 1) and float(coarse.sum()) == 12  # 3 rows x 4 columns
   np.testing.assert_allclose(layers.masked_mean(padded * 2, valid), [[2.0, 2.0, 2.0]])

@@ -9,8 +9,7 @@ from nasnet_jax import log_filters
 
 def test_only_the_known_harmless_lines_are_dropped():
   drop = log_filters.DropHarmless()
-  record = lambda message: logging.LogRecord("absl", logging.WARNING, "f", 1, message, (),
-                                             None)
+  record = lambda message: logging.LogRecord("absl", logging.WARNING, "f", 1, message, (), None)
   assert not drop.filter(record("OpenCV is not installed. We recommend using OpenCV"))
   assert not drop.filter(record("Unable to initialize backend 'tpu': not found"))
   assert not drop.filter(record("CheckpointManagerOptions.read_only=True, setting create=False."))
@@ -18,8 +17,11 @@ def test_only_the_known_harmless_lines_are_dropped():
   assert drop.filter(record("rain100h train: skipped 3 of 10 inputs; reasons in x"))
 
 
-def test_the_library_drops_them_only_inside_its_block(caplog):
+def test_the_library_drops_them_only_inside_its_block(caplog, monkeypatch):
   logger = logging.getLogger("absl")
+  # Without the filters an earlier command_line.quiet() in this process left behind.
+  monkeypatch.setattr(logger, "filters", [])
+  monkeypatch.setattr(caplog.handler, "filters", [])
   with caplog.at_level(logging.WARNING, logger="absl"):
     with log_filters.harmless_lines_dropped():
       absl_logging.warning("Given directory is read only=/w/checkpoints")

@@ -44,8 +44,9 @@ def test_named_losses():
   value, _ = losses.image_loss("charbonnier", pred, target)
   expected = jnp.mean(jnp.sqrt(jnp.square(pred - target) + 1e-6))
   np.testing.assert_allclose(value, expected, rtol=1e-6)
-  np.testing.assert_allclose(losses.image_loss("l1_ssim", pred, target)[0],
-                             reference(pred, target), rtol=1e-5)
+  np.testing.assert_allclose(
+    losses.image_loss("l1_ssim", pred, target)[0], reference(pred, target), rtol=1e-5
+  )
   # "l1" trains on L1 alone: SSIM is reported without gradient.
   grad = jax.grad(lambda p: losses.image_loss("l1", p, target)[0])(pred)
   np.testing.assert_allclose(grad, jnp.sign(pred - target) / pred.size, atol=1e-9)
@@ -62,4 +63,4 @@ def test_ssim_filter_runs_at_full_precision_forward_and_backward():
   text = jax.jit(grad).lower(x, x).as_text()
   dots = [line for line in text.splitlines() if "dot_general" in line]
   assert dots, "the banded filter is no longer a matrix product: update this test"
-  assert all("HIGHEST" in line for line in dots), [l for l in dots if "HIGHEST" not in l]
+  assert all("HIGHEST" in line for line in dots), [d for d in dots if "HIGHEST" not in d]

@@ -8,8 +8,7 @@ from nasnet_jax import metric_writers
 def test_logged_steps_are_json_lines(tmp_path, capsys):
   writer = metric_writers.MetricWriter(str(tmp_path), total_steps=10)
   writer.write_train(2, {"loss": 0.5, "lr": 1e-3, "img_per_s": 4.0}, seconds_per_step=1.0)
-  writer.write_eval(2, {"psnr": 30.0, "ssim": 0.9, "images": 3, "of_images": 5,
-                        "protocol": "y8"})
+  writer.write_eval(2, {"psnr": 30.0, "ssim": 0.9, "images": 3, "of_images": 5, "protocol": "y8"})
   writer.close()
   records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [2, 2]
@@ -23,11 +22,11 @@ def test_logged_steps_are_json_lines(tmp_path, capsys):
 def test_truncation_on_resume_keeps_the_restored_steps_and_moves_the_rest(tmp_path):
   path = tmp_path / "metrics.jsonl"
   lines = [json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in (2, 4, 6, 8)]
-  path.write_text("".join(lines) + '{"step": 10, "lo')   # the last line cut by a kill
+  path.write_text("".join(lines) + '{"step": 10, "lo')  # the last line cut by a kill
   metric_writers.truncate_after(str(path), 4)
   assert path.read_text() == "".join(lines[:2])
   superseded = (tmp_path / "metrics.jsonl.superseded").read_text()
   assert superseded == "".join(lines[2:]) + '{"step": 10, "lo'
-  metric_writers.truncate_after(str(path), 4)   # nothing past step 4: unchanged
+  metric_writers.truncate_after(str(path), 4)  # nothing past step 4: unchanged
   assert path.read_text() == "".join(lines[:2])
-  metric_writers.truncate_after(str(tmp_path / "absent.jsonl"), 0)   # no log yet: nothing
+  metric_writers.truncate_after(str(tmp_path / "absent.jsonl"), 0)  # no log yet: nothing

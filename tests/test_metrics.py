@@ -21,7 +21,7 @@ def pair():
 
 
 def np_psnr(a, b, peak):
-  return 10 * math.log10(peak ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
+  return 10 * math.log10(peak**2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
 
 
 def np_ssim(a, b, window, data_range, sample_covariance=False):
@@ -31,28 +31,27 @@ def np_ssim(a, b, window, data_range, sample_covariance=False):
   pb = sliding_window_view(b.astype(float), (k, k))
   mu_a = np.einsum("ijkl,kl->ij", pa, window)
   mu_b = np.einsum("ijkl,kl->ij", pb, window)
-  var_a = np.einsum("ijkl,kl->ij", pa * pa, window) - mu_a ** 2
-  var_b = np.einsum("ijkl,kl->ij", pb * pb, window) - mu_b ** 2
+  var_a = np.einsum("ijkl,kl->ij", pa * pa, window) - mu_a**2
+  var_b = np.einsum("ijkl,kl->ij", pb * pb, window) - mu_b**2
   cov = np.einsum("ijkl,kl->ij", pa * pb, window) - mu_a * mu_b
   if sample_covariance:
     n = k * k
     var_a, var_b, cov = (v * n / (n - 1) for v in (var_a, var_b, cov))
   c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-  s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) *
-                                                   (var_a + var_b + c2))
+  s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
   return s.mean()
 
 
 def gaussian_window(size=11, sigma=1.5):
   x = np.arange(size) - size // 2
-  g = np.exp(-x ** 2 / (2 * sigma ** 2))
+  g = np.exp(-(x**2) / (2 * sigma**2))
   w = np.outer(g, g)
   return w / w.sum()
 
 
 def matlab_y_reference(img, rounded):
   r, g, b = (img[..., i].astype(float) for i in range(3))
-  y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255   # in [16, 235]
+  y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255  # in [16, 235]
   return np.round(y) if rounded else y / 255
 
 
@@ -61,7 +60,8 @@ def test_y8(pair):
   yp, yg = matlab_y_reference(pred, True), matlab_y_reference(gt, True)
   assert metrics.psnr(pred, gt, "y8") == pytest.approx(np_psnr(yp, yg, 255), abs=1e-9)
   assert metrics.ssim(pred, gt, "y8") == pytest.approx(
-      np_ssim(yp, yg, gaussian_window(), 255), abs=2e-5)
+    np_ssim(yp, yg, gaussian_window(), 255), abs=2e-5
+  )
 
 
 def test_ydouble(pair):
@@ -69,7 +69,8 @@ def test_ydouble(pair):
   yp, yg = matlab_y_reference(pred, False), matlab_y_reference(gt, False)
   assert metrics.psnr(pred, gt, "ydouble") == pytest.approx(np_psnr(yp, yg, 1), abs=1e-9)
   assert metrics.ssim(pred, gt, "ydouble") == pytest.approx(
-      np_ssim(yp * 255, yg * 255, gaussian_window(), 255), abs=2e-5)
+    np_ssim(yp * 255, yg * 255, gaussian_window(), 255), abs=2e-5
+  )
 
 
 def _pair_of_size(h, w, seed):
@@ -91,12 +92,13 @@ def ssim_m_downsample_reference(img):
     return img, f
   centre = (f + 1) // 2
 
-  def mirror(i, size):   # 'symmetric': ... b a | a b c | c b ...
+  def mirror(i, size):  # 'symmetric': ... b a | a b c | c b ...
     while i < 0 or i >= size:
       i = -i - 1 if i < 0 else 2 * size - 1 - i
     return i
+
   out = np.zeros_like(img)
-  for u in range(1, f + 1):          # imfilter correlates: out(i) += h(u) img(i + u - c)
+  for u in range(1, f + 1):  # imfilter correlates: out(i) += h(u) img(i + u - c)
     rows = [mirror(i + u - centre, m) for i in range(m)]
     for v in range(1, f + 1):
       cols = [mirror(j + v - centre, n) for j in range(n)]
@@ -104,8 +106,9 @@ def ssim_m_downsample_reference(img):
   return out[::f, ::f], f
 
 
-@pytest.mark.parametrize("h, w, f", [(45, 50, 1), (384, 391, 2), (401, 384, 2),
-                                     (640, 645, 3)])   # 640 / 256 = 2.5: MATLAB rounds up
+@pytest.mark.parametrize(
+  "h, w, f", [(45, 50, 1), (384, 391, 2), (401, 384, 2), (640, 645, 3)]
+)  # 640 / 256 = 2.5: MATLAB rounds up
 def test_ydouble_ds_downsamples_like_ssim_m(h, w, f):
   pred, gt = _pair_of_size(h, w, seed=h)
   yp, yg = matlab_y_reference(pred, False) * 255, matlab_y_reference(gt, False) * 255
@@ -113,11 +116,12 @@ def test_ydouble_ds_downsamples_like_ssim_m(h, w, f):
   assert fp == f
   np.testing.assert_allclose(metrics.downsample_like_ssim_m(yp), dp, atol=1e-9)
   assert metrics.ssim(pred, gt, "ydouble_ds") == pytest.approx(
-      np_ssim(dp, dg, gaussian_window(), 255), abs=2e-5)
+    np_ssim(dp, dg, gaussian_window(), 255), abs=2e-5
+  )
   assert metrics.psnr(pred, gt, "ydouble_ds") == metrics.psnr(pred, gt, "ydouble")
   if f == 1:
     assert metrics.ssim(pred, gt, "ydouble_ds") == metrics.ssim(pred, gt, "ydouble")
-  else:   # the downsampling moves SSIM (upward: the box filter averages the noise away)
+  else:  # the downsampling moves SSIM (upward: the box filter averages the noise away)
     assert metrics.ssim(pred, gt, "ydouble_ds") > metrics.ssim(pred, gt, "ydouble") + 1e-3
 
 
@@ -129,14 +133,15 @@ def test_rgb(pair):
   pred, gt = pair
   assert metrics.psnr(pred, gt, "rgb") == pytest.approx(np_psnr(pred, gt, 255), abs=1e-9)
   uniform = np.full((7, 7), 1 / 49)
-  ref = np.mean([np_ssim(pred[..., c], gt[..., c], uniform, 255, sample_covariance=True)
-                 for c in range(3)])
+  ref = np.mean(
+    [np_ssim(pred[..., c], gt[..., c], uniform, 255, sample_covariance=True) for c in range(3)]
+  )
   assert metrics.ssim(pred, gt, "rgb") == pytest.approx(ref, abs=1e-6)
 
 
 def test_deraindrop(pair):
   pred, gt = pair
-  h, w = 40, 52   # multiples of 4
+  h, w = 40, 52  # multiples of 4
   y = lambda im: np.round(im[:h, :w].astype(float) @ [0.299, 0.587, 0.114])
   yp, yg = y(pred), y(gt)
   # OpenCV's fixed-point Y may differ from the float formula by one level at ties.
@@ -144,7 +149,8 @@ def test_deraindrop(pair):
   assert metrics.psnr(pred, gt, "deraindrop") == pytest.approx(np_psnr(yp, yg, 255), abs=0.05)
   uniform = np.full((7, 7), 1 / 49)
   assert metrics.ssim(pred, gt, "deraindrop") == pytest.approx(
-      np_ssim(yp, yg, uniform, 255, sample_covariance=True), abs=2e-3)
+    np_ssim(yp, yg, uniform, 255, sample_covariance=True), abs=2e-3
+  )
 
 
 def test_protocols_differ_and_identical_images_are_perfect(pair):
@@ -168,5 +174,6 @@ def test_bad_inputs():
 
 
 def test_to_uint8_rounds_and_clips():
-  np.testing.assert_array_equal(metrics.to_uint8(np.array([-0.1, 0.5, 0.998, 1.2])),
-                                [0, 128, 254, 255])
+  np.testing.assert_array_equal(
+    metrics.to_uint8(np.array([-0.1, 0.5, 0.998, 1.2])), [0, 128, 254, 255]
+  )

@@ -5,8 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nasnet_jax.models import (INPUT_STATS, Block, NASNet, NeuronAttention,
-                               SqueezeExcitation, Stage, create_model)
+from nasnet_jax.models import (
+  INPUT_STATS,
+  Block,
+  NASNet,
+  NeuronAttention,
+  SqueezeExcitation,
+  Stage,
+  create_model,
+)
 
 
 def count(module, shape=(1, 16, 16, 3)):
@@ -32,9 +39,17 @@ def test_paper_parameter_counts():
   assert count(NASNet(attention="none")) == 6_244_931
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(attention="se"), dict(fuse_stages=False), dict(stages=1), dict(stages=2),
-    dict(stages=4), dict(attention="none", fuse_stages=False)])
+@pytest.mark.parametrize(
+  "kwargs",
+  [
+    dict(attention="se"),
+    dict(fuse_stages=False),
+    dict(stages=1),
+    dict(stages=2),
+    dict(stages=4),
+    dict(attention="none", fuse_stages=False),
+  ],
+)
 def test_variant_parameter_counts(kwargs):
   mapping = {"fuse_stages": "fuse"}
   expected = expected_count(**{mapping.get(k, k): v for k, v in kwargs.items()})
@@ -43,10 +58,19 @@ def test_variant_parameter_counts(kwargs):
 
 def test_initialisation_is_pytorch_default():
   """Weights and biases uniform in +-1/sqrt(fan_in), as torch.nn.Conv2d starts."""
-  params = NASNet(stages=1, blocks=2, features=32).init(
-      jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]
-  fan_ins = {"input_conv": 27, "conv1": 288, "conv2": 576, "depthwise": 9,
-             "pointwise": 32, "tail_conv": 288, "fusion_conv1x1": 32, "post_conv2": 288}
+  params = NASNet(stages=1, blocks=2, features=32).init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))[
+    "params"
+  ]
+  fan_ins = {
+    "input_conv": 27,
+    "conv1": 288,
+    "conv2": 576,
+    "depthwise": 9,
+    "pointwise": 32,
+    "tail_conv": 288,
+    "fusion_conv1x1": 32,
+    "post_conv2": 288,
+  }
   seen = set()
   for path, x in jax.tree_util.tree_flatten_with_path(params)[0]:
     layer = path[-2].key
@@ -55,12 +79,13 @@ def test_initialisation_is_pytorch_default():
     seen.add(layer)
     bound = fan_ins[layer] ** -0.5
     assert float(jnp.max(jnp.abs(x))) <= bound, (path, bound)
-    if x.size >= 200:   # a uniform fills its range: std bound / sqrt(3)
-      np.testing.assert_allclose(float(jnp.std(x)), bound / 3 ** 0.5, rtol=0.15)
+    if x.size >= 200:  # a uniform fills its range: std bound / sqrt(3)
+      np.testing.assert_allclose(float(jnp.std(x)), bound / 3**0.5, rtol=0.15)
   assert seen == set(fan_ins)
 
 
 # ---- numpy reference -----------------------------------------------------------------
+
 
 def np_conv(x, kernel, bias, groups=1):
   """'same' zero-padded conv, NHWC / HWIO, by explicit shifted matrix products."""
@@ -70,10 +95,10 @@ def np_conv(x, kernel, bias, groups=1):
   out = np.zeros((n, h, w, kernel.shape[-1]))
   for i in range(kh):
     for j in range(kw):
-      patch = xp[:, i:i + h, j:j + w, :]
+      patch = xp[:, i : i + h, j : j + w, :]
       if groups == 1:
         out += patch @ kernel[i, j]
-      else:   # depthwise
+      else:  # depthwise
         out += patch * kernel[i, j, 0]
   return out + bias
 
@@ -106,8 +131,7 @@ def np_nasnet(p, x, stages, blocks):
   for i in range(stages):
     h = np_stage(p[f"stage_{i}"], h, blocks)
     outs.append(h)
-  f = np_conv(np.concatenate(outs, -1), p["fusion_conv3x3"]["kernel"],
-              p["fusion_conv3x3"]["bias"])
+  f = np_conv(np.concatenate(outs, -1), p["fusion_conv3x3"]["kernel"], p["fusion_conv3x3"]["bias"])
   f = np_conv(f, p["fusion_conv1x1"]["kernel"], p["fusion_conv1x1"]["bias"])
   f = np_na(p["fusion_attention"], f)
   y = np_conv(f, p["post_conv1"]["kernel"], p["post_conv1"]["bias"])
@@ -118,8 +142,7 @@ def np_nasnet(p, x, stages, blocks):
 def init_np(module, x):
   params = module.init(jax.random.key(1), jnp.asarray(x, jnp.float32))["params"]
   # Non-zero biases so that they are checked too.
-  params = jax.tree.map(lambda a: a + 0.05 * jax.random.normal(jax.random.key(2), a.shape),
-                        params)
+  params = jax.tree.map(lambda a: a + 0.05 * jax.random.normal(jax.random.key(2), a.shape), params)
   return params, jax.tree.map(lambda a: np.asarray(a, np.float64), params)
 
 
@@ -196,13 +219,14 @@ def test_remat_and_bf16_keep_the_function():
 
 def test_input_normalization_adds_residual_to_normalized_input():
   mean, std = INPUT_STATS["rain100h"]
-  model = create_model(dict(name="nasnet", stages=1, blocks=1, features=4,
-                            input_normalization="rain100h"))
+  model = create_model(
+    dict(name="nasnet", stages=1, blocks=1, features=4, input_normalization="rain100h")
+  )
   x = jax.random.uniform(jax.random.key(0), (1, 8, 8, 3))
   params = model.init(jax.random.key(1), x)["params"]
   zeroed = jax.tree_util.tree_map_with_path(
-      lambda path, a: jnp.zeros_like(a) if "post_conv2" in jax.tree_util.keystr(path) else a,
-      params)
+    lambda path, a: jnp.zeros_like(a) if "post_conv2" in jax.tree_util.keystr(path) else a, params
+  )
   out = model.apply({"params": zeroed}, x)
   np.testing.assert_allclose(out, (x - jnp.asarray(mean)) / jnp.asarray(std), rtol=1e-5)
 

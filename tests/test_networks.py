@@ -11,17 +11,27 @@ import numpy as np
 import pytest
 
 from nasnet_jax import inference, models
-from nasnet_jax.models import (DDSA, DerainingNetwork, DualStageNet, NASNet, PReNet,
-                               init_params, layers, network)
+from nasnet_jax.models import (
+  DDSA,
+  DerainingNetwork,
+  DualStageNet,
+  NASNet,
+  PReNet,
+  init_params,
+  layers,
+  network,
+)
 
 # Small, but every part of each network (the padded paths included).
 TINY_NETWORKS = {
-    "nasnet": lambda: NASNet(stages=2, blocks=1, features=8),
-    "ddsa": lambda: DDSA(features=8, blocks=(1, 1), heads=(1, 2), refinement_blocks=0,
-                         sparse_ratios=(1 / 2, 3 / 4)),
-    "dual_stage": lambda: DualStageNet(features=8, heads=2, stage1_blocks=2, stage2_blocks=2,
-                                       clusters=4, group_size=16),
-    "prenet": lambda: PReNet(stages=2, blocks=1, features=8),
+  "nasnet": lambda: NASNet(stages=2, blocks=1, features=8),
+  "ddsa": lambda: DDSA(
+    features=8, blocks=(1, 1), heads=(1, 2), refinement_blocks=0, sparse_ratios=(1 / 2, 3 / 4)
+  ),
+  "dual_stage": lambda: DualStageNet(
+    features=8, heads=2, stage1_blocks=2, stage2_blocks=2, clusters=4, group_size=16
+  ),
+  "prenet": lambda: PReNet(stages=2, blocks=1, features=8),
 }
 
 
@@ -41,8 +51,11 @@ def test_gradients_are_finite_at_sizes_that_need_padding(name):
     return jnp.mean(jnp.abs(out - x))
 
   grads = jax.jit(jax.grad(loss))(params)
-  bad = [jax.tree_util.keystr(path) for path, g in jax.tree_util.tree_leaves_with_path(grads)
-         if not bool(jnp.all(jnp.isfinite(g)))]
+  bad = [
+    jax.tree_util.keystr(path)
+    for path, g in jax.tree_util.tree_leaves_with_path(grads)
+    if not bool(jnp.all(jnp.isfinite(g)))
+  ]
   assert not bad, f"{name}: non-finite gradients in {bad[:5]}"
   assert float(sum(jnp.sum(jnp.abs(g)) for g in jax.tree.leaves(grads))) > 0
 
@@ -56,14 +69,16 @@ def test_forward_and_reverse_mode_agree():
   params = init_params(model, jax.random.key(1))
   x = jax.random.uniform(jax.random.key(0), (1, 13, 19, 3))
   f = lambda p, x: model.apply({"params": p}, x)
-  tangent = jax.tree.map(lambda a: jnp.cos(jnp.arange(a.size, dtype=a.dtype)).reshape(a.shape),
-                         (params, x))
+  tangent = jax.tree.map(
+    lambda a: jnp.cos(jnp.arange(a.size, dtype=a.dtype)).reshape(a.shape), (params, x)
+  )
   _, forward = jax.jit(lambda t: jax.jvp(f, (params, x), t))(tangent)
   cotangent = jnp.sin(jnp.arange(forward.size, dtype=forward.dtype)).reshape(forward.shape)
   reverse = jax.jit(lambda c: jax.vjp(f, params, x)[1](c))(cotangent)
   lhs = float(jnp.vdot(forward, cotangent))
-  rhs = float(sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(tangent),
-                                                   jax.tree.leaves(reverse))))
+  rhs = float(
+    sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(tangent), jax.tree.leaves(reverse)))
+  )
   np.testing.assert_allclose(lhs, rhs, rtol=1e-3)
 
 
@@ -82,6 +97,7 @@ def test_every_network_keeps_the_declared_contract(name):
 
 class _MeanShift(nn.Module):
   """A fourth network, as a user would add one: a module that keeps the contract."""
+
   conv_impl: str = "xla"
   dtype: object = None
   size_multiple = 4
@@ -112,7 +128,7 @@ def test_the_default_config_is_the_networks_own_defaults(name):
   model = models.create_model(fields)
   defaults = models.NETWORKS[name]()
   for field in dataclasses.fields(defaults):
-    if field.name not in ("parent", "name", "dtype"):   # dtype None computes in float32
+    if field.name not in ("parent", "name", "dtype"):  # dtype None computes in float32
       assert getattr(model, field.name) == getattr(defaults, field.name), field.name
   with pytest.raises(ValueError, match="config.model.name='unet' is unknown"):
     models.default_model_config("unet")
@@ -122,11 +138,14 @@ def test_a_new_network_needs_only_its_module_and_an_entry(monkeypatch):
   monkeypatch.setitem(models.NETWORKS, "mean_shift", _MeanShift)
   model = models.create_model({"name": "mean_shift", "dtype": "float32"})
   assert isinstance(model, DerainingNetwork)
-  assert models.default_model_config("mean_shift") == {"name": "mean_shift",
-                                                       "conv_impl": "xla", "dtype": "float32"}
+  assert models.default_model_config("mean_shift") == {
+    "name": "mean_shift",
+    "conv_impl": "xla",
+    "dtype": "float32",
+  }
   params = init_params(model, jax.random.key(0))
   image = np.random.default_rng(0).random((13, 19, 3), dtype=np.float32)
-  out = inference.Derainer(model, params, tile=8)(image)   # exact tiles: radius 1
+  out = inference.Derainer(model, params, tile=8)(image)  # exact tiles: radius 1
   whole = inference.Derainer(model, params)(image)
   assert out.shape == image.shape
   np.testing.assert_allclose(out, whole, atol=1e-5)

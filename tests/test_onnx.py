@@ -37,10 +37,21 @@ def test_the_file_derains_any_size_as_the_library(tiny_onnx):
   assert image.name == "image" and dims[3] == 3 and all(isinstance(d, str) for d in dims[:3])
   # docs/onnx.md's list: NASNet's operations, Sub and Div for its input normalisation.
   assert {node.op_type for node in proto.graph.node} == {
-      "Conv", "Relu", "Sigmoid", "Mul", "Add", "Concat", "Transpose", "Clip", "Sub", "Div"}
+    "Conv",
+    "Relu",
+    "Sigmoid",
+    "Mul",
+    "Add",
+    "Concat",
+    "Transpose",
+    "Clip",
+    "Sub",
+    "Div",
+  }
   meta = {p.key: p.value for p in proto.metadata_props}
   assert meta[export.ONNX_RADIUS_KEY] == str(model.receptive_field_radius)
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+
   session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
   rng = np.random.default_rng(0)
   for shape in ((2, 37, 53, 3), (1, 21, 30, 3), (1, 8, 97, 3)):
@@ -67,8 +78,7 @@ def test_onnx_derainer_matches_derainer_whole_tiled_and_ensembled(tiny_onnx):
 
 def test_export_cli_writes_the_shipped_model_and_onnx_runtime_alone_runs_it(tmp_path):
   out = tmp_path / "general.onnx"
-  proc = run_script(["-m", "nasnet_jax.export", "--format=onnx", "--pretrained",
-                     f"--output={out}"])
+  proc = run_script(["-m", "nasnet_jax.export", "--format=onnx", "--pretrained", f"--output={out}"])
   assert "ONNX opset 17" in proc.stdout and out.is_file()
   # docs/onnx.md's example, as written, in a process that never imports JAX.
   doc = open(os.path.join(ROOT, "docs", "onnx.md")).read()
@@ -76,10 +86,13 @@ def test_export_cli_writes_the_shipped_model_and_onnx_runtime_alone_runs_it(tmp_
   rng = np.random.default_rng(2)
   rainy = (rng.random((67, 91, 3)) * 255).astype(np.uint8)
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   Image.fromarray(rainy).save(tmp_path / "rainy.png")
-  script = example.replace('"general.onnx"', repr(str(out))).replace(
-      '"rainy.png"', repr(str(tmp_path / "rainy.png"))).replace(
-          '"derained.png"', repr(str(tmp_path / "derained.png")))
+  script = (
+    example.replace('"general.onnx"', repr(str(out)))
+    .replace('"rainy.png"', repr(str(tmp_path / "rainy.png")))
+    .replace('"derained.png"', repr(str(tmp_path / "derained.png")))
+  )
   script += textwrap.dedent("""
       import sys
       loaded = [m for m in ("jax", "flax", "nasnet_jax") if m in sys.modules]
@@ -91,21 +104,39 @@ def test_export_cli_writes_the_shipped_model_and_onnx_runtime_alone_runs_it(tmp_
   expected = inference.derain(model, params, rainy)
   assert np.abs(derained.astype(int) - expected.astype(int)).max() <= 1
   # Never over an existing file; one source, not two.
-  again = run_script(["-m", "nasnet_jax.export", "--format=onnx", "--pretrained",
-                      f"--output={out}"], check=False)
+  again = run_script(
+    ["-m", "nasnet_jax.export", "--format=onnx", "--pretrained", f"--output={out}"], check=False
+  )
   assert again.returncode == 1 and again.stderr.startswith("error: --output=")
   assert again.stderr.count("\n") == 1
-  both = run_script(["-m", "nasnet_jax.export", "--format=onnx", "--pretrained",
-                     "--workdir=x", f"--output={tmp_path / 'b.onnx'}"], check=False)
+  both = run_script(
+    [
+      "-m",
+      "nasnet_jax.export",
+      "--format=onnx",
+      "--pretrained",
+      "--workdir=x",
+      f"--output={tmp_path / 'b.onnx'}",
+    ],
+    check=False,
+  )
   assert both.returncode == 2 and "or --pretrained" in both.stderr
 
 
 def test_a_network_the_converter_cannot_express_is_one_line_naming_where(tmp_path):
-  config = {"name": "ddsa", "features": 8, "blocks": (1, 1), "heads": (1, 2),
-            "refinement_blocks": 0, "sparse_ratios": (0.5,)}
+  config = {
+    "name": "ddsa",
+    "features": 8,
+    "blocks": (1, 1),
+    "heads": (1, 2),
+    "refinement_blocks": 0,
+    "sparse_ratios": (0.5,),
+  }
   source, _, _ = tiny_export(tmp_path, config)
-  with pytest.raises(export.OnnxConversionError,
-                     match=r"cannot convert DDSA to ONNX with symbolic sizes: its 'pad' op"):
+  with pytest.raises(
+    export.OnnxConversionError,
+    match=r"cannot convert DDSA to ONNX with symbolic sizes: its 'pad' op",
+  ):
     export.export_onnx(source, str(tmp_path / "ddsa.onnx"))
   assert not (tmp_path / "ddsa.onnx").exists()
 
@@ -116,26 +147,51 @@ def test_cli_onnx_backend_derains_a_folder_as_the_jax_backend(tmp_path, tiny_onn
   folder.mkdir()
   rng = np.random.default_rng(3)
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   for name, size in (("a.png", (40, 52)), ("b.png", (33, 29))):
     Image.fromarray((rng.random(size + (3,)) * 255).astype(np.uint8)).save(folder / name)
   source = os.path.dirname(path) + "/source"
-  assert derain_command.run([str(folder), f"--output_dir={tmp_path / 'jax'}", f"--checkpoint={source}",
-                  "--backend=jax"]) == 0
+  assert (
+    derain_command.run(
+      [str(folder), f"--output_dir={tmp_path / 'jax'}", f"--checkpoint={source}", "--backend=jax"]
+    )
+    == 0
+  )
   # A .onnx file picks ONNX Runtime by itself; a checkpoint is exported on the fly.
-  assert derain_command.run([str(folder), f"--output_dir={tmp_path / 'file'}",
-                  f"--checkpoint={path}"]) == 0
-  assert derain_command.run([str(folder), f"--output_dir={tmp_path / 'fly'}", f"--checkpoint={source}",
-                  "--backend=onnxruntime", "--tile=16"]) == 0
+  assert (
+    derain_command.run([str(folder), f"--output_dir={tmp_path / 'file'}", f"--checkpoint={path}"])
+    == 0
+  )
+  assert (
+    derain_command.run(
+      [
+        str(folder),
+        f"--output_dir={tmp_path / 'fly'}",
+        f"--checkpoint={source}",
+        "--backend=onnxruntime",
+        "--tile=16",
+      ]
+    )
+    == 0
+  )
   for name in ("a.png", "b.png"):
     reference = np.asarray(Image.open(tmp_path / "jax" / name)).astype(int)
     for run in ("file", "fly"):
-      assert np.abs(np.asarray(Image.open(tmp_path / run / name)).astype(int)
-                    - reference).max() <= 1, (run, name)
-  assert derain_command.run([str(folder), f"--output_dir={tmp_path / 'x'}", f"--checkpoint={path}",
-                  "--backend=jax"]) == 1
-  assert derain_command.run([str(folder), f"--output_dir={tmp_path / 'y'}", f"--checkpoint={path}",
-                  "--bf16"]) == 1
-
+      assert (
+        np.abs(np.asarray(Image.open(tmp_path / run / name)).astype(int) - reference).max() <= 1
+      ), (run, name)
+  assert (
+    derain_command.run(
+      [str(folder), f"--output_dir={tmp_path / 'x'}", f"--checkpoint={path}", "--backend=jax"]
+    )
+    == 1
+  )
+  assert (
+    derain_command.run(
+      [str(folder), f"--output_dir={tmp_path / 'y'}", f"--checkpoint={path}", "--bf16"]
+    )
+    == 1
+  )
 
 
 def test_converted_prenet_derains_through_the_cli_tiled_and_with_onnx_runtime(tmp_path):
@@ -146,27 +202,49 @@ def test_converted_prenet_derains_through_the_cli_tiled_and_with_onnx_runtime(tm
   zero initial state (shaped like the image)."""
   torch = pytest.importorskip("torch")
   from nasnet_jax import torch_prenet  # pylint: disable=g-import-not-at-top
+
   torch.manual_seed(0)
   weights = tmp_path / "PReNet2" / "net_latest.pth"
   weights.parent.mkdir()
   torch.save(torch_prenet.PReNet(stages=2, blocks=2, channels=8).state_dict(), weights)
   run_script(["-m", "nasnet_jax.convert", str(weights), f"--output={tmp_path / 'prenet'}"])
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(4)
   photo = tmp_path / "photos" / "rainy.png"
   photo.parent.mkdir()
   Image.fromarray((rng.random((45, 70, 3)) * 255).astype(np.uint8)).save(photo)
-  runs = {"whole": ["--backend=jax"], "tiles": ["--backend=jax", "--tile=16"],
-          "onnx": ["--backend=onnxruntime"], "onnx_tiles": ["--backend=onnxruntime",
-                                                            "--tile=16"]}
+  runs = {
+    "whole": ["--backend=jax"],
+    "tiles": ["--backend=jax", "--tile=16"],
+    "onnx": ["--backend=onnxruntime"],
+    "onnx_tiles": ["--backend=onnxruntime", "--tile=16"],
+  }
   for run, flags in runs.items():
-    assert derain_command.run([str(photo), f"--output_dir={tmp_path / run}",
-                    f"--checkpoint={tmp_path / 'prenet'}"] + flags) == 0, run
+    assert (
+      derain_command.run(
+        [str(photo), f"--output_dir={tmp_path / run}", f"--checkpoint={tmp_path / 'prenet'}"]
+        + flags
+      )
+      == 0
+    ), run
   whole = np.asarray(Image.open(tmp_path / "whole" / "rainy.png")).astype(int)
   for run in ("tiles", "onnx", "onnx_tiles"):
     out = np.asarray(Image.open(tmp_path / run / "rainy.png")).astype(int)
     assert np.abs(out - whole).max() <= 1, run
   path = export.export_onnx(str(tmp_path / "prenet"), str(tmp_path / "prenet.onnx"))
   ops = {node.op_type for node in onnx.load(path).graph.node}
-  assert ops == {"Conv", "Relu", "Sigmoid", "Tanh", "Mul", "Add", "Concat", "Transpose",
-                 "Clip", "Shape", "Gather", "Expand"}, ops
+  assert ops == {
+    "Conv",
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "Mul",
+    "Add",
+    "Concat",
+    "Transpose",
+    "Clip",
+    "Shape",
+    "Gather",
+    "Expand",
+  }, ops

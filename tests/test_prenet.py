@@ -14,20 +14,25 @@ def _torch_prenet():
   """(torch, nasnet_jax.torch_prenet), or the test skipped without PyTorch."""
   torch = pytest.importorskip("torch")
   from nasnet_jax import torch_prenet  # pylint: disable=g-import-not-at-top
+
   return torch, torch_prenet
+
 
 # The authors' four released variants: PReNet6, PRN6, PReNet6_r, PRN6_r.
 VARIANTS = {
-    "PReNet": ({}, {}),
-    "PRN": ({"recurrent": "none"}, {"recurrent": False}),
-    "PReNet_r": ({"recursive_blocks": True}, {"recursive_blocks": True}),
-    "PRN_r": ({"recurrent": "none", "recursive_blocks": True},
-              {"recurrent": False, "recursive_blocks": True}),
+  "PReNet": ({}, {}),
+  "PRN": ({"recurrent": "none"}, {"recurrent": False}),
+  "PReNet_r": ({"recursive_blocks": True}, {"recursive_blocks": True}),
+  "PRN_r": (
+    {"recurrent": "none", "recursive_blocks": True},
+    {"recurrent": False, "recursive_blocks": True},
+  ),
 }
 
 
-@pytest.mark.parametrize("variant, count", [("PReNet", 168_963), ("PRN", 95_107),
-                                            ("PReNet_r", 94_979), ("PRN_r", 21_123)])
+@pytest.mark.parametrize(
+  "variant, count", [("PReNet", 168_963), ("PRN", 95_107), ("PReNet_r", 94_979), ("PRN_r", 21_123)]
+)
 def test_parameter_counts_of_the_authors_variants(variant, count):
   jax_kwargs, torch_kwargs = VARIANTS[variant]
   params = jax.eval_shape(lambda: init_params(PReNet(**jax_kwargs), jax.random.key(0)))
@@ -76,7 +81,7 @@ def test_matches_the_pytorch_twin_with_the_same_weights(variant):
   config = convert.infer_prenet_config(state, stages=3)
   model = create_model(config)
   assert (model.blocks, model.features) == (2 if "_r" not in variant else 5, 8)
-  if "_r" in variant:   # the authors' _r files hold one block, applied 5 times
+  if "_r" in variant:  # the authors' _r files hold one block, applied 5 times
     net.blocks = 5
   params = convert.to_flax(state, config)
   images = np.random.default_rng(0).random((2, 19, 26, 3), dtype=np.float32)
@@ -99,10 +104,13 @@ def test_bfloat16_computes_the_same_function():
   assert 50 < psnr < 120, psnr
 
 
-@pytest.mark.parametrize("fields, message", [
+@pytest.mark.parametrize(
+  "fields, message",
+  [
     ({"recurrent": "gru"}, "recurrent must be one of"),
     ({"stages": 0}, "must all be >= 1"),
-])
+  ],
+)
 def test_bad_settings_are_clear_errors(fields, message):
   model = create_model({"name": "prenet", **fields})
   with pytest.raises(ValueError, match=message):

@@ -14,17 +14,19 @@ The part after ``:`` picks the network (paper's PSNR / SSIM on SPA-Data):
 from configs import spa_real
 
 VARIANTS = {
-    "nasnet": {},
-    "plainnet": {"attention": "none"},
-    "senet": {"attention": "se"},
-    "directnet": {"fuse_stages": False},
+  "nasnet": {},
+  "plainnet": {"attention": "none"},
+  "senet": {"attention": "se"},
+  "directnet": {"fuse_stages": False},
 }
 
 
 def get_config(variant: str = "nasnet"):
   if variant not in VARIANTS:
-    raise ValueError(f"configs/ablations/spa_data.py:{variant}: unknown ablation; use one "
-                     f"of {', '.join(VARIANTS)} (e.g. configs/ablations/spa_data.py:senet)")
+    raise ValueError(
+      f"configs/ablations/spa_data.py:{variant}: unknown ablation; use one "
+      f"of {', '.join(VARIANTS)} (e.g. configs/ablations/spa_data.py:senet)"
+    )
   config = spa_real.get_config()
   config.learning_rate = 1e-4
   config.total_steps = 200_000

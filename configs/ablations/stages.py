@@ -15,8 +15,10 @@ VARIANTS = ("1", "2", "3", "4")
 
 def get_config(stages: str = "3"):
   if str(stages) not in VARIANTS:
-    raise ValueError(f"configs/ablations/stages.py:{stages}: the paper ablates 1 to 4 "
-                     "stages; use e.g. configs/ablations/stages.py:2")
+    raise ValueError(
+      f"configs/ablations/stages.py:{stages}: the paper ablates 1 to 4 "
+      "stages; use e.g. configs/ablations/stages.py:2"
+    )
   config = rain100h.get_config()
   config.model.stages = int(stages)
   return config

@@ -28,24 +28,25 @@ def photometric(key: jax.Array, images: tuple[jax.Array, ...]) -> tuple[jax.Arra
   """Random gamma, white balance and brightness, the same for example i of every array."""
   n = images[0].shape[0]
   kg, kw, kb = jax.random.split(key, 3)
-  log_gamma = jax.random.uniform(kg, (n, 1, 1, 1), minval=jnp.log(GAMMA[0]),
-                                 maxval=jnp.log(GAMMA[1]))
-  balance = 1.0 + jax.random.uniform(kw, (n, 1, 1, 3), minval=-WHITE_BALANCE,
-                                     maxval=WHITE_BALANCE)
+  log_gamma = jax.random.uniform(
+    kg, (n, 1, 1, 1), minval=jnp.log(GAMMA[0]), maxval=jnp.log(GAMMA[1])
+  )
+  balance = 1.0 + jax.random.uniform(kw, (n, 1, 1, 3), minval=-WHITE_BALANCE, maxval=WHITE_BALANCE)
   gain = jax.random.uniform(kb, (n, 1, 1, 1), minval=BRIGHTNESS[0], maxval=BRIGHTNESS[1])
-  return tuple(jnp.clip(jnp.maximum(x, 0.0) ** jnp.exp(log_gamma) * balance * gain, 0.0, 1.0)
-               for x in images)
+  return tuple(
+    jnp.clip(jnp.maximum(x, 0.0) ** jnp.exp(log_gamma) * balance * gain, 0.0, 1.0) for x in images
+  )
 
 
 def _symmetry(index: jax.Array, image: jax.Array) -> jax.Array:
   """Symmetry ``index`` (0-7: rot90 by index % 4, flipped if index >= 4) of (H, W, C)."""
   flipped = jnp.where(index >= 4, image[:, ::-1], image)
-  return jax.lax.switch(index % 4, [lambda x, k=k: jnp.rot90(x, k) for k in range(4)],
-                        flipped)
+  return jax.lax.switch(index % 4, [lambda x, k=k: jnp.rot90(x, k) for k in range(4)], flipped)
 
 
-def dihedral(key: jax.Array, images: tuple[jax.Array, ...], flip: bool = True,
-             rotate: bool = True) -> tuple[jax.Array, ...]:
+def dihedral(
+  key: jax.Array, images: tuple[jax.Array, ...], flip: bool = True, rotate: bool = True
+) -> tuple[jax.Array, ...]:
   """A random flip and/or rot90 per example, the same for example i of every array.
 
   Rotation needs square images (training crops are).

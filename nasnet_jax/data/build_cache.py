@@ -66,7 +66,7 @@ def is_stored_as_is(data: bytes) -> bool:
   if data[24] != 8 or data[25] != 2:
     return False
   idat = data.find(b"IDAT")
-  return b"tRNS" not in data[:idat if idat >= 0 else len(data)]
+  return b"tRNS" not in data[: idat if idat >= 0 else len(data)]
 
 
 def _encode_png(image: np.ndarray) -> bytes:
@@ -83,7 +83,8 @@ def _read(path: str) -> tuple[dict, np.ndarray]:
       data = f.read()
   except OSError as e:
     raise image_io.ImageReadError(
-        f"{path}: cannot be read ({e.strerror or type(e).__name__})") from e
+      f"{path}: cannot be read ({e.strerror or type(e).__name__})"
+    ) from e
   image = image_io.decode_image(data, path)
   if is_stored_as_is(data):
     return {"path": path, "stat": stat}, image
@@ -104,11 +105,19 @@ def convert_pair(pair: layouts.Pair) -> dict:
     return {"id": pair.id, "skipped": str(e)}
   rainy_shape, clean_shape = rainy_image.shape, clean_image.shape
   if rainy_shape != clean_shape:
-    return {"id": pair.id, "skipped": (
+    return {
+      "id": pair.id,
+      "skipped": (
         f"size {rainy_shape[1]}x{rainy_shape[0]} differs from its clean partner's "
-        f"{clean_shape[1]}x{clean_shape[0]} ({os.path.basename(pair.clean)})")}
-  return {"id": pair.id, "rainy": rainy, "clean": clean,
-          "clean_fingerprint": list(overlap.fingerprint(clean_image))}
+        f"{clean_shape[1]}x{clean_shape[0]} ({os.path.basename(pair.clean)})"
+      ),
+    }
+  return {
+    "id": pair.id,
+    "rainy": rainy,
+    "clean": clean,
+    "clean_fingerprint": list(overlap.fingerprint(clean_image)),
+  }
 
 
 def _chunk_name(split: str, index: int, pairs: Sequence[layouts.Pair]) -> str:
@@ -119,8 +128,7 @@ def _chunk_name(split: str, index: int, pairs: Sequence[layouts.Pair]) -> str:
   return f"{split}-{index:06d}-{digest.hexdigest()[:20]}.msgpack"
 
 
-def _ensure_chunk(cache_dir: str, split: str, index: int,
-                  pairs: Sequence[layouts.Pair]) -> str:
+def _ensure_chunk(cache_dir: str, split: str, index: int, pairs: Sequence[layouts.Pair]) -> str:
   """Path of the chunk file for ``pairs``, converting them first unless it exists."""
   path = os.path.join(cache_dir, _chunk_name(split, index, pairs))
   if os.path.exists(path):
@@ -155,27 +163,41 @@ def _example(record: dict, pair: layouts.Pair, recheck: bool = True) -> dict:
     return record
   rainy, clean = _stored_bytes(record["rainy"]), _stored_bytes(record["clean"])
   if rainy is None or clean is None:
-    if recheck:   # changed since the chunk was made: check and convert it again
+    if recheck:  # changed since the chunk was made: check and convert it again
       return _example(convert_pair(pair), pair, recheck=False)
-    return {"id": pair.id, "skipped": f"{pair.rainy} or its clean partner changed while "
-                                      "the dataset was being built; build again"}
-  return {"id": record["id"], "rainy": rainy, "clean": clean,
-          "clean_fingerprint": tuple(record["clean_fingerprint"])}
+    return {
+      "id": pair.id,
+      "skipped": f"{pair.rainy} or its clean partner changed while "
+      "the dataset was being built; build again",
+    }
+  return {
+    "id": record["id"],
+    "rainy": rainy,
+    "clean": clean,
+    "clean_fingerprint": tuple(record["clean_fingerprint"]),
+  }
 
 
-def converted_pairs(pairs: Sequence[layouts.Pair], split: str, cache_dir: str,
-                    num_threads: int | None = None,
-                    chunk_size: int | None = None) -> Iterator[dict]:
+def converted_pairs(
+  pairs: Sequence[layouts.Pair],
+  split: str,
+  cache_dir: str,
+  num_threads: int | None = None,
+  chunk_size: int | None = None,
+) -> Iterator[dict]:
   """Yields, in the order of ``pairs``, {"id", "rainy", "clean", "clean_fingerprint"} with
-  PNG bytes, or {"id", "skipped": reason}; converted chunks are kept in ``cache_dir`` for a rerun."""
+  PNG bytes, or {"id", "skipped": reason}; converted chunks are kept in ``cache_dir`` for a
+  rerun."""
   chunk_size = chunk_size or CHUNK_SIZE
   os.makedirs(cache_dir, exist_ok=True)
-  chunks = [pairs[i:i + chunk_size] for i in range(0, len(pairs), chunk_size)]
-  executor = concurrent.futures.ThreadPoolExecutor(num_threads or default_num_threads(),
-                                                   thread_name_prefix="convert")
+  chunks = [pairs[i : i + chunk_size] for i in range(0, len(pairs), chunk_size)]
+  executor = concurrent.futures.ThreadPoolExecutor(
+    num_threads or default_num_threads(), thread_name_prefix="convert"
+  )
   try:
-    futures = [executor.submit(_ensure_chunk, cache_dir, split, i, chunk)
-               for i, chunk in enumerate(chunks)]
+    futures = [
+      executor.submit(_ensure_chunk, cache_dir, split, i, chunk) for i, chunk in enumerate(chunks)
+    ]
     for future, chunk in zip(futures, chunks):
       by_id = {p.id: p for p in chunk}
       with open(future.result(), "rb") as f:

@@ -23,11 +23,12 @@ its reason to ``skipped.txt`` beside the built dataset; a split of which nothing
 used is a one-line error naming its folders and a reason (and the full report). Clean
 images that appear in two splits (the same pixels, or a resized / re-encoded copy) are
 written to ``overlap.txt`` beside it, with a warning (``nasnet_jax.data.overlap``).
-16-bit, grayscale, RGBA and JPEG inputs are stored as uint8 RGB (PNG). Building is deterministic (examples keyed by id)
-and resumable: the pairs are checked and converted first, in chunks saved under the TFDS
-download dir (``nasnet_jax.data.build_cache``), so a killed build run again redoes only
-the chunks that were in flight (and TFDS's own writing, which is a copy); TFDS's
-``incomplete.*`` folder that a kill leaves behind does no harm.
+16-bit, grayscale, RGBA and JPEG inputs are stored as uint8 RGB (PNG). Building is
+deterministic (examples keyed by id) and resumable: the pairs are checked and converted
+first, in chunks saved under the TFDS download dir (``nasnet_jax.data.build_cache``), so a
+killed build run again redoes only the chunks that were in flight (and TFDS's own
+writing, which is a copy); TFDS's ``incomplete.*`` folder that a kill leaves behind does
+no harm.
 """
 
 from __future__ import annotations
@@ -50,23 +51,29 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
   """Base: rainy/clean pairs listed by ``nasnet_jax.data.layouts`` from a manual_dir."""
 
   VERSION = tfds.core.Version("1.1.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release.",
-                   "1.1.0": "overlap.txt: clean images shared between splits."}
+  RELEASE_NOTES = {
+    "1.0.0": "Initial release.",
+    "1.1.0": "overlap.txt: clean images shared between splits.",
+  }
   # What the dataset root holds, for error messages.
   ROOT_DESCRIPTION = "dataset"
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
-        builder=self,
-        description=self.__doc__,
-        features=tfds.features.FeaturesDict({
-            "rainy": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8,
-                                         encoding_format="png"),
-            "clean": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8,
-                                         encoding_format="png"),
-            "id": tfds.features.Text(),
-        }),
-        supervised_keys=("rainy", "clean"),
+      builder=self,
+      description=self.__doc__,
+      features=tfds.features.FeaturesDict(
+        {
+          "rainy": tfds.features.Image(
+            shape=(None, None, 3), dtype=np.uint8, encoding_format="png"
+          ),
+          "clean": tfds.features.Image(
+            shape=(None, None, 3), dtype=np.uint8, encoding_format="png"
+          ),
+          "id": tfds.features.Text(),
+        }
+      ),
+      supervised_keys=("rainy", "clean"),
     )
 
   @abc.abstractmethod
@@ -78,16 +85,16 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     """{split: pairs and skipped files} found under the dataset root."""
 
   def download_and_prepare(self, *args, **kwargs):
-    self._final_data_dir = self.data_dir   # during the build, data_dir is a temporary one
+    self._final_data_dir = self.data_dir  # during the build, data_dir is a temporary one
     self._conversion_dir = None
     self._overlap = None
     result = super().download_and_prepare(*args, **kwargs)
     if self._overlap:
       self._overlap.log_summary(self.data_dir)
-    if self._conversion_dir:   # built: the converted chunks are no longer needed
+    if self._conversion_dir:  # built: the converted chunks are no longer needed
       shutil.rmtree(self._conversion_dir, ignore_errors=True)
       folder = self._conversion_dir
-      for _ in range(3):       # <config>, <name>, nasnet_jax_conversion, if now empty
+      for _ in range(3):  # <config>, <name>, nasnet_jax_conversion, if now empty
         folder = os.path.dirname(folder)
         try:
           os.rmdir(folder)
@@ -97,32 +104,37 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
 
   def _manual_root(self, dl_manager) -> str:
     manual_dir = getattr(dl_manager, "_manual_dir", None)
-    manual_dir = layouts.check_manual_dir(os.fspath(manual_dir) if manual_dir else None,
-                                          self.name)
+    manual_dir = layouts.check_manual_dir(os.fspath(manual_dir) if manual_dir else None, self.name)
     return layouts.find_root(manual_dir, self._is_root, self.name, self.ROOT_DESCRIPTION)
 
   def conversion_dir(self, dl_manager) -> str:
     """Where the converted chunks of this build are kept until it has finished."""
     config = self.builder_config.name if self.builder_config else "default"
-    return os.path.join(os.fspath(dl_manager.download_dir), "nasnet_jax_conversion",
-                        self.name, config, str(self.version))
+    return os.path.join(
+      os.fspath(dl_manager.download_dir),
+      "nasnet_jax_conversion",
+      self.name,
+      config,
+      str(self.version),
+    )
 
   def _split_generators(self, dl_manager):
     root = self._manual_root(dl_manager)
     listings = self._listings(root)
     if not listings:
-      raise layouts.LayoutError(f"{self.name}: {root} holds no split of the dataset; "
-                                f"expected {self.ROOT_DESCRIPTION}")
+      raise layouts.LayoutError(
+        f"{self.name}: {root} holds no split of the dataset; expected {self.ROOT_DESCRIPTION}"
+      )
     self._skipped: dict[str, list[tuple[str, str]]] = {}
     self._overlap = overlap.BuildOverlapCheck(overlap.dataset_name(self), listings)
     self._conversion_dir = self.conversion_dir(dl_manager)
     for split, listing in sorted(listings.items()):
       if not listing.pairs:
         self._fail_empty_split(split, listing, listing.skipped)
-    logging.info("%s: reading %s, converted chunks in %s", self.name, root,
-                 self._conversion_dir)
-    return {split: self._generate_examples(split, listing)
-            for split, listing in sorted(listings.items())}
+    logging.info("%s: reading %s, converted chunks in %s", self.name, root, self._conversion_dir)
+    return {
+      split: self._generate_examples(split, listing) for split, listing in sorted(listings.items())
+    }
 
   def _generate_examples(self, split: str, listing: layouts.Listing):
     skipped = list(listing.skipped)
@@ -139,16 +151,19 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     self._report_skipped(split, skipped, len(listing.pairs) + len(listing.skipped))
     self._overlap.split_done(split, self.data_dir)
 
-  def _fail_empty_split(self, split: str, listing: layouts.Listing,
-                        skipped: list[tuple[str, str]]) -> None:
+  def _fail_empty_split(
+    self, split: str, listing: layouts.Listing, skipped: list[tuple[str, str]]
+  ) -> None:
     """Raises a one-line LayoutError for a split with no usable pair (TFDS's own error,
     "No examples were yielded", names neither the folder nor the reason), after writing
     every skipped input with its reason to ``skipped.txt`` in the conversion folder (the
     build's own folder is deleted when it fails)."""
     folders = ", ".join(listing.folders) or "its folders"
     if not skipped:
-      raise layouts.LayoutError(f"{self.name} {split}: no input images in {folders} (under "
-                                f"the dataset root); expected {self.ROOT_DESCRIPTION}")
+      raise layouts.LayoutError(
+        f"{self.name} {split}: no input images in {folders} (under "
+        f"the dataset root); expected {self.ROOT_DESCRIPTION}"
+      )
     os.makedirs(self._conversion_dir, exist_ok=True)
     report = os.path.join(self._conversion_dir, SKIPPED_REPORT)
     with open(report, "w") as f:
@@ -156,21 +171,27 @@ class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
       f.writelines(f"{split}\t{path}\t{reason}\n" for path, reason in skipped)
     path, reason = skipped[0]
     raise layouts.LayoutError(
-        f"{self.name} {split}: none of the {len(skipped)} inputs in {folders} could be used, "
-        f"e.g. {path}: {reason}; every file and reason is in {report}")
+      f"{self.name} {split}: none of the {len(skipped)} inputs in {folders} could be used, "
+      f"e.g. {path}: {reason}; every file and reason is in {report}"
+    )
 
   def _report_skipped(self, split: str, skipped, total: int) -> None:
     """Rewrites ``skipped.txt`` (split, path, reason per line) with this split added."""
     self._skipped[split] = skipped
-    lines = [f"{s}\t{path}\t{reason}\n" for s, entries in sorted(self._skipped.items())
-             for path, reason in entries]
+    lines = [
+      f"{s}\t{path}\t{reason}\n"
+      for s, entries in sorted(self._skipped.items())
+      for path, reason in entries
+    ]
     with open(os.path.join(self.data_dir, SKIPPED_REPORT), "w") as f:
       f.write("# split\tpath (relative to the dataset root)\treason\n")
       f.writelines(lines)
     if skipped:
       final = getattr(self, "_final_data_dir", self.data_dir)
-      message = (f"{self.name} {split}: skipped {len(skipped)} of {total} inputs; reasons "
-                 f"in {os.path.join(final, SKIPPED_REPORT)}")
+      message = (
+        f"{self.name} {split}: skipped {len(skipped)} of {total} inputs; reasons "
+        f"in {os.path.join(final, SKIPPED_REPORT)}"
+      )
       logging.warning(message)
 
 
@@ -192,8 +213,10 @@ class _Rain100(PairedImageBuilder, skip_registration=True):
   @property
   def ROOT_DESCRIPTION(self):  # noqa: N802
     v = self.VARIANT
-    return (f"train/RainTrain{v} or test/Rain100{v} (PReNet), or Rain200 split folders "
-            "with rain/ and norain/")
+    return (
+      f"train/RainTrain{v} or test/Rain100{v} (PReNet), or Rain200 split folders "
+      "with rain/ and norain/"
+    )
 
   def _is_root(self, folder):
     return layouts.rain100_layout(folder, self.VARIANT) is not None
@@ -202,7 +225,8 @@ class _Rain100(PairedImageBuilder, skip_registration=True):
     return layouts.rain100_listings(root, self.VARIANT)
 
 
-_RAIN100_INSTRUCTIONS = """\
+_RAIN100_INSTRUCTIONS = (
+  """\
 Rain100{v} (Yang et al., JORDER, CVPR 2017). Any of these layouts, extracted into manual_dir:
 1. PReNet's copy (https://github.com/csdwren/PReNet, "datasets"):
      train/RainTrain{v}/rain-N.png, norain-N.png   test/Rain100{v}/norain-NNN.png,
@@ -211,23 +235,28 @@ Rain100{v} (Yang et al., JORDER, CVPR 2017). Any of these layouts, extracted int
      <train folder>/rain/X2/norain-Nx2.png with <train folder>/norain/norain-N.png, and the
      same for a folder whose name says "test" (JORDER-E's own data/{{train,test}}/small/
      {{rain,norain}} too).
-""" + _PNG_NOTE
+"""
+  + _PNG_NOTE
+)
 
 
 class Rain100l(_Rain100):
   """Rain100L / Rain200L: light synthetic rain streaks (PReNet, Rain200 or JORDER-E layout)."""
+
   VARIANT = "L"
   MANUAL_DOWNLOAD_INSTRUCTIONS = _RAIN100_INSTRUCTIONS.format(v="L")
 
 
 class Rain100h(_Rain100):
   """Rain100H / Rain200H: heavy synthetic rain streaks (PReNet, Rain200 or JORDER-E layout)."""
+
   VARIANT = "H"
   MANUAL_DOWNLOAD_INSTRUCTIONS = _RAIN100_INSTRUCTIONS.format(v="H")
 
 
 class SpaData(PairedImageBuilder):
   """SPA-Data (Wang et al., SPANet, CVPR 2019): real rain, the paper's SPA-REAL."""
+
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 SPA-Data from https://stevewongv.github.io/derain-project.html. Concatenate
 real_world.zip.00 ... .11 (cat real_world.zip.* > real_world.zip), unzip it and the test
@@ -251,6 +280,7 @@ class RainCityscapes(PairedImageBuilder):
   The paper's split: train = 9 cities of leftImg8bit_rain/train (9,432 images), test =
   the val cities lindau and munster (1,188 images).
   """
+
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 From https://www.cityscapes-dataset.com/downloads/ (login): leftImg8bit_trainval_rain.zip and
 leftImg8bit_trainvaltest.zip, both unzipped into manual_dir:
@@ -274,11 +304,13 @@ class MpidConfig(tfds.core.BuilderConfig):
 
 class Mpid(PairedImageBuilder):
   """MPID (Li et al., CVPR 2019), reorganised as the NASNet authors did: streak, drop, mist."""
-  BUILDER_CONFIGS = [MpidConfig(name=t, description=f"MPID rain {t}s", task=t)
-                     for t in ("streak", "drop", "mist")]
+
+  BUILDER_CONFIGS = [
+    MpidConfig(name=t, description=f"MPID rain {t}s", task=t) for t in ("streak", "drop", "mist")
+  ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 MPID from https://github.com/lsy17096535/Single-Image-Deraining, reorganised per task:
-  MPID/<task>/{train,test}/data/<id>_rain.<ext>   with   MPID/<task>/{train,test}/gt/<id>_clean.<ext>
+  MPID/<task>/{train,test}/data/<id>_rain.<ext>  with  MPID/<task>/{train,test}/gt/<id>_clean.<ext>
   (or gt/<id>.<ext>; for mist the whole stem is the id), task in streak, drop, mist.
 Point manual_dir at MPID/ or the folder above it. Other layouts: use paired_folders.
 """
@@ -296,6 +328,7 @@ Point manual_dir at MPID/ or the folder above it. Other layouts: use paired_fold
 
 class Raindrop(PairedImageBuilder):
   """Raindrop (Qian et al., DeRaindrop, CVPR 2018): raindrops on the lens."""
+
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 From https://github.com/rui1996/DeRaindrop (Google Drive links in its README), unzipped:
   train/data/N_rain.png with train/gt/N_clean.png, test_a/data, test_a/gt, test_b/data,
@@ -313,6 +346,7 @@ From https://github.com/rui1996/DeRaindrop (Google Drive links in its README), u
 @dataclasses.dataclass
 class PairedFoldersConfig(tfds.core.BuilderConfig):
   """``name`` is a label of the user's choice (it names the build folder)."""
+
   folder_pairs: tuple[tuple[str, str], ...] = layouts.FOLDER_PAIRS
 
 
@@ -325,6 +359,7 @@ class PairedFolders(PairedImageBuilder):
   target of the same basename, else by the DDN rule (``i_j.jpg`` -> ``i.jpg``).
   ``paired_folders/<label>`` builds under its own label, e.g. ``paired_folders/rain13k``.
   """
+
   BUILDER_CONFIGS = [PairedFoldersConfig(name="default")]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Any folders of pairs, e.g. Restormer's Datasets/train/Rain13K/{input,target} and
@@ -335,11 +370,18 @@ rainy_image/ with ground_truth/. Pass the top folder as manual_dir.
   ROOT_DESCRIPTION = "folder with input/ and target/ subfolders"
 
   def _is_root(self, folder):
-    return True   # splits are whatever folder pairs lie below manual_dir
+    return True  # splits are whatever folder pairs lie below manual_dir
 
   def _listings(self, root):
     return layouts.paired_folder_listings(root, self.builder_config.folder_pairs)
 
 
-BUILDERS = ("rain100l", "rain100h", "spa_data", "rain_cityscapes", "mpid", "raindrop",
-            "paired_folders")
+BUILDERS = (
+  "rain100l",
+  "rain100h",
+  "spa_data",
+  "rain_cityscapes",
+  "mpid",
+  "raindrop",
+  "paired_folders",
+)

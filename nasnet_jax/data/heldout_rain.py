@@ -46,8 +46,11 @@ def _lines(shape, rng, count, length, angle, jitter, width_px) -> np.ndarray:
     n = length * rng.uniform(0.5, 1.5)
     dx, dy = np.sin(a) * n / 2, np.cos(a) * n / 2
     value = int(255 * rng.uniform(0.5, 1.0))
-    draw.line([((x - dx) * s, (y - dy) * s), ((x + dx) * s, (y + dy) * s)], fill=value,
-              width=max(1, int(round(width_px * s * rng.uniform(0.8, 1.2)))))
+    draw.line(
+      [((x - dx) * s, (y - dy) * s), ((x + dx) * s, (y + dy) * s)],
+      fill=value,
+      width=max(1, int(round(width_px * s * rng.uniform(0.8, 1.2)))),
+    )
   big = np.asarray(canvas, np.float32) / 255.0
   return big.reshape(h, s, w, s).mean(axis=(1, 3))
 
@@ -59,8 +62,15 @@ def _screen(image, layer, opacity):
 def thin_streaks(image, rng, level):
   h, w = image.shape[:2]
   count = level * rng.uniform(0.6, 1.2) * h * w / 180.0
-  layer = _lines((h, w), rng, count, length=rng.uniform(15, 120), jitter=0.03,
-                 angle=rng.uniform(-0.26, 0.26), width_px=1.0)
+  layer = _lines(
+    (h, w),
+    rng,
+    count,
+    length=rng.uniform(15, 120),
+    jitter=0.03,
+    angle=rng.uniform(-0.26, 0.26),
+    width_px=1.0,
+  )
   return _screen(image, layer, rng.uniform(0.5, 0.9))
 
 
@@ -71,9 +81,18 @@ def heavy_streaks(image, rng, level):
   layer = np.zeros((h, w), np.float32)
   for angle in (first, second):
     count = level * rng.uniform(0.5, 1.0) * h * w / 300.0
-    layer = np.maximum(layer, _lines((h, w), rng, count, length=rng.uniform(20, 70),
-                                     jitter=0.05, angle=angle,
-                                     width_px=rng.uniform(2.0, 4.0)))
+    layer = np.maximum(
+      layer,
+      _lines(
+        (h, w),
+        rng,
+        count,
+        length=rng.uniform(20, 70),
+        jitter=0.05,
+        angle=angle,
+        width_px=rng.uniform(2.0, 4.0),
+      ),
+    )
   layer = ndimage.gaussian_filter(layer, 0.7)
   veiled = image + level * rng.uniform(0.03, 0.08) * (1.0 - image)
   return _screen(veiled, layer, rng.uniform(0.5, 0.8))
@@ -85,10 +104,14 @@ def mist(image, rng, level):
   cols = np.arange(w, dtype=np.float32)[None, :] / w
   horizon = rng.uniform(0.3, 0.7)
   density = 1.0 / (1.0 + np.exp((rows - horizon) / rng.uniform(0.08, 0.25)))
-  waves = sum(rng.uniform(0.05, 0.15) * np.sin(2 * np.pi * (rng.uniform(0.5, 2.5) * rows +
-                                                            rng.uniform(0.5, 2.5) * cols)
-                                               + rng.uniform(0, 2 * np.pi))
-              for _ in range(3))
+  waves = sum(
+    rng.uniform(0.05, 0.15)
+    * np.sin(
+      2 * np.pi * (rng.uniform(0.5, 2.5) * rows + rng.uniform(0.5, 2.5) * cols)
+      + rng.uniform(0, 2 * np.pi)
+    )
+    for _ in range(3)
+  )
   density = np.clip(0.3 + density + waves, 0.0, None)
   transmission = np.exp(-level * rng.uniform(0.4, 0.9) * density)[..., None]
   airlight = rng.uniform(0.75, 0.98)
@@ -110,13 +133,14 @@ def drops(image, rng, level):
       continue
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     oy, ox = (yy - cy) / radius, (xx - cx) / radius
-    r = np.sqrt(oy ** 2 + ox ** 2)
+    r = np.sqrt(oy**2 + ox**2)
     inside = r < 1.0
     bend = rng.uniform(1.5, 3.0) / np.sqrt(np.maximum(1.0 - np.minimum(r, 0.97) ** 2, 0.05))
     sy = cy - oy * radius * bend
     sx = cx - ox * radius * bend
-    view = np.stack([ndimage.map_coordinates(c, [sy, sx], order=1, mode="reflect")
-                     for c in channels], axis=-1)
+    view = np.stack(
+      [ndimage.map_coordinates(c, [sy, sx], order=1, mode="reflect") for c in channels], axis=-1
+    )
     rim = np.clip((r - 0.7) / 0.3, 0.0, 1.0)
     caustic = np.exp(-((oy - 0.55) ** 2 + (ox * 0.6) ** 2) / 0.02) * rng.uniform(0.2, 0.5)
     look = np.clip(view * (1.0 - 0.55 * rim[..., None]) + caustic[..., None], 0.0, 1.0)
@@ -131,8 +155,12 @@ def drops(image, rng, level):
   return image * (1.0 - alpha[..., None]) + layer * alpha[..., None]
 
 
-_RENDERERS = {"thin_streaks": thin_streaks, "heavy_streaks": heavy_streaks, "mist": mist,
-              "drops": drops}
+_RENDERERS = {
+  "thin_streaks": thin_streaks,
+  "heavy_streaks": heavy_streaks,
+  "mist": mist,
+  "drops": drops,
+}
 
 
 def add_heldout_rain(image: np.ndarray, kind: str, seed: int, level: float) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from nasnet_jax.image_io import is_image_file
 
@@ -23,17 +23,18 @@ class LayoutError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Pair:
-  id: str       # the rainy file's path relative to the dataset root
-  rainy: str    # absolute paths
+  id: str  # the rainy file's path relative to the dataset root
+  rainy: str  # absolute paths
   clean: str
 
 
 @dataclasses.dataclass
 class Listing:
   """The pairs of one split, and the files that could not be paired (path, reason)."""
+
   pairs: list[Pair] = dataclasses.field(default_factory=list)
   skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-  folders: list[str] = dataclasses.field(default_factory=list)   # the rainy folders read
+  folders: list[str] = dataclasses.field(default_factory=list)  # the rainy folders read
 
 
 def natural_key(text: str):
@@ -59,8 +60,7 @@ def _files(folder: str) -> list[str]:
     names = sorted(os.listdir(folder), key=natural_key)
   except OSError:
     return []
-  return [n for n in names
-          if not n.startswith(".") and not os.path.isdir(os.path.join(folder, n))]
+  return [n for n in names if not n.startswith(".") and not os.path.isdir(os.path.join(folder, n))]
 
 
 def _child(folder: str, name: str) -> str | None:
@@ -86,34 +86,48 @@ def _stem_index(folder: str) -> dict[str, str]:
 def check_manual_dir(manual_dir: str | None, dataset: str) -> str:
   """``manual_dir`` as an absolute path, or a one-line error saying what to do."""
   if not manual_dir:
-    raise LayoutError(f"{dataset}: no manual_dir given; download the dataset (see the "
-                      "dataset table in docs/datasets.md) and pass "
-                      "--config.data.manual_dir=FOLDER")
+    raise LayoutError(
+      f"{dataset}: no manual_dir given; download the dataset (see the "
+      "dataset table in docs/datasets.md) and pass "
+      "--config.data.manual_dir=FOLDER"
+    )
   path = os.path.abspath(os.path.expanduser(manual_dir))
   if not os.path.isdir(path):
-    raise LayoutError(f"{dataset}: manual_dir {path} does not exist; pass "
-                      "--config.data.manual_dir=FOLDER where you extracted the archive")
+    raise LayoutError(
+      f"{dataset}: manual_dir {path} does not exist; pass "
+      "--config.data.manual_dir=FOLDER where you extracted the archive"
+    )
   if not any(not n.startswith(".") for n in os.listdir(path)):
-    raise LayoutError(f"{dataset}: manual_dir {path} is empty; extract the archive "
-                      "there (see the dataset table in docs/datasets.md)")
+    raise LayoutError(
+      f"{dataset}: manual_dir {path} is empty; extract the archive "
+      "there (see the dataset table in docs/datasets.md)"
+    )
   return path
 
 
-def find_root(manual_dir: str, is_root: Callable[[str], bool], dataset: str,
-              looking_for: str) -> str:
+def find_root(
+  manual_dir: str, is_root: Callable[[str], bool], dataset: str, looking_for: str
+) -> str:
   """The dataset root: ``manual_dir`` itself or one of its immediate subfolders."""
   if is_root(manual_dir):
     return manual_dir
   for sub in _subdirs(manual_dir):
     if is_root(os.path.join(manual_dir, sub)):
       return os.path.join(manual_dir, sub)
-  raise LayoutError(f"{dataset}: found no {looking_for} in {manual_dir} or its "
-                    "subfolders; point --config.data.manual_dir at the extracted archive")
+  raise LayoutError(
+    f"{dataset}: found no {looking_for} in {manual_dir} or its "
+    "subfolders; point --config.data.manual_dir at the extracted archive"
+  )
 
 
-def _pair_folder(root: str, rainy_dir: str, clean_dir: str, listing: Listing,
-                 clean_stems: Callable[[str], Iterable[str]],
-                 is_input: Callable[[str], bool] = lambda name: True) -> None:
+def _pair_folder(
+  root: str,
+  rainy_dir: str,
+  clean_dir: str,
+  listing: Listing,
+  clean_stems: Callable[[str], Iterable[str]],
+  is_input: Callable[[str], bool] = lambda name: True,
+) -> None:
   """Adds every input image of ``rainy_dir`` with its partner in ``clean_dir``.
 
   ``clean_stems(rainy_stem)`` yields the candidate clean stems, tried in order with any
@@ -192,22 +206,24 @@ def _rain200_split_dirs(root: str, variant: str) -> dict[str, str]:
     chosen = own or neutral
     if len(chosen) > 1:
       names = ", ".join(c[0] for c in chosen)
-      raise LayoutError(f"rain100{variant.lower()}: several {split} folders in {root} "
-                        f"({names}); keep one, or point manual_dir at its parent alone")
+      raise LayoutError(
+        f"rain100{variant.lower()}: several {split} folders in {root} "
+        f"({names}); keep one, or point manual_dir at its parent alone"
+      )
     if chosen:
       dirs[split] = chosen[0][1]
   return dirs
 
 
 def rain100_layout(root: str, variant: str) -> str | None:
-  """"prenet", "rain200" or None for a candidate root of Rain100L/H (variant "L"/"H")."""
+  """ "prenet", "rain200" or None for a candidate root of Rain100L/H (variant "L"/"H")."""
   if _rain100_prenet_dirs(root, variant):
     return "prenet"
   try:
     if _rain200_split_dirs(root, variant):
       return "rain200"
   except LayoutError:
-    return "rain200"   # found, but ambiguous: rain100_listings says why
+    return "rain200"  # found, but ambiguous: rain100_listings says why
   return None
 
 
@@ -220,29 +236,40 @@ def rain100_listings(root: str, variant: str) -> dict[str, Listing]:
       listing = Listing()
       if split == "train":
         inputs = folder
-      else:   # test inputs live in rainy/ (some copies keep them beside the ground truth)
+      else:  # test inputs live in rainy/ (some copies keep them beside the ground truth)
         inputs = _child(folder, "rainy") or folder
-      _pair_folder(root, inputs, folder, listing,
-                   lambda stem: ["no" + stem],
-                   is_input=lambda name: bool(_PRENET_RAIN.match(os.path.splitext(name)[0])))
+      _pair_folder(
+        root,
+        inputs,
+        folder,
+        listing,
+        lambda stem: ["no" + stem],
+        is_input=lambda name: bool(_PRENET_RAIN.match(os.path.splitext(name)[0])),
+      )
       listings[split] = listing
   elif layout == "rain200":
     for split, folder in _rain200_split_dirs(root, variant).items():
       listing = Listing()
       rain = _child(folder, "rain")
       inputs = _child(rain, "X2") or rain
-      _pair_folder(root, inputs, _child(folder, "norain"), listing,
-                   lambda stem: [re.sub(r"x2$", "", stem), stem,
-                                 re.sub(r"^rain-", "norain-", stem)])
+      _pair_folder(
+        root,
+        inputs,
+        _child(folder, "norain"),
+        listing,
+        lambda stem: [re.sub(r"x2$", "", stem), stem, re.sub(r"^rain-", "norain-", stem)],
+      )
       listings[split] = listing
   return listings
 
 
 # --- SPA-Data -----------------------------------------------------------------------------
 
+
 def spa_is_root(folder: str) -> bool:
-  return (os.path.isfile(os.path.join(folder, "real_world.txt")) or
-          os.path.isdir(os.path.join(folder, "real_test_1000")))
+  return os.path.isfile(os.path.join(folder, "real_world.txt")) or os.path.isdir(
+    os.path.join(folder, "real_test_1000")
+  )
 
 
 def spa_listings(root: str) -> dict[str, Listing]:
@@ -258,8 +285,9 @@ def spa_listings(root: str) -> dict[str, Listing]:
         if not parts:
           continue
         if len(parts) != 2:
-          listing.skipped.append((f"real_world.txt:{number}",
-                                  f"expected '<rain path> <gt path>', got {line.strip()!r}"))
+          listing.skipped.append(
+            (f"real_world.txt:{number}", f"expected '<rain path> <gt path>', got {line.strip()!r}")
+          )
           continue
         rainy, clean = (os.path.join(root, p.lstrip("/")) for p in parts)
         rel = _rel(root, rainy)
@@ -278,26 +306,40 @@ def spa_listings(root: str) -> dict[str, Listing]:
   test = os.path.join(root, "real_test_1000")
   if os.path.isdir(test):
     listing = Listing()
-    _pair_folder(root, _child(test, "rain") or os.path.join(test, "rain"),
-                 _child(test, "gt") or os.path.join(test, "gt"), listing,
-                 lambda stem: [stem + "gt", stem])
+    _pair_folder(
+      root,
+      _child(test, "rain") or os.path.join(test, "rain"),
+      _child(test, "gt") or os.path.join(test, "gt"),
+      listing,
+      lambda stem: [stem + "gt", stem],
+    )
     listings["test"] = listing
   return listings
 
 
 # --- RainCityscapes ---------------------------------------------------------------------------
 
-CITYSCAPES_TRAIN_CITIES = ("aachen", "bochum", "bremen", "cologne", "dusseldorf", "erfurt",
-                           "hanover", "jena", "weimar")
+CITYSCAPES_TRAIN_CITIES = (
+  "aachen",
+  "bochum",
+  "bremen",
+  "cologne",
+  "dusseldorf",
+  "erfurt",
+  "hanover",
+  "jena",
+  "weimar",
+)
 CITYSCAPES_TEST_CITIES = ("lindau", "munster")
 
 
 def cityscapes_layout(folder: str) -> str | None:
-  """"official" (leftImg8bit_rain + leftImg8bit), "dafnet" (train/test + image) or None."""
+  """ "official" (leftImg8bit_rain + leftImg8bit), "dafnet" (train/test + image) or None."""
   if os.path.isdir(os.path.join(folder, "leftImg8bit_rain")):
     return "official"
   if os.path.isdir(os.path.join(folder, "image")) and (
-      os.path.isdir(os.path.join(folder, "train")) or os.path.isdir(os.path.join(folder, "test"))):
+    os.path.isdir(os.path.join(folder, "train")) or os.path.isdir(os.path.join(folder, "test"))
+  ):
     return "dafnet"
   return None
 
@@ -319,11 +361,15 @@ def cityscapes_listings(root: str) -> dict[str, Listing]:
   if cityscapes_layout(root) == "official":
     clean_root = os.path.join(root, "leftImg8bit")
     if not os.path.isdir(clean_root):
-      raise LayoutError(f"rain_cityscapes: {clean_root} is missing: extract "
-                        "leftImg8bit_trainvaltest.zip (the ground truth) beside "
-                        "leftImg8bit_rain/")
-    for split, folder, cities in (("train", "train", CITYSCAPES_TRAIN_CITIES),
-                                  ("test", "val", CITYSCAPES_TEST_CITIES)):
+      raise LayoutError(
+        f"rain_cityscapes: {clean_root} is missing: extract "
+        "leftImg8bit_trainvaltest.zip (the ground truth) beside "
+        "leftImg8bit_rain/"
+      )
+    for split, folder, cities in (
+      ("train", "train", CITYSCAPES_TRAIN_CITIES),
+      ("test", "val", CITYSCAPES_TEST_CITIES),
+    ):
       rain_split = os.path.join(root, "leftImg8bit_rain", folder)
       if not os.path.isdir(rain_split):
         continue
@@ -331,26 +377,27 @@ def cityscapes_listings(root: str) -> dict[str, Listing]:
       for city in cities:
         city_dir = os.path.join(rain_split, city)
         if os.path.isdir(city_dir):
-          _pair_folder(root, city_dir, os.path.join(clean_root, folder, city), listing,
-                       _cityscapes_clean_stem)
+          _pair_folder(
+            root, city_dir, os.path.join(clean_root, folder, city), listing, _cityscapes_clean_stem
+          )
       listings[split] = listing
   else:
     for split in ("train", "test"):
       folder = os.path.join(root, split)
       if os.path.isdir(folder):
         listing = Listing()
-        _pair_folder(root, folder, os.path.join(root, "image"), listing,
-                     _cityscapes_clean_stem)
+        _pair_folder(root, folder, os.path.join(root, "image"), listing, _cityscapes_clean_stem)
         listings[split] = listing
   return listings
 
 
 # --- MPID and Raindrop ---------------------------------------------------------------------
 
+
 def _data_gt_stems(stem: str) -> list[str]:
   """``N_rain`` -> ``N_clean`` or ``N``; a stem without ``_rain`` (mist) -> itself."""
   if stem.endswith("_rain"):
-    return [stem[:-len("_rain")] + "_clean", stem[:-len("_rain")]]
+    return [stem[: -len("_rain")] + "_clean", stem[: -len("_rain")]]
   if "_rain" in stem:
     return [stem.replace("_rain", "_clean"), stem.replace("_rain", ""), stem]
   return [stem, stem + "_clean"]
@@ -358,8 +405,13 @@ def _data_gt_stems(stem: str) -> list[str]:
 
 def _data_gt_listing(root: str, split_dir: str) -> Listing:
   listing = Listing()
-  _pair_folder(root, _child(split_dir, "data"), _child(split_dir, "gt") or
-               os.path.join(split_dir, "gt"), listing, _data_gt_stems)
+  _pair_folder(
+    root,
+    _child(split_dir, "data"),
+    _child(split_dir, "gt") or os.path.join(split_dir, "gt"),
+    listing,
+    _data_gt_stems,
+  )
   return listing
 
 
@@ -375,8 +427,11 @@ def mpid_is_root(folder: str, task: str) -> bool:
 def mpid_listings(root: str, task: str) -> dict[str, Listing]:
   """``<task>/{train,test}/data/<id>_rain.*`` with ``gt/<id>_clean.*`` (or ``gt/<id>.*``)."""
   task_dir = _child(root, task)
-  return {split: _data_gt_listing(root, _child(task_dir, split))
-          for split in ("train", "test") if _has_data_dir(_child(task_dir, split))}
+  return {
+    split: _data_gt_listing(root, _child(task_dir, split))
+    for split in ("train", "test")
+    if _has_data_dir(_child(task_dir, split))
+  }
 
 
 RAINDROP_SPLITS = ("train", "test_a", "test_b")
@@ -388,15 +443,24 @@ def raindrop_is_root(folder: str) -> bool:
 
 def raindrop_listings(root: str) -> dict[str, Listing]:
   """``{train,test_a,test_b}/data/N_rain.*`` with ``gt/N_clean.*``."""
-  return {split: _data_gt_listing(root, _child(root, split))
-          for split in RAINDROP_SPLITS if _has_data_dir(_child(root, split))}
+  return {
+    split: _data_gt_listing(root, _child(root, split))
+    for split in RAINDROP_SPLITS
+    if _has_data_dir(_child(root, split))
+  }
 
 
 # --- Generic input/target folders ---------------------------------------------------------
 
 # (input folder, target folder) names recognised by ``paired_folders``, tried in order.
-FOLDER_PAIRS = (("input", "target"), ("rainy_image", "ground_truth"), ("rain", "norain"),
-                ("data", "gt"), ("rainy", "clean"), ("inputs", "targets"))
+FOLDER_PAIRS = (
+  ("input", "target"),
+  ("rainy_image", "ground_truth"),
+  ("rain", "norain"),
+  ("data", "gt"),
+  ("rainy", "clean"),
+  ("inputs", "targets"),
+)
 _DDN_SUFFIX = re.compile(r"^(.*)_\d+$")
 
 
@@ -428,8 +492,9 @@ def split_name(relpath: str, taken: set[str]) -> str:
   raise LayoutError(f"paired_folders: cannot name a split for folder {relpath!r}")
 
 
-def paired_folder_listings(root: str, folder_pairs=FOLDER_PAIRS,
-                           max_depth: int = 4) -> dict[str, Listing]:
+def paired_folder_listings(
+  root: str, folder_pairs=FOLDER_PAIRS, max_depth: int = 4
+) -> dict[str, Listing]:
   """Every folder (up to ``max_depth`` below ``root``) holding an input/target pair of
   subfolders becomes a split, named after that folder (``Datasets/test/Test100`` ->
   ``Test100``; the root itself -> ``all``)."""
@@ -444,6 +509,7 @@ def paired_folder_listings(root: str, folder_pairs=FOLDER_PAIRS,
     if depth < max_depth:
       for sub in _subdirs(folder):
         walk(os.path.join(folder, sub), depth + 1)
+
   walk(root, 0)
   for folder, (inp, tgt) in found:
     name = split_name(os.path.relpath(folder, root), set(listings))

@@ -42,10 +42,12 @@ from tensorflow_datasets.core import hashing
 
 OVERLAP_REPORT = "overlap.txt"
 MAX_NEAR_DISTANCE = 6
-_HEADER = ("# clean images shared between splits: exact = same pixels, near = "
-           f"imagehash.phash at most {MAX_NEAR_DISTANCE} bits apart; index = position in "
-           "the built split\n"
-           "# split_a\tid_a\tindex_a\tsplit_b\tid_b\tindex_b\tmatch\tdistance\n")
+_HEADER = (
+  "# clean images shared between splits: exact = same pixels, near = "
+  f"imagehash.phash at most {MAX_NEAR_DISTANCE} bits apart; index = position in "
+  "the built split\n"
+  "# split_a\tid_a\tindex_a\tsplit_b\tid_b\tindex_b\tmatch\tdistance\n"
+)
 # Pairs of 64-bit hashes compared at once (bounds the memory of the near search).
 _BLOCK = 1 << 22
 
@@ -60,7 +62,7 @@ def fingerprint(image: np.ndarray) -> tuple[str, int]:
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
-  if hasattr(np, "bitwise_count"):   # numpy >= 2
+  if hasattr(np, "bitwise_count"):  # numpy >= 2
     return np.bitwise_count(x)
   return np.unpackbits(x.view(np.uint8)).reshape(*x.shape, 64).sum(-1)
 
@@ -68,14 +70,15 @@ def _popcount(x: np.ndarray) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Match:
   """Two examples of different splits whose clean images are the same or nearly so."""
+
   split_a: str
   id_a: str
   index_a: int
   split_b: str
   id_b: str
   index_b: int
-  kind: str          # "exact" or "near"
-  distance: int      # Hamming distance of the perceptual hashes
+  kind: str  # "exact" or "near"
+  distance: int  # Hamming distance of the perceptual hashes
 
   def side(self, split: str) -> tuple[int, str] | None:
     """(index, id) of this match's example in ``split``, if it has one there."""
@@ -118,9 +121,18 @@ class OverlapFinder:
     for a, b in itertools.combinations(sorted(self._keys), 2):
       for i, j, distance in self._near_pairs(a, b, max_distance):
         exact = self._sha[a][i] == self._sha[b][j]
-        found.append(Match(a, self._keys[a][i], int(positions[a][i]), b, self._keys[b][j],
-                           int(positions[b][j]), "exact" if exact else "near",
-                           int(distance)))
+        found.append(
+          Match(
+            a,
+            self._keys[a][i],
+            int(positions[a][i]),
+            b,
+            self._keys[b][j],
+            int(positions[b][j]),
+            "exact" if exact else "near",
+            int(distance),
+          )
+        )
     return sorted(found, key=lambda m: (m.split_a, m.id_a, m.split_b, m.id_b))
 
   def _near_pairs(self, a: str, b: str, max_distance: int):
@@ -136,7 +148,7 @@ class OverlapFinder:
       members_b[u].append(n)
     step = max(1, _BLOCK // max(1, len(ua)))
     for start in range(0, len(ub), step):
-      block = ub[start:start + step]
+      block = ub[start : start + step]
       distances = _popcount(ua[:, None] ^ block[None, :])
       for ia, jb in zip(*np.nonzero(distances <= max_distance)):
         d = distances[ia, jb]
@@ -151,8 +163,10 @@ def write_report(path: str, matches: Iterable[Match]) -> None:
   with open(tmp, "w") as f:
     f.write(_HEADER)
     for m in matches:
-      f.write(f"{m.split_a}\t{m.id_a}\t{m.index_a}\t{m.split_b}\t{m.id_b}\t{m.index_b}\t"
-              f"{m.kind}\t{m.distance}\n")
+      f.write(
+        f"{m.split_a}\t{m.id_a}\t{m.index_a}\t{m.split_b}\t{m.id_b}\t{m.index_b}\t"
+        f"{m.kind}\t{m.distance}\n"
+      )
   os.replace(tmp, path)
 
 
@@ -166,8 +180,7 @@ def read_report(path: str) -> list[Match] | None:
       if line.startswith("#") or not line.strip():
         continue
       a, id_a, index_a, b, id_b, index_b, kind, distance = line.rstrip("\n").split("\t")
-      matches.append(Match(a, id_a, int(index_a), b, id_b, int(index_b), kind,
-                           int(distance)))
+      matches.append(Match(a, id_a, int(index_a), b, id_b, int(index_b), kind, int(distance)))
   return matches
 
 
@@ -180,15 +193,16 @@ def summarize(name: str, matches: Sequence[Match], report: str) -> list[str]:
   for (a, b), found in sorted(by_pair.items()):
     exact = sum(m.kind == "exact" for m in found)
     lines.append(
-        f"{name}: {len({m.id_a for m in found})} examples of {a} and "
-        f"{len({m.id_b for m in found})} of {b} share clean images: {exact} exact and "
-        f"{len(found) - exact} near-duplicate pair(s), every one in {report} "
-        "(--config.data.drop_test_overlap=True leaves them out of training)")
+      f"{name}: {len({m.id_a for m in found})} examples of {a} and "
+      f"{len({m.id_b for m in found})} of {b} share clean images: {exact} exact and "
+      f"{len(found) - exact} near-duplicate pair(s), every one in {report} "
+      "(--config.data.drop_test_overlap=True leaves them out of training)"
+    )
   return lines
 
 
 def dataset_name(builder: tfds.core.DatasetBuilder) -> str:
-  """"name/config" ("mpid/drop", "paired_folders/rain13k"), or "name" without configs."""
+  """ "name/config" ("mpid/drop", "paired_folders/rain13k"), or "name" without configs."""
   config = builder.builder_config
   return f"{builder.name}/{config.name}" if config else builder.name
 
@@ -217,8 +231,7 @@ class BuildOverlapCheck:
 
   def log_summary(self, data_dir: str) -> None:
     """One warning per pair of splits sharing clean images, naming the finished report."""
-    for line in summarize(self._name, self.matches or (),
-                          os.path.join(data_dir, OVERLAP_REPORT)):
+    for line in summarize(self._name, self.matches or (), os.path.join(data_dir, OVERLAP_REPORT)):
       logging.warning(line)
 
 
@@ -230,6 +243,7 @@ def overlap_report(builder: tfds.core.DatasetBuilder) -> list[Match] | None:
 @dataclasses.dataclass(frozen=True)
 class Subset:
   """The examples of a random-access ``source`` at ``indices``, in that order."""
+
   source: object
   indices: np.ndarray
 
@@ -242,8 +256,9 @@ class Subset:
 
 def _ids_at(builder, split: str, indices: Iterable[int]) -> dict[int, str]:
   """The stored id of the examples at ``indices`` of ``split``, images left undecoded."""
-  source = builder.as_data_source(split=split, decoders={
-      "rainy": tfds.decode.SkipDecoding(), "clean": tfds.decode.SkipDecoding()})
+  source = builder.as_data_source(
+    split=split, decoders={"rainy": tfds.decode.SkipDecoding(), "clean": tfds.decode.SkipDecoding()}
+  )
   out = {}
   for i in indices:
     value = source[i]["id"]
@@ -260,9 +275,10 @@ def without_overlap(builder: tfds.core.DatasetBuilder, split: str, source):
   matches = overlap_report(builder)
   if matches is None:
     raise ValueError(
-        f"config.data.drop_test_overlap=True: {builder.data_dir} has no {OVERLAP_REPORT} "
-        "(built without overlap checks); delete that folder to build it again, or set "
-        "--config.data.drop_test_overlap=False")
+      f"config.data.drop_test_overlap=True: {builder.data_dir} has no {OVERLAP_REPORT} "
+      "(built without overlap checks); delete that folder to build it again, or set "
+      "--config.data.drop_test_overlap=False"
+    )
   wanted = {}
   others = set()
   for m in matches:
@@ -276,14 +292,21 @@ def without_overlap(builder: tfds.core.DatasetBuilder, split: str, source):
   stored = _ids_at(builder, split, [i for i in wanted.values() if 0 <= i < n])
   if any(stored.get(i) != key for key, i in wanted.items()):
     # Positions predicted with another TFDS's ordering: find the ids by reading them all.
-    logging.warning("%s %s: the positions in %s do not match the stored examples; "
-                    "reading all %d ids to find them", builder.name, split,
-                    OVERLAP_REPORT, n)
+    logging.warning(
+      "%s %s: the positions in %s do not match the stored examples; "
+      "reading all %d ids to find them",
+      builder.name,
+      split,
+      OVERLAP_REPORT,
+      n,
+    )
     by_id = {key: i for i, key in _ids_at(builder, split, range(n)).items()}
     missing = [key for key in wanted if key not in by_id]
     if missing:
-      raise ValueError(f"{builder.data_dir}/{OVERLAP_REPORT} names {missing[0]!r}, which "
-                       f"is not in split {split!r}; delete that folder to build it again")
+      raise ValueError(
+        f"{builder.data_dir}/{OVERLAP_REPORT} names {missing[0]!r}, which "
+        f"is not in split {split!r}; delete that folder to build it again"
+      )
     wanted = {key: by_id[key] for key in wanted}
   kept = np.setdiff1d(np.arange(n), np.fromiter(wanted.values(), np.int64))
   return Subset(source, kept), n - len(kept), tuple(sorted(others))

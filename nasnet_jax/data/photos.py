@@ -28,15 +28,15 @@ import numpy as np
 from PIL import Image
 
 PHOTO_FILES = {
-    "astronaut": "skimage:data/astronaut.png",
-    "rocket": "skimage:data/rocket.jpg",
-    "motorcycle_left": "skimage:data/motorcycle_left.png",
-    "motorcycle_right": "skimage:data/motorcycle_right.png",
-    "china": "sklearn:datasets/images/china.jpg",
-    "chelsea": "skimage:data/chelsea.png",
-    "coffee": "skimage:data/coffee.png",
-    "flower": "sklearn:datasets/images/flower.jpg",
-    "grace_hopper": "matplotlib:mpl-data/sample_data/grace_hopper.jpg",
+  "astronaut": "skimage:data/astronaut.png",
+  "rocket": "skimage:data/rocket.jpg",
+  "motorcycle_left": "skimage:data/motorcycle_left.png",
+  "motorcycle_right": "skimage:data/motorcycle_right.png",
+  "china": "sklearn:datasets/images/china.jpg",
+  "chelsea": "skimage:data/chelsea.png",
+  "coffee": "skimage:data/coffee.png",
+  "flower": "sklearn:datasets/images/flower.jpg",
+  "grace_hopper": "matplotlib:mpl-data/sample_data/grace_hopper.jpg",
 }
 TRAIN_PHOTOS = ("astronaut", "rocket", "motorcycle_left", "motorcycle_right", "china")
 TEST_PHOTOS = ("chelsea", "coffee", "flower", "grace_hopper")
@@ -49,12 +49,16 @@ def photo_path(name: str) -> str:
   package, relative = PHOTO_FILES[name].split(":", 1)
   spec = importlib.util.find_spec(package)
   if spec is None or not spec.submodule_search_locations:
-    raise FileNotFoundError(f"photo {name!r} ships with the package {package!r}, which is "
-                            f"not installed: pip install -e . installs it")
+    raise FileNotFoundError(
+      f"photo {name!r} ships with the package {package!r}, which is "
+      f"not installed: pip install -e . installs it"
+    )
   path = os.path.join(list(spec.submodule_search_locations)[0], relative)
   if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} is missing: photo {name!r} needs a complete install "
-                            f"of {package!r} (pip install --force-reinstall {package})")
+    raise FileNotFoundError(
+      f"{path} is missing: photo {name!r} needs a complete install "
+      f"of {package!r} (pip install --force-reinstall {package})"
+    )
   return path
 
 
@@ -69,5 +73,5 @@ def square(image: np.ndarray, size: int) -> np.ndarray:
   h, w = image.shape[:2]
   side = min(h, w)
   top, left = (h - side) // 2, (w - side) // 2
-  crop = Image.fromarray(image[top:top + side, left:left + side])
+  crop = Image.fromarray(image[top : top + side, left : left + side])
   return np.asarray(crop.resize((size, size), Image.Resampling.BICUBIC))

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import grain
 import jax
@@ -22,9 +23,11 @@ from absl import logging
 from PIL import Image
 
 # Importing registers the builders with TFDS.
-from nasnet_jax.data import builders  # noqa: F401
-from nasnet_jax.data import overlap
-from nasnet_jax.data import synthetic_rain_builder  # noqa: F401
+from nasnet_jax.data import (
+  builders,  # noqa: F401
+  overlap,
+  synthetic_rain_builder,  # noqa: F401
+)
 
 
 def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
@@ -36,19 +39,21 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
   try:
     if base == "paired_folders":
       config = builders.PairedFoldersConfig(name=label or "default")
-      return tfds.builder(base, config=config, data_dir=data_dir,
-                          file_format="array_record")
+      return tfds.builder(base, config=config, data_dir=data_dir, file_format="array_record")
     return tfds.builder(name, data_dir=data_dir, file_format="array_record")
   except tfds.core.registered.DatasetNotFoundError as e:
-    raise ValueError(f"config.data.name={name!r} is not a registered dataset; use one of "
-                     f"{', '.join(('synthetic_rain/mixed',) + builders.BUILDERS)}") from e
-  except ValueError as e:   # e.g. an unknown config such as "mpid/fog"
+    raise ValueError(
+      f"config.data.name={name!r} is not a registered dataset; use one of "
+      f"{', '.join(('synthetic_rain/mixed',) + builders.BUILDERS)}"
+    ) from e
+  except ValueError as e:  # e.g. an unknown config such as "mpid/fog"
     first = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise ValueError(f"config.data.name={name!r}: {first}") from e
 
 
-def prepare(name: str, data_dir: str | None = None,
-            manual_dir: str | None = None) -> tfds.core.DatasetBuilder:
+def prepare(
+  name: str, data_dir: str | None = None, manual_dir: str | None = None
+) -> tfds.core.DatasetBuilder:
   """The builder of TFDS dataset ``name``, built into ``data_dir`` first if it is not.
 
   On several hosts, host 0 alone builds; every host then meets at a barrier (all of them,
@@ -60,37 +65,48 @@ def prepare(name: str, data_dir: str | None = None,
   if jax.process_count() == 1:
     if not builder.is_prepared():
       builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+      )
     return builder
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
   failure = None
   if jax.process_index() == 0 and not builder.is_prepared():
     try:
       builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+      )
     except Exception as e:  # pylint: disable=broad-except
-      failure = e   # raised after the barrier, so the other hosts do not wait for ever
+      failure = e  # raised after the barrier, so the other hosts do not wait for ever
   multihost_utils.sync_global_devices(f"prepare {name}")
   host0_ok = bool(multihost_utils.broadcast_one_to_all(np.int32(failure is None)))
   if failure is not None:
     raise failure
   if not host0_ok:
-    raise ValueError(f"host 0 failed to build {name!r} (its own error says why); fix it "
-                     "and rerun on every host")
+    raise ValueError(
+      f"host 0 failed to build {name!r} (its own error says why); fix it and rerun on every host"
+    )
   builder = get_builder(name, data_dir)
-  sees = np.asarray(multihost_utils.process_allgather(
-      np.array([builder.is_prepared()], np.int32))).reshape(-1)
-  if not sees.all():   # every host stops, not only those that cannot see it
+  sees = np.asarray(
+    multihost_utils.process_allgather(np.array([builder.is_prepared()], np.int32))
+  ).reshape(-1)
+  if not sees.all():  # every host stops, not only those that cannot see it
     blind = ", ".join(str(i) for i in np.flatnonzero(sees == 0))
     raise FileNotFoundError(
-        f"host(s) {blind} do not see {name!r}, which host 0 built (this host looked in "
-        f"{data_dir or 'the default TFDS data_dir'}): pass a --config.data.data_dir that "
-        "every host reads from the same shared file system")
+      f"host(s) {blind} do not see {name!r}, which host 0 built (this host looked in "
+      f"{data_dir or 'the default TFDS data_dir'}): pass a --config.data.data_dir that "
+      "every host reads from the same shared file system"
+    )
   return builder
 
 
-def get_data_source(name: str, split: str, data_dir: str | None = None,
-                    manual_dir: str | None = None, drop_test_overlap: bool = False):
+def get_data_source(
+  name: str,
+  split: str,
+  data_dir: str | None = None,
+  manual_dir: str | None = None,
+  drop_test_overlap: bool = False,
+):
   """A random-access source over ``split`` of TFDS dataset ``name`` (e.g. "synthetic_rain/mixed").
 
   Builds the dataset into ``data_dir`` (array_record format) on first use, reading the
@@ -101,16 +117,23 @@ def get_data_source(name: str, split: str, data_dir: str | None = None,
   """
   builder = prepare(name, data_dir, manual_dir)
   if split not in builder.info.splits:
-    raise ValueError(f"dataset {name!r} has no split {split!r}; it has "
-                     f"{sorted(builder.info.splits)}")
+    raise ValueError(
+      f"dataset {name!r} has no split {split!r}; it has {sorted(builder.info.splits)}"
+    )
   source = builder.as_data_source(split=split)
   if drop_test_overlap:
     total = len(source)
     source, dropped, others = overlap.without_overlap(builder, split, source)
     if dropped:
-      logging.warning("%s %s: left out %d of %d examples whose clean image is also in %s "
-                      "(config.data.drop_test_overlap)", name, split, dropped, total,
-                      ", ".join(others))
+      logging.warning(
+        "%s %s: left out %d of %d examples whose clean image is also in %s "
+        "(config.data.drop_test_overlap)",
+        name,
+        split,
+        dropped,
+        total,
+        ", ".join(others),
+      )
   return source
 
 
@@ -130,34 +153,43 @@ class RandomCropFlipRotate(grain.transforms.RandomMap):
   objects appear at other sizes. Images smaller than the crop are reflect-padded to it if
   ``pad_small_images`` (said once, as a warning), else an error.
   """
+
   crop_size: int
   flip: bool = True
   rotate: bool = True
   pad_small_images: bool = False
   scale_range: tuple[float, float] = (1.0, 1.0)
-  _warned: threading.Event = dataclasses.field(default_factory=threading.Event,
-                                               compare=False, repr=False)
+  _warned: threading.Event = dataclasses.field(
+    default_factory=threading.Event, compare=False, repr=False
+  )
 
   def random_map(self, element, rng: np.random.Generator):
     rainy, clean = element["rainy"], element["clean"]
     name = as_text(element.get("id", "?"))
     if rainy.shape != clean.shape:
-      raise ValueError(f"example {name}: rainy {rainy.shape} and clean {clean.shape} "
-                       "differ in size")
+      raise ValueError(
+        f"example {name}: rainy {rainy.shape} and clean {clean.shape} differ in size"
+      )
     h, w = rainy.shape[:2]
     c = self.crop_size
     if h < c or w < c:
       if not self.pad_small_images:
         raise ValueError(
-            f"config.data.crop_size={c} is larger than example {name} ({h}x{w}); "
-            f"use --config.data.crop_size<={min(h, w)} or "
-            "--config.data.pad_small_images=True")
+          f"config.data.crop_size={c} is larger than example {name} ({h}x{w}); "
+          f"use --config.data.crop_size<={min(h, w)} or "
+          "--config.data.pad_small_images=True"
+        )
       if not self._warned.is_set():
         self._warned.set()
         logging.warning(
-            "example %s (%dx%d) is smaller than config.data.crop_size=%d: reflect-padding "
-            "it and any other small image (--config.data.pad_small_images=False makes "
-            "this an error)", name, h, w, c)
+          "example %s (%dx%d) is smaller than config.data.crop_size=%d: reflect-padding "
+          "it and any other small image (--config.data.pad_small_images=False makes "
+          "this an error)",
+          name,
+          h,
+          w,
+          c,
+        )
       pads = ((0, max(0, c - h)), (0, max(0, c - w)), (0, 0))
       rainy, clean = np.pad(rainy, pads, "reflect"), np.pad(clean, pads, "reflect")
       h, w = rainy.shape[:2]
@@ -168,11 +200,10 @@ class RandomCropFlipRotate(grain.transforms.RandomMap):
       side = max(1, min(side, h, w))
     top = int(rng.integers(0, h - side + 1))
     left = int(rng.integers(0, w - side + 1))
-    rainy = rainy[top:top + side, left:left + side]
-    clean = clean[top:top + side, left:left + side]
+    rainy = rainy[top : top + side, left : left + side]
+    clean = clean[top : top + side, left : left + side]
     if side != c:
-      resize = lambda x: np.asarray(Image.fromarray(x).resize((c, c),
-                                                              Image.Resampling.BILINEAR))
+      resize = lambda x: np.asarray(Image.fromarray(x).resize((c, c), Image.Resampling.BILINEAR))
       rainy, clean = resize(rainy), resize(clean)
     if self.flip and rng.integers(2):
       rainy, clean = rainy[:, ::-1], clean[:, ::-1]
@@ -185,6 +216,7 @@ class RandomCropFlipRotate(grain.transforms.RandomMap):
 @dataclasses.dataclass(frozen=True)
 class Mixture:
   """Several random-access sources drawn with relative ``weights`` (default equal)."""
+
   sources: Sequence[Any]
   weights: Sequence[float] | None = None
 
@@ -192,17 +224,27 @@ class Mixture:
     if not self.sources:
       raise ValueError("a mixture needs at least one source")
     w = self.weights
-    if w is not None and (len(w) != len(self.sources) or any(not x >= 0 for x in w)
-                          or not sum(w) > 0):
-      raise ValueError(f"mixture weights {list(w)} must be {len(self.sources)} numbers "
-                       ">= 0 with a positive sum")
+    if w is not None and (
+      len(w) != len(self.sources) or any(not x >= 0 for x in w) or not sum(w) > 0
+    ):
+      raise ValueError(
+        f"mixture weights {list(w)} must be {len(self.sources)} numbers >= 0 with a positive sum"
+      )
 
 
-def train_dataset(source, *, crop_size: int, global_batch_size: int, seed: int,
-                  flip: bool = True, rotate: bool = True, pad_small_images: bool = False,
-                  scale_range: tuple[float, float] = (1.0, 1.0),
-                  process_index: int | None = None,
-                  process_count: int | None = None) -> grain.MapDataset:
+def train_dataset(
+  source,
+  *,
+  crop_size: int,
+  global_batch_size: int,
+  seed: int,
+  flip: bool = True,
+  rotate: bool = True,
+  pad_small_images: bool = False,
+  scale_range: tuple[float, float] = (1.0, 1.0),
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> grain.MapDataset:
   """An endless MapDataset of this host's training batches.
 
   ``source`` is a random-access source (``len`` and ``[i]``) or a ``Mixture`` of them,
@@ -217,14 +259,18 @@ def train_dataset(source, *, crop_size: int, global_batch_size: int, seed: int,
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   if global_batch_size % process_count:
-    raise ValueError(f"config.batch_size={global_batch_size} does not divide over "
-                     f"{process_count} hosts")
+    raise ValueError(
+      f"config.batch_size={global_batch_size} does not divide over {process_count} hosts"
+    )
   mixture = source if isinstance(source, Mixture) else Mixture([source])
   parts = []
   for i, src in enumerate(mixture.sources):
     if len(src) == 0:
-      raise ValueError("the training split is empty" if len(mixture.sources) == 1 else
-                       f"the training split of mixture entry {i} is empty")
+      raise ValueError(
+        "the training split is empty"
+        if len(mixture.sources) == 1
+        else f"the training split of mixture entry {i} is empty"
+      )
     parts.append(grain.MapDataset.source(src).seed(seed + 7919 * i).shuffle().repeat())
   if len(parts) == 1:
     ds = parts[0]
@@ -233,18 +279,23 @@ def train_dataset(source, *, crop_size: int, global_batch_size: int, seed: int,
     ds = grain.MapDataset.mix(parts, weights).seed(seed)
   lo, hi = (float(x) for x in scale_range)
   if not 0 < lo <= hi:
-    raise ValueError(f"config.data.scale_range={tuple(scale_range)} must be (lo, hi) with "
-                     "0 < lo <= hi, e.g. (0.5, 2.0)")
-  ds = ds.random_map(RandomCropFlipRotate(crop_size, flip, rotate, pad_small_images,
-                                          (lo, hi)))
+    raise ValueError(
+      f"config.data.scale_range={tuple(scale_range)} must be (lo, hi) with "
+      "0 < lo <= hi, e.g. (0.5, 2.0)"
+    )
+  ds = ds.random_map(RandomCropFlipRotate(crop_size, flip, rotate, pad_small_images, (lo, hi)))
   # Consecutive chunks of n crops; global batch i is chunks i*P .. i*P + P - 1 in order.
   ds = ds.batch(global_batch_size // process_count, drop_remainder=True)
   return ds[process_index::process_count]
 
 
-def train_iterator(dataset: grain.MapDataset, num_threads: int = 2, prefetch: int = 4,
-                   place: Callable[[Any], Any] | None = None,
-                   device_prefetch: int = 2) -> grain.DatasetIterator:
+def train_iterator(
+  dataset: grain.MapDataset,
+  num_threads: int = 2,
+  prefetch: int = 4,
+  place: Callable[[Any], Any] | None = None,
+  device_prefetch: int = 2,
+) -> grain.DatasetIterator:
   """A checkpointable iterator over ``dataset``'s batches, read ``prefetch`` batches ahead
   on ``num_threads`` grain threads.
 
@@ -264,7 +315,8 @@ def train_iterator(dataset: grain.MapDataset, num_threads: int = 2, prefetch: in
   ds = dataset.to_iter_dataset(options)
   if place is not None:
     ds = grain.experimental.ThreadPrefetchIterDataset(
-        ds.map(place), prefetch_buffer_size=max(1, device_prefetch))
+      ds.map(place), prefetch_buffer_size=max(1, device_prefetch)
+    )
   return iter(ds)
 
 

@@ -36,11 +36,11 @@ import jax
 import jax.numpy as jnp
 
 RAIN_TYPES = ("streak", "drop", "mist")
-FADE_BELOW = 0.15          # strengths below this fade the rain out, to none at 0
-_STREAK_RADIUS = 24        # streak kernels are (2r+1)^2: streaks up to ~48 px long
+FADE_BELOW = 0.15  # strengths below this fade the rain out, to none at 0
+_STREAK_RADIUS = 24  # streak kernels are (2r+1)^2: streaks up to ~48 px long
 _MAX_STREAK_LAYERS = 3
-_SMALL_DROPS = (3.0, 9.0, 800.0, 12)   # radius range, max count per 256^2, window radius
-_LARGE_DROPS = (9.0, 30.0, 30.0, 39)   # window radius covers radius x aspect 1.3
+_SMALL_DROPS = (3.0, 9.0, 800.0, 12)  # radius range, max count per 256^2, window radius
+_LARGE_DROPS = (9.0, 30.0, 30.0, 39)  # window radius covers radius x aspect 1.3
 
 
 def _fade(strength) -> jax.Array:
@@ -71,7 +71,7 @@ def _fft_conv2d(image: jax.Array, kernel: jax.Array) -> jax.Array:
   fk = jnp.fft.rfft2(kernel, s=(ph, pw))
   full = jnp.fft.irfft2(fi * fk, s=(ph, pw))
   # Linear convolution of the padded image with the kernel centred at (r, r).
-  return full[2 * r:2 * r + h, 2 * r:2 * r + w]
+  return full[2 * r : 2 * r + h, 2 * r : 2 * r + w]
 
 
 def _gaussian_blur(image: jax.Array, sigma: float, radius: int) -> jax.Array:
@@ -81,12 +81,11 @@ def _gaussian_blur(image: jax.Array, sigma: float, radius: int) -> jax.Array:
   g = g / jnp.sum(g)
   padded = jnp.pad(image, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
   h, w = image.shape[:2]
-  rows = sum(g[i] * padded[i:i + h, :, :] for i in range(2 * radius + 1))
-  return sum(g[i] * rows[:, i:i + w, :] for i in range(2 * radius + 1))
+  rows = sum(g[i] * padded[i : i + h, :, :] for i in range(2 * radius + 1))
+  return sum(g[i] * rows[:, i : i + w, :] for i in range(2 * radius + 1))
 
 
-def streak_kernel(length, angle, width, softness=1.0,
-                  radius: int = _STREAK_RADIUS) -> jax.Array:
+def streak_kernel(length, angle, width, softness=1.0, radius: int = _STREAK_RADIUS) -> jax.Array:
   """A motion-blur line kernel, peak 1, shape (2*radius+1, 2*radius+1).
 
   Args:
@@ -117,18 +116,21 @@ def streak_layer(key: jax.Array, shape: tuple[int, int], strength) -> jax.Array:
   total = jnp.zeros(shape, jnp.float32)
   for i, k in enumerate(jax.random.split(k_layers, _MAX_STREAK_LAYERS)):
     kd, kl, ka, kw, kb, kp, ki, ks = jax.random.split(k, 8)
-    near = 1.0 - 0.3 * i                    # later layers are farther away
+    near = 1.0 - 0.3 * i  # later layers are farther away
     density = _lerp(0.0015, 0.0045, s) * _uniform(kd, 0.6, 1.4) * (1.0 + 0.6 * i)
     length = _lerp(8.0, 32.0, s) * _uniform(kl, 0.5, 1.5) * near
     angle = base_angle + jnp.where(i == 0, 0.0, _uniform(ka, -0.35, 0.35))
-    width = (_uniform(kw, 0.42, 1.0) + 0.7 * s * _uniform(jax.random.fold_in(kw, 1), 0.0, 1.0)) * near
+    width = (
+      _uniform(kw, 0.42, 1.0) + 0.7 * s * _uniform(jax.random.fold_in(kw, 1), 0.0, 1.0)
+    ) * near
     brightness = _lerp(0.2, 0.6, s) * _uniform(kb, 0.7, 1.3) * (1.0 - 0.2 * i)
     softness = _uniform(ks, 0.3, 1.5)
     points = jax.random.uniform(kp, shape) < density
     amplitude = _uniform(ki, 0.4, 1.0, shape)
     seeds = jnp.where(points, amplitude * brightness, 0.0)
-    layer = _fft_conv2d(seeds, streak_kernel(jnp.maximum(length, 4.0), angle,
-                                             jnp.maximum(width, 0.42), softness))
+    layer = _fft_conv2d(
+      seeds, streak_kernel(jnp.maximum(length, 4.0), angle, jnp.maximum(width, 0.42), softness)
+    )
     total = total + jnp.where(i < n_layers, jnp.maximum(layer, 0.0), 0.0)
   # Overlapping streaks saturate softly instead of summing without bound.
   return _fade(s) * (1.0 - jnp.exp(-1.3 * total))
@@ -148,20 +150,21 @@ def _drop_canvas(h: int, w: int, centres, ry, rx, alpha, edge, window: int):
   [0, 1] and that drop's index (0 where no drop covers it)."""
   p = window
   offsets = jnp.arange(-p, p + 1)
-  rows = jnp.floor(centres[:, 0]).astype(jnp.int32)[:, None] + offsets    # (D, 2p+1)
+  rows = jnp.floor(centres[:, 0]).astype(jnp.int32)[:, None] + offsets  # (D, 2p+1)
   cols = jnp.floor(centres[:, 1]).astype(jnp.int32)[:, None] + offsets
   dist = jnp.sqrt(
-      ((rows[:, :, None] - centres[:, 0, None, None]) / ry[:, None, None]) ** 2 +
-      ((cols[:, None, :] - centres[:, 1, None, None]) / rx[:, None, None]) ** 2)  # 1: rim
+    ((rows[:, :, None] - centres[:, 0, None, None]) / ry[:, None, None]) ** 2
+    + ((cols[:, None, :] - centres[:, 1, None, None]) / rx[:, None, None]) ** 2
+  )  # 1: rim
   windows = alpha[:, None, None] * jnp.clip((1.0 - dist) / edge[:, None, None], 0.0, 1.0)
-  r_idx = jnp.broadcast_to(rows[:, :, None] + p, windows.shape)            # padded canvas
+  r_idx = jnp.broadcast_to(rows[:, :, None] + p, windows.shape)  # padded canvas
   c_idx = jnp.broadcast_to(cols[:, None, :] + p, windows.shape)
   canvas = (h + 2 * p, w + 2 * p)
   best = jnp.zeros(canvas).at[r_idx, c_idx].max(windows)
   ids = jnp.arange(centres.shape[0], dtype=jnp.int32)[:, None, None]
   wins = (windows > 0) & (windows >= best[r_idx, c_idx])
   owner = jnp.zeros(canvas, jnp.int32).at[r_idx, c_idx].max(jnp.where(wins, ids, 0))
-  return best[p:p + h, p:p + w], owner[p:p + h, p:p + w]
+  return best[p : p + h, p : p + w], owner[p : p + h, p : p + w]
 
 
 def _drop_population(key, h, w, strength, focus, fade, spec):
@@ -187,20 +190,25 @@ def add_drops(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
   h, w = clean.shape[:2]
   strength = jnp.clip(jnp.asarray(strength, jnp.float32), 0.0, 1.0)
   k_small, k_large, kf, ks, kb, kr, kh = jax.random.split(key, 7)
-  focus = jax.random.uniform(kf, ())            # 0: sharp drops, 1: out of focus
+  focus = jax.random.uniform(kf, ())  # 0: sharp drops, 1: out of focus
   fade = _fade(strength)
-  pops = [_drop_population(k, h, w, strength, focus, fade, spec)
-          for k, spec in ((k_small, _SMALL_DROPS), (k_large, _LARGE_DROPS))]
-  canvases = [_drop_canvas(h, w, *pop, window=spec[3])
-              for pop, spec in zip(pops, (_SMALL_DROPS, _LARGE_DROPS))]
+  pops = [
+    _drop_population(k, h, w, strength, focus, fade, spec)
+    for k, spec in ((k_small, _SMALL_DROPS), (k_large, _LARGE_DROPS))
+  ]
+  canvases = [
+    _drop_canvas(h, w, *pop, window=spec[3])
+    for pop, spec in zip(pops, (_SMALL_DROPS, _LARGE_DROPS))
+  ]
   (m_small, o_small), (m_large, o_large) = canvases
   n_small = pops[0][0].shape[0]
   large_wins = m_large > m_small
   mask = jnp.where(large_wins, m_large, m_small)
   nearest = jnp.where(large_wins, o_large + n_small, o_small)
   centres, ry, rx = (jnp.concatenate([a, b]) for a, b in zip(pops[0][:3], pops[1][:3]))
-  yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
-                        indexing="ij")
+  yy, xx = jnp.meshgrid(
+    jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij"
+  )
   # A drop is a small lens: it shows a flipped, shrunken, blurred view of the scene
   # around it.
   scale = _uniform(ks, 0.25, 0.6, (centres.shape[0],))[nearest]
@@ -208,19 +216,23 @@ def add_drops(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
   sy = cy - (yy - cy) * scale
   sx = cx - (xx - cx) * scale
   blurred = _gaussian_blur(clean, sigma=_lerp(1.0, 4.0, focus), radius=8)
-  refracted = jnp.stack([
+  refracted = jnp.stack(
+    [
       jax.scipy.ndimage.map_coordinates(blurred[..., c], [sy, sx], order=1, mode="nearest")
-      for c in range(3)], axis=-1)
+      for c in range(3)
+    ],
+    axis=-1,
+  )
   # Water-drop look: brighter body, a darker refracting rim, a specular highlight up-left.
-  rim = jnp.clip(jnp.sqrt(((yy - cy) / ry[nearest]) ** 2 + ((xx - cx) / rx[nearest]) ** 2),
-                 0.0, 1.0)
+  rim = jnp.clip(
+    jnp.sqrt(((yy - cy) / ry[nearest]) ** 2 + ((xx - cx) / rx[nearest]) ** 2), 0.0, 1.0
+  )
   shade = 1.1 - _uniform(kr, 0.2, 0.6) * jnp.clip((rim - 0.65) / 0.35, 0.0, 1.0) ** 2
   hy = (yy - cy) / ry[nearest] + 0.4
   hx = (xx - cx) / rx[nearest] + 0.4
-  highlight = _uniform(kh, 0.1, 0.45) * jnp.exp(-(hy ** 2 + hx ** 2) / (2 * 0.15 ** 2))
+  highlight = _uniform(kh, 0.1, 0.45) * jnp.exp(-(hy**2 + hx**2) / (2 * 0.15**2))
   brighten = _uniform(kb, 0.06, 0.2)
-  drop_look = jnp.clip(refracted * shade[..., None] + (brighten + highlight)[..., None],
-                       0.0, 1.0)
+  drop_look = jnp.clip(refracted * shade[..., None] + (brighten + highlight)[..., None], 0.0, 1.0)
   m = mask[..., None]
   return jnp.clip((1.0 - m) * clean + m * drop_look, 0.0, 1.0)
 
@@ -243,8 +255,7 @@ def add_mist(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
   t = jnp.exp(-beta * jnp.maximum(depth, 0.05))[..., None]
   airlight = _uniform(ka, 0.6, 1.0) + _uniform(kt, -0.08, 0.08, (3,))
   # None, light or full-range streaks, a third each.
-  streak_strength = strength * jnp.array([0.0, 0.25, 1.0])[
-      jax.random.randint(kc, (), 0, 3)]
+  streak_strength = strength * jnp.array([0.0, 0.25, 1.0])[jax.random.randint(kc, (), 0, 3)]
   s = streak_layer(ks, (h, w), streak_strength)
   return jnp.clip(clean * t + airlight * (1.0 - t) + s[..., None], 0.0, 1.0)
 
@@ -252,8 +263,13 @@ def add_mist(key: jax.Array, clean: jax.Array, strength) -> jax.Array:
 _RENDERERS = {"streak": add_streaks, "drop": add_drops, "mist": add_mist}
 
 
-def add_rain(key: jax.Array, clean: jax.Array, rain_type: str = "mixed",
-             strength=None, weights: tuple[float, ...] | None = None) -> jax.Array:
+def add_rain(
+  key: jax.Array,
+  clean: jax.Array,
+  rain_type: str = "mixed",
+  strength=None,
+  weights: tuple[float, ...] | None = None,
+) -> jax.Array:
   """Renders rain over one clean image.
 
   Args:
@@ -297,14 +313,21 @@ def normalized_weights(weights) -> jax.Array:
     weights = jnp.asarray(weights, jnp.float32)
     return weights / jnp.sum(weights)
   if len(weights) != len(RAIN_TYPES) or min(weights) < 0 or sum(weights) <= 0:
-    raise ValueError(f"rain weights must be {len(RAIN_TYPES)} non-negative numbers for "
-                     f"{RAIN_TYPES} with a positive sum, got {weights}")
+    raise ValueError(
+      f"rain weights must be {len(RAIN_TYPES)} non-negative numbers for "
+      f"{RAIN_TYPES} with a positive sum, got {weights}"
+    )
   return jnp.asarray(weights, jnp.float32) / sum(weights)
 
 
 @functools.partial(jax.jit, static_argnames=("rain_type", "weights"))
-def add_rain_batch(key: jax.Array, clean: jax.Array, rain_type: str = "mixed",
-                   strength=None, weights: tuple[float, ...] | None = None) -> jax.Array:
+def add_rain_batch(
+  key: jax.Array,
+  clean: jax.Array,
+  rain_type: str = "mixed",
+  strength=None,
+  weights: tuple[float, ...] | None = None,
+) -> jax.Array:
   """``add_rain`` over a batch: clean (N, H, W, 3) in [0, 1] -> rainy (N, H, W, 3).
 
   ``strength`` is None (drawn per image), a scalar, or an (N,) array; ``weights`` (a
@@ -314,5 +337,4 @@ def add_rain_batch(key: jax.Array, clean: jax.Array, rain_type: str = "mixed",
   if strength is None:
     return jax.vmap(lambda k, c: add_rain(k, c, rain_type, weights=weights))(keys, clean)
   strength = jnp.broadcast_to(jnp.asarray(strength, jnp.float32), (clean.shape[0],))
-  return jax.vmap(lambda k, c, s: add_rain(k, c, rain_type, s, weights))(keys, clean,
-                                                                         strength)
+  return jax.vmap(lambda k, c, s: add_rain(k, c, rain_type, s, weights))(keys, clean, strength)

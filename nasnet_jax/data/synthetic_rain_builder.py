@@ -34,6 +34,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from nasnet_jax.data import heldout_rain, overlap, photos, synthetic_rain
+
 # The test split's rain_type of rain-free examples and prefix of held-out ones, which
 # evaluation reports as their own groups.
 from nasnet_jax.evaluation import CLEAN, HELDOUT_PREFIX
@@ -66,57 +67,57 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("2.1.0")
   RELEASE_NOTES = {
-      "1.0.0": "Initial release.",
-      "1.1.0": "Smaller raindrops with a water-drop look; drop strengths recalibrated.",
-      "1.2.0": "Heavy drops: up to twice as many, more opaque (input 26 -> 17 dB).",
-      "2.0.0": "Natural colour photos only (9, from three packages); wider rain that fades "
-               "to none at strength 0; test adds held-out-renderer and clean examples.",
-      "2.1.0": "overlap.txt: clean images shared between train and test (none expected).",
+    "1.0.0": "Initial release.",
+    "1.1.0": "Smaller raindrops with a water-drop look; drop strengths recalibrated.",
+    "1.2.0": "Heavy drops: up to twice as many, more opaque (input 26 -> 17 dB).",
+    "2.0.0": "Natural colour photos only (9, from three packages); wider rain that fades "
+    "to none at strength 0; test adds held-out-renderer and clean examples.",
+    "2.1.0": "overlap.txt: clean images shared between train and test (none expected).",
   }
   # Subclasses (e.g. a tiny one for tests) may change what is rendered.
   train_photos = photos.TRAIN_PHOTOS
   test_photos = photos.TEST_PHOTOS
   train_size = TRAIN_SIZE
-  test_size = None          # None: test photos at their own size
+  test_size = None  # None: test photos at their own size
   test_strengths = TEST_STRENGTHS
   heldout_kinds = heldout_rain.KINDS
   heldout_levels = HELDOUT_LEVELS
   BUILDER_CONFIGS = [
-      SyntheticRainConfig(name=t, description=f"{t} rain", rain_type=t)
-      for t in synthetic_rain.RAIN_TYPES + ("mixed",)
+    SyntheticRainConfig(name=t, description=f"{t} rain", rain_type=t)
+    for t in synthetic_rain.RAIN_TYPES + ("mixed",)
   ]
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "rainy": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
-            "clean": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
-            "id": tfds.features.Text(),
-            "rain_type": tfds.features.Text(),
-            "strength": tfds.features.Scalar(dtype=np.float32),
-        }),
-        supervised_keys=("rainy", "clean"),
+      builder=self,
+      description=__doc__,
+      features=tfds.features.FeaturesDict(
+        {
+          "rainy": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
+          "clean": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
+          "id": tfds.features.Text(),
+          "rain_type": tfds.features.Text(),
+          "strength": tfds.features.Scalar(dtype=np.float32),
+        }
+      ),
+      supervised_keys=("rainy", "clean"),
     )
 
   def download_and_prepare(self, *args, **kwargs):
     self._overlap = None
     result = super().download_and_prepare(*args, **kwargs)
-    if self._overlap:   # built now (not found already built): say what it shares
+    if self._overlap:  # built now (not found already built): say what it shares
       self._overlap.log_summary(self.data_dir)
     return result
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download: the photos ship with installed packages.
     self._overlap = overlap.BuildOverlapCheck(overlap.dataset_name(self), ("train", "test"))
-    return {"train": self._generate_examples("train"),
-            "test": self._generate_examples("test")}
+    return {"train": self._generate_examples("train"), "test": self._generate_examples("test")}
 
   def _generate_examples(self, split: str):
     config: SyntheticRainConfig = self.builder_config
-    types = (synthetic_rain.RAIN_TYPES if config.rain_type == "mixed"
-             else (config.rain_type,))
+    types = synthetic_rain.RAIN_TYPES if config.rain_type == "mixed" else (config.rain_type,)
     names = self.train_photos if split == "train" else self.test_photos
     split_key = jax.random.fold_in(jax.random.key(config.seed), split == "test")
     for p, name in enumerate(names):
@@ -130,29 +131,37 @@ class SyntheticRain(tfds.core.GeneratorBasedBuilder):
       photo_key = jax.random.fold_in(split_key, p)
       if split == "train":
         rng = np.random.default_rng([config.seed, p])
-        renders = [(types[rng.integers(len(types))], float(rng.uniform()))
-                   for _ in range(config.renders_per_image)]
+        renders = [
+          (types[rng.integers(len(types))], float(rng.uniform()))
+          for _ in range(config.renders_per_image)
+        ]
       else:
-        renders = ([(t, s) for t in types for s in self.test_strengths]
-                   + [(HELDOUT_PREFIX + k, s) for k in self.heldout_kinds
-                      for s in self.heldout_levels] + [(CLEAN, 0.0)])
+        renders = (
+          [(t, s) for t in types for s in self.test_strengths]
+          + [(HELDOUT_PREFIX + k, s) for k in self.heldout_kinds for s in self.heldout_levels]
+          + [(CLEAN, 0.0)]
+        )
       for r, (rain_type, strength) in enumerate(renders):
         if rain_type == CLEAN:
           rainy = photo
         elif rain_type.startswith(HELDOUT_PREFIX):
-          rainy = heldout_rain.add_heldout_rain(photo, rain_type[len(HELDOUT_PREFIX):],
-                                                seed=1000 * p + r, level=strength)
+          rainy = heldout_rain.add_heldout_rain(
+            photo, rain_type[len(HELDOUT_PREFIX) :], seed=1000 * p + r, level=strength
+          )
         else:
           rainy = _render(jax.random.fold_in(photo_key, r), clean, rain_type, strength)
         if rainy is not photo:
           rainy = np.round(np.clip(np.asarray(rainy), 0, 1) * 255).astype(np.uint8)
         example_id = f"{name}/{rain_type}_{r:03d}_s{strength:.2f}"
         self._overlap.add(split, example_id, clean_print)
-        yield example_id, {
+        yield (
+          example_id,
+          {
             "rainy": Image.fromarray(rainy),
             "clean": Image.fromarray(photo),
             "id": example_id,
             "rain_type": rain_type,
             "strength": np.float32(strength),
-        }
+          },
+        )
     self._overlap.split_done(split, self.data_dir)

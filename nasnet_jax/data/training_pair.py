@@ -8,7 +8,8 @@ step, so they are reproducible, resumable, and the same whatever the device layo
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -16,11 +17,18 @@ import jax.numpy as jnp
 from nasnet_jax.data import augment, synthetic_rain
 
 
-def training_pair(key: jax.Array, batch: Mapping[str, jax.Array], *,
-                  rain_fraction: float = 0.0, rain_type: str = "mixed",
-                  rain_weights: tuple[float, ...] | None = None,
-                  clean_fraction: float = 0.0, photometric: bool = False,
-                  flip: bool = False, rotate: bool = False) -> tuple[jax.Array, jax.Array]:
+def training_pair(
+  key: jax.Array,
+  batch: Mapping[str, jax.Array],
+  *,
+  rain_fraction: float = 0.0,
+  rain_type: str = "mixed",
+  rain_weights: tuple[float, ...] | None = None,
+  clean_fraction: float = 0.0,
+  photometric: bool = False,
+  flip: bool = False,
+  rotate: bool = False,
+) -> tuple[jax.Array, jax.Array]:
   """The (rainy, clean) float32 (N, H, W, 3) in [0, 1] a train step learns from.
 
   In this order, each drawn per example from ``key``:
@@ -63,12 +71,15 @@ def pair_options(config) -> dict[str, Any]:
   if not 0.0 <= clean_fraction <= 1.0:
     raise ValueError(f"config.data.clean_fraction={clean_fraction} must be in [0, 1]")
   on_device = not pipeline_augments_geometry(config)
-  return dict(rain_fraction=float(config.data.synthetic_rain_fraction),
-              rain_type=config.data.synthetic_rain_type,
-              rain_weights=synthetic_rain_weights(config), clean_fraction=clean_fraction,
-              photometric=bool(config.data.get("photometric_augmentation", False)),
-              flip=on_device and bool(config.data.random_flip),
-              rotate=on_device and bool(config.data.random_rotate))
+  return dict(
+    rain_fraction=float(config.data.synthetic_rain_fraction),
+    rain_type=config.data.synthetic_rain_type,
+    rain_weights=synthetic_rain_weights(config),
+    clean_fraction=clean_fraction,
+    photometric=bool(config.data.get("photometric_augmentation", False)),
+    flip=on_device and bool(config.data.random_flip),
+    rotate=on_device and bool(config.data.random_rotate),
+  )
 
 
 def synthetic_rain_weights(config) -> tuple[float, ...] | None:

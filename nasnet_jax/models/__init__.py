@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -10,11 +11,22 @@ import jax.numpy as jnp
 
 from nasnet_jax.models.convolution import CONV_IMPLS, cpu_conv
 from nasnet_jax.models.ddsa import DDSA, DynamicDualAttention
+from nasnet_jax.models.dual_stage import (
+  ClusteredAttention,
+  DualStageNet,
+  WindowAttention,
+  rain_mask,
+)
 from nasnet_jax.models.feed_forward import SpatialEnhancedFeedForward
-from nasnet_jax.models.dual_stage import (ClusteredAttention, DualStageNet, WindowAttention,
-                                          rain_mask)
-from nasnet_jax.models.nasnet import (ATTENTION_KINDS, INPUT_STATS, Block, NASNet,
-                                      NeuronAttention, SqueezeExcitation, Stage)
+from nasnet_jax.models.nasnet import (
+  ATTENTION_KINDS,
+  INPUT_STATS,
+  Block,
+  NASNet,
+  NeuronAttention,
+  SqueezeExcitation,
+  Stage,
+)
 from nasnet_jax.models.network import DerainingNetwork
 from nasnet_jax.models.prenet import PReNet
 
@@ -47,8 +59,9 @@ def default_model_config(name: str) -> dict[str, Any]:
   return {"name": name, **NETWORKS[name].default_config()}
 
 
-def init_params(model: nn.Module, rng: jax.Array,
-                image_shape: tuple[int, int, int, int] = (1, 16, 16, 3)):
+def init_params(
+  model: nn.Module, rng: jax.Array, image_shape: tuple[int, int, int, int] = (1, 16, 16, 3)
+):
   """The network's initial parameters (the "params" collection), from ``rng``.
 
   None of the networks' parameter shapes depend on the image size, so a small
@@ -57,17 +70,38 @@ def init_params(model: nn.Module, rng: jax.Array,
   optimisations: it runs once, and optimising its unrolled random-number generation is
   most of its cost (``benchmarks/RESULTS.md``; the values agree to float rounding).
   """
+
   def init(key):
     return model.init(key, jnp.zeros(image_shape, jnp.float32), mutable=["params"])["params"]
-  if isinstance(rng, jax.core.Tracer):   # inside a caller's jit: part of its program
+
+  if isinstance(rng, jax.core.Tracer):  # inside a caller's jit: part of its program
     return init(rng)
-  options = ({"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu"
-             else None)
+  options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
   return jax.jit(init).lower(rng).compile(compiler_options=options)(rng)
 
 
-__all__ = ["ATTENTION_KINDS", "Block", "CONV_IMPLS", "ClusteredAttention", "DDSA",
-           "DerainingNetwork", "DualStageNet", "DynamicDualAttention", "INPUT_STATS",
-           "MODEL_NAMES", "NETWORKS", "NASNet", "NeuronAttention", "PReNet",
-           "SpatialEnhancedFeedForward", "SqueezeExcitation", "Stage", "WindowAttention",
-           "cpu_conv", "create_model", "default_model_config", "init_params", "rain_mask"]
+__all__ = [
+  "ATTENTION_KINDS",
+  "Block",
+  "CONV_IMPLS",
+  "ClusteredAttention",
+  "DDSA",
+  "DerainingNetwork",
+  "DualStageNet",
+  "DynamicDualAttention",
+  "INPUT_STATS",
+  "MODEL_NAMES",
+  "NETWORKS",
+  "NASNet",
+  "NeuronAttention",
+  "PReNet",
+  "SpatialEnhancedFeedForward",
+  "SqueezeExcitation",
+  "Stage",
+  "WindowAttention",
+  "cpu_conv",
+  "create_model",
+  "default_model_config",
+  "init_params",
+  "rain_mask",
+]

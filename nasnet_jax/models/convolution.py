@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -45,20 +46,39 @@ def conv_general_dilated_for(impl: str) -> Callable[..., jax.Array]:
   return {"auto": auto_conv, "cpu": cpu_conv, "xla": lax.conv_general_dilated}[impl]
 
 
-def auto_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-              dimension_numbers=None, feature_group_count=1, precision=None,
-              **kwargs) -> jax.Array:
+def auto_conv(
+  lhs,
+  rhs,
+  window_strides,
+  padding,
+  lhs_dilation=None,
+  rhs_dilation=None,
+  dimension_numbers=None,
+  feature_group_count=1,
+  precision=None,
+  **kwargs,
+) -> jax.Array:
   """``cpu_conv`` on a CPU, ``lax.conv_general_dilated`` on any other platform, chosen
   when the computation is lowered for its platform (``lax.platform_dependent``), not from
   the Python process's default backend: one ``jax.export`` for cpu, cuda and tpu carries
   the best form for each, whichever machine exported it. Arguments as
   ``lax.conv_general_dilated``."""
-  settings = dict(window_strides=window_strides, padding=padding, lhs_dilation=lhs_dilation,
-                  rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                  feature_group_count=feature_group_count, precision=precision, **kwargs)
+  settings = dict(
+    window_strides=window_strides,
+    padding=padding,
+    lhs_dilation=lhs_dilation,
+    rhs_dilation=rhs_dilation,
+    dimension_numbers=dimension_numbers,
+    feature_group_count=feature_group_count,
+    precision=precision,
+    **kwargs,
+  )
   return lax.platform_dependent(
-      lhs, rhs, cpu=lambda x, k: cpu_conv(x, k, **settings),
-      default=lambda x, k: lax.conv_general_dilated(x, k, **settings))
+    lhs,
+    rhs,
+    cpu=lambda x, k: cpu_conv(x, k, **settings),
+    default=lambda x, k: lax.conv_general_dilated(x, k, **settings),
+  )
 
 
 def compiler_options(model: Any, platform: str | None = None) -> dict[str, str] | None:
@@ -90,28 +110,36 @@ def pytorch_bias_init(fan_in: int):
 
   def init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
+
   return init
 
 
-def pytorch_init_conv(features: int, kernel_size: tuple[int, int], conv_impl: str = "auto",
-                      **kwargs):
+def pytorch_init_conv(
+  features: int, kernel_size: tuple[int, int], conv_impl: str = "auto", **kwargs
+):
   """``nn.Conv`` with PyTorch's default initialisation, its fan-in read from the input,
   computed as ``conv_impl`` says (``conv_general_dilated_for``).
 
   Returns ``apply(x)``, which creates the convolution (inside the calling module's
   ``nn.compact`` method, under ``kwargs["name"]``) and applies it to ``x``.
   """
+
   def apply(x: jax.Array) -> jax.Array:
     groups = kwargs.get("feature_group_count", 1)
     fan_in = (x.shape[-1] // groups) * kernel_size[0] * kernel_size[1]
-    return nn.Conv(features, kernel_size, kernel_init=PYTORCH_KERNEL_INIT,
-                   bias_init=pytorch_bias_init(fan_in),
-                   conv_general_dilated=conv_general_dilated_for(conv_impl), **kwargs)(x)
+    return nn.Conv(
+      features,
+      kernel_size,
+      kernel_init=PYTORCH_KERNEL_INIT,
+      bias_init=pytorch_bias_init(fan_in),
+      conv_general_dilated=conv_general_dilated_for(conv_impl),
+      **kwargs,
+    )(x)
+
   return apply
 
 
-def _stride1_pads(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                  dimension_numbers):
+def _stride1_pads(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers):
   """((top, bottom), (left, right)) if this is a stride-1, undilated NHWC/HWIO
   convolution whose padding is at most kernel - 1 per side; else None."""
   if lhs.ndim != 4 or rhs.ndim != 4:
@@ -122,8 +150,7 @@ def _stride1_pads(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
     return None
   if any(s != 1 for s in window_strides):
     return None
-  if any(d != 1 for d in (lhs_dilation or (1, 1))) or any(
-      d != 1 for d in (rhs_dilation or (1, 1))):
+  if any(d != 1 for d in (lhs_dilation or (1, 1))) or any(d != 1 for d in (rhs_dilation or (1, 1))):
     return None
   kh, kw = rhs.shape[0], rhs.shape[1]
   if isinstance(padding, str):
@@ -140,9 +167,18 @@ def _stride1_pads(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
   return pads
 
 
-def cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-             dimension_numbers=None, feature_group_count=1, precision=None,
-             **kwargs):
+def cpu_conv(
+  lhs,
+  rhs,
+  window_strides,
+  padding,
+  lhs_dilation=None,
+  rhs_dilation=None,
+  dimension_numbers=None,
+  feature_group_count=1,
+  precision=None,
+  **kwargs,
+):
   """Drop-in for ``lax.conv_general_dilated`` (as ``nn.Conv`` calls it) in XLA:CPU's
   fastest forms (docs/design.md).
 
@@ -155,24 +191,31 @@ def cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=
   Returns:
     (N, H', W', Cout), H' and W' as ``padding`` gives (H, W for "SAME").
   """
-  pads = _stride1_pads(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                       dimension_numbers)
+  pads = _stride1_pads(
+    lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers
+  )
   channels = lhs.shape[-1]
   kh, kw = rhs.shape[0], rhs.shape[1]
   if pads is not None and not kwargs.get("preferred_element_type"):
     if feature_group_count == 1 and rhs.shape[2] == channels:
       if (kh, kw) == (1, 1):
-        return lax.dot_general(lhs, rhs[0, 0], (((3,), (0,)), ((), ())),
-                               precision=precision)
-      if rhs.shape[2] * rhs.shape[3] >= TAP_KERNEL_GRAD_MIN_CHANNELS ** 2:
+        return lax.dot_general(lhs, rhs[0, 0], (((3,), (0,)), ((), ())), precision=precision)
+      if rhs.shape[2] * rhs.shape[3] >= TAP_KERNEL_GRAD_MIN_CHANNELS**2:
         return _conv_tap_kernel_grad(lhs, rhs, pads)
-    if (feature_group_count == channels and rhs.shape[2] == 1 and
-        rhs.shape[3] == channels):
+    if feature_group_count == channels and rhs.shape[2] == 1 and rhs.shape[3] == channels:
       return _shifted_depthwise(lhs, rhs[:, :, 0, :], pads)
   return lax.conv_general_dilated(
-      lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-      rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-      feature_group_count=feature_group_count, precision=precision, **kwargs)
+    lhs,
+    rhs,
+    window_strides,
+    padding,
+    lhs_dilation=lhs_dilation,
+    rhs_dilation=rhs_dilation,
+    dimension_numbers=dimension_numbers,
+    feature_group_count=feature_group_count,
+    precision=precision,
+    **kwargs,
+  )
 
 
 # ----------------------------------------------------------------------------- autodiff
@@ -191,8 +234,12 @@ def _pad_hw(x: jax.Array, pads) -> jax.Array:
   return jnp.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)])
 
 
-def _sum_over_taps(xp: jax.Array, kernel: jax.Array, out_hw: tuple[int, int],
-                   product: Callable[[jax.Array, jax.Array], jax.Array]) -> jax.Array:
+def _sum_over_taps(
+  xp: jax.Array,
+  kernel: jax.Array,
+  out_hw: tuple[int, int],
+  product: Callable[[jax.Array, jax.Array], jax.Array],
+) -> jax.Array:
   """sum over taps (i, j) of ``product(window_ij, kernel[i, j])``, where ``window_ij`` is
   the (N, out_h, out_w, Cin) slice of the padded input ``xp`` at offset (i, j).
 
@@ -227,6 +274,7 @@ def _bilinear_jvp(conv: Callable, tap_product: Callable):
   """The JVP rule of ``conv(x, kernel, pads)``, linear in each of x and kernel:
   ``conv(dx, kernel) + sum over taps of tap_product(window, dkernel[tap])``
   (``_sum_over_taps``); a symbolic-zero tangent costs nothing."""
+
   def jvp(pads, primals, tangents):
     x, kernel = primals
     dx, dkernel = tangents
@@ -237,6 +285,7 @@ def _bilinear_jvp(conv: Callable, tap_product: Callable):
     if not _is_zero(dkernel):
       terms.append(_sum_over_taps(_pad_hw(x, pads), dkernel, out.shape[1:3], tap_product))
     return out, (functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(out))
+
   return jvp
 
 
@@ -263,8 +312,7 @@ def _matmul_over_channels(window: jax.Array, weight: jax.Array) -> jax.Array:
 
 
 # The input tangent transposes into XLA's input gradient, as fast as the forward pass.
-_conv_tap_kernel_grad.defjvp(_bilinear_jvp(_xla_conv, _matmul_over_channels),
-                             symbolic_zeros=True)
+_conv_tap_kernel_grad.defjvp(_bilinear_jvp(_xla_conv, _matmul_over_channels), symbolic_zeros=True)
 
 
 # ----------------------------------------------------------------------------- depthwise
@@ -275,7 +323,7 @@ def _shift_sum(x: jax.Array, kernel: jax.Array, out_h: int, out_w: int) -> jax.A
   out = None
   for i in range(kernel.shape[0]):
     for j in range(kernel.shape[1]):
-      term = x[:, i:i + out_h, j:j + out_w, :] * kernel[i, j]
+      term = x[:, i : i + out_h, j : j + out_w, :] * kernel[i, j]
       out = term if out is None else out + term
   return out
 

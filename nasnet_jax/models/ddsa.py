@@ -12,7 +12,8 @@ padding; attention is global, so tiles are blended, not exact.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -20,10 +21,19 @@ import jax.numpy as jnp
 
 from nasnet_jax.models.convolution import CONV_IMPLS, pytorch_init_conv
 from nasnet_jax.models.feed_forward import SpatialEnhancedFeedForward
+from nasnet_jax.models.layers import (
+  ChannelLayerNorm,
+  l2_normalize,
+  masked,
+  masked_mean,
+  pad_to_multiple,
+  pixel_shuffle,
+  pixel_unshuffle,
+  pool_valid,
+  sparse_k,
+  top_k_mask,
+)
 from nasnet_jax.models.network import NonLocalNetwork
-from nasnet_jax.models.layers import (ChannelLayerNorm, l2_normalize, masked, masked_mean,
-                                      pad_to_multiple, pixel_shuffle, pixel_unshuffle,
-                                      pool_valid, sparse_k, top_k_mask)
 
 Dtype = Any
 
@@ -42,6 +52,7 @@ class DynamicDualAttention(nn.Module):
     mixing: "global" (learned branch logits) or "per_image" (plus an MLP on the pooled
       input).
   """
+
   features: int
   heads: int
   sparse_ratios: Sequence[float] = (1 / 2, 2 / 3, 3 / 4, 4 / 5)
@@ -54,34 +65,41 @@ class DynamicDualAttention(nn.Module):
   def branch_keep_counts(self) -> tuple[int | None, ...]:
     """Per branch, how many logits per row it keeps (None: the dense branch, all)."""
     d = self.features // self.heads
-    return (((None,) if self.dense else ()) +
-            tuple(sparse_k(r, d) for r in self.sparse_ratios))
+    return ((None,) if self.dense else ()) + tuple(sparse_k(r, d) for r in self.sparse_ratios)
 
   @nn.compact
   def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
     n, h, w, c = x.shape
     if c != self.features or c % self.heads:
-      raise ValueError(f"attention over {c} channels with features={self.features}, "
-                       f"heads={self.heads}: features must equal C and divide by heads")
+      raise ValueError(
+        f"attention over {c} channels with features={self.features}, "
+        f"heads={self.heads}: features must equal C and divide by heads"
+      )
     if self.mixing not in MIXINGS:
       raise ValueError(f"mixing must be one of {MIXINGS}, got {self.mixing!r}")
     counts = self.branch_keep_counts()
     if not counts:
       raise ValueError("DynamicDualAttention needs a dense branch or a sparse ratio")
-    conv = functools.partial(pytorch_init_conv, conv_impl=self.conv_impl, use_bias=False,
-                             dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      pytorch_init_conv,
+      conv_impl=self.conv_impl,
+      use_bias=False,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+    )
     qkv = masked(conv(3 * c, (1, 1), name="qkv")(x), valid)
     qkv = conv(3 * c, (3, 3), feature_group_count=3 * c, name="qkv_depthwise")(qkv)
     q, k, v = jnp.split(masked(qkv, valid), 3, axis=-1)
     d = c // self.heads
 
-    def heads(t):   # (N, H, W, C) -> (N, heads, d, H*W)
+    def heads(t):  # (N, H, W, C) -> (N, heads, d, H*W)
       return t.reshape(n, h * w, self.heads, d).transpose(0, 2, 3, 1)
 
     # Over the pixels, as torch.nn.functional.normalize (finite gradients on a black crop).
     q, k, v = l2_normalize(heads(q)), l2_normalize(heads(k)), heads(v)
-    temperature = self.param("temperature", nn.initializers.ones, (self.heads, 1, 1),
-                             self.param_dtype)
+    temperature = self.param(
+      "temperature", nn.initializers.ones, (self.heads, 1, 1), self.param_dtype
+    )
     logits = jnp.einsum("nhdp,nhep->nhde", q, k) * temperature.astype(jnp.float32)
     maps = []
     for keep in counts:
@@ -94,16 +112,23 @@ class DynamicDualAttention(nn.Module):
     mix = jnp.broadcast_to(mix.astype(jnp.float32), (n, len(counts)))
     if self.mixing == "per_image" and len(counts) > 1:
       pooled = masked_mean(x, valid)
-      hidden = nn.gelu(nn.Dense(max(c // 4, 8), dtype=jnp.float32,
-                                param_dtype=self.param_dtype, name="mix_mlp_0")(pooled),
-                       approximate=False)
-      mix = mix + nn.Dense(len(counts), kernel_init=nn.initializers.zeros,
-                           dtype=jnp.float32, param_dtype=self.param_dtype,
-                           name="mix_mlp_1")(hidden)
-    weights = jax.nn.softmax(mix, axis=-1)   # (N, branches)
+      hidden = nn.gelu(
+        nn.Dense(max(c // 4, 8), dtype=jnp.float32, param_dtype=self.param_dtype, name="mix_mlp_0")(
+          pooled
+        ),
+        approximate=False,
+      )
+      mix = mix + nn.Dense(
+        len(counts),
+        kernel_init=nn.initializers.zeros,
+        dtype=jnp.float32,
+        param_dtype=self.param_dtype,
+        name="mix_mlp_1",
+      )(hidden)
+    weights = jax.nn.softmax(mix, axis=-1)  # (N, branches)
     # Mixing the attention maps, then one product with v, equals mixing the outputs.
     attention = sum(weights[:, i, None, None, None] * m for i, m in enumerate(maps))
-    self.sow("intermediates", "attention", attention)   # (N, heads, d, d), for inspection
+    self.sow("intermediates", "attention", attention)  # (N, heads, d, d), for inspection
     out = jnp.einsum("nhde,nhep->nhdp", attention.astype(v.dtype), v)
     out = out.transpose(0, 3, 1, 2).reshape(n, h, w, c)
     return conv(c, (1, 1), name="project")(out)
@@ -111,6 +136,7 @@ class DynamicDualAttention(nn.Module):
 
 class TransformerBlock(nn.Module):
   """x + attention(norm(x)), then + SEFN(norm(x)); zeroed outside ``valid``."""
+
   features: int
   heads: int
   sparse_ratios: Sequence[float]
@@ -126,18 +152,29 @@ class TransformerBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, valid: jax.Array | None) -> jax.Array:
-    norm = functools.partial(ChannelLayerNorm, self.layer_norm, dtype=self.dtype,
-                             param_dtype=self.param_dtype)
+    norm = functools.partial(
+      ChannelLayerNorm, self.layer_norm, dtype=self.dtype, param_dtype=self.param_dtype
+    )
     common = dict(conv_impl=self.conv_impl, dtype=self.dtype, param_dtype=self.param_dtype)
-    attention = DynamicDualAttention(features=self.features, heads=self.heads,
-                                     sparse_ratios=tuple(self.sparse_ratios),
-                                     dense=self.dense, mixing=self.mixing, name="attention",
-                                     **common)
+    attention = DynamicDualAttention(
+      features=self.features,
+      heads=self.heads,
+      sparse_ratios=tuple(self.sparse_ratios),
+      dense=self.dense,
+      mixing=self.mixing,
+      name="attention",
+      **common,
+    )
     x = x + attention(norm(name="norm1")(x), valid)
-    ffn = SpatialEnhancedFeedForward(features=self.features, expansion=self.ffn_expansion,
-                                     spatial=self.spatial_ffn,
-                                     spatial_reduction=self.spatial_reduction,
-                                     layer_norm=self.layer_norm, name="ffn", **common)
+    ffn = SpatialEnhancedFeedForward(
+      features=self.features,
+      expansion=self.ffn_expansion,
+      spatial=self.spatial_ffn,
+      spatial_reduction=self.spatial_reduction,
+      layer_norm=self.layer_norm,
+      name="ffn",
+      **common,
+    )
     x = x + ffn(norm(name="norm2")(x), valid)
     return masked(x, valid)
 
@@ -163,6 +200,7 @@ class DDSA(NonLocalNetwork, nn.Module):
     dtype: computation dtype (bfloat16 for mixed precision); attention logits, softmax
       and norms stay float32, the output is float32.
   """
+
   features: int = 48
   blocks: Sequence[int] = (4, 6, 6, 8)
   heads: Sequence[int] = (1, 2, 4, 8)
@@ -187,12 +225,14 @@ class DDSA(NonLocalNetwork, nn.Module):
 
   def _check(self) -> None:
     if len(self.blocks) < 1 or len(self.blocks) != len(self.heads):
-      raise ValueError(f"blocks {tuple(self.blocks)} and heads {tuple(self.heads)} must "
-                       "give one entry per level")
+      raise ValueError(
+        f"blocks {tuple(self.blocks)} and heads {tuple(self.heads)} must give one entry per level"
+      )
     for level, heads in enumerate(self.heads):
-      if (self.features * 2 ** level) % heads:
-        raise ValueError(f"level {level}: {self.features * 2 ** level} channels do not "
-                         f"divide into heads={heads}")
+      if (self.features * 2**level) % heads:
+        raise ValueError(
+          f"level {level}: {self.features * 2**level} channels do not divide into heads={heads}"
+        )
     if self.conv_impl not in CONV_IMPLS:
       raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
 
@@ -206,19 +246,32 @@ class DDSA(NonLocalNetwork, nn.Module):
     n, h, w, _ = x.shape
     x = x.astype(jnp.float32)
     image, valid = pad_to_multiple(x, valid, self.size_multiple)
-    conv = functools.partial(pytorch_init_conv, conv_impl=self.conv_impl, use_bias=False,
-                             dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      pytorch_init_conv,
+      conv_impl=self.conv_impl,
+      use_bias=False,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+    )
     block_cls = nn.remat(TransformerBlock) if self.remat else TransformerBlock
 
     def run_blocks(t, count, heads, v, name):
       for i in range(count):
-        block = block_cls(features=t.shape[-1], heads=heads,
-                          sparse_ratios=tuple(self.sparse_ratios), dense=self.dense_branch,
-                          mixing=self.mixing, ffn_expansion=self.ffn_expansion,
-                          spatial_ffn=self.spatial_ffn,
-                          spatial_reduction=self.spatial_reduction,
-                          layer_norm=self.layer_norm, conv_impl=self.conv_impl,
-                          dtype=self.dtype, param_dtype=self.param_dtype, name=f"{name}_{i}")
+        block = block_cls(
+          features=t.shape[-1],
+          heads=heads,
+          sparse_ratios=tuple(self.sparse_ratios),
+          dense=self.dense_branch,
+          mixing=self.mixing,
+          ffn_expansion=self.ffn_expansion,
+          spatial_ffn=self.spatial_ffn,
+          spatial_reduction=self.spatial_reduction,
+          layer_norm=self.layer_norm,
+          conv_impl=self.conv_impl,
+          dtype=self.dtype,
+          param_dtype=self.param_dtype,
+          name=f"{name}_{i}",
+        )
         t = block(t, v)
       return t
 
@@ -229,8 +282,13 @@ class DDSA(NonLocalNetwork, nn.Module):
     t = masked(conv(self.features, (3, 3), name="embed")(masked(image, valid)), valid)
     skips = []
     for level in range(levels):
-      t = run_blocks(t, self.blocks[level], self.heads[level], valids[level],
-                     f"encoder{level}" if level < levels - 1 else "latent")
+      t = run_blocks(
+        t,
+        self.blocks[level],
+        self.heads[level],
+        valids[level],
+        f"encoder{level}" if level < levels - 1 else "latent",
+      )
       if level < levels - 1:
         skips.append(t)
         t = conv(t.shape[-1] // 2, (3, 3), name=f"down{level}")(t)
@@ -240,8 +298,7 @@ class DDSA(NonLocalNetwork, nn.Module):
       t = jnp.concatenate([masked(t, valids[level]), skips[level]], axis=-1)
       if level > 0:
         t = conv(t.shape[-1] // 2, (1, 1), name=f"reduce{level}")(t)
-      t = run_blocks(t, self.blocks[level], self.heads[level], valids[level],
-                     f"decoder{level}")
+      t = run_blocks(t, self.blocks[level], self.heads[level], valids[level], f"decoder{level}")
     t = run_blocks(t, self.refinement_blocks, self.heads[0], valid, "refinement")
     out = conv(3, (3, 3), name="output")(masked(t, valid))
     return (out.astype(jnp.float32) + image)[:, :h, :w]

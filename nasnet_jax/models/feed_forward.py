@@ -19,6 +19,7 @@ Dtype = Any
 class SpatialEnhancedFeedForward(nn.Module):
   """The SEFN: a gated depthwise FFN with a pooled spatial branch added to its gate.
   (N, H, W, C) -> (N, H, W, C); H and W even when ``spatial``."""
+
   features: int
   expansion: float = 2.66
   spatial: bool = True
@@ -32,8 +33,13 @@ class SpatialEnhancedFeedForward(nn.Module):
   def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
     c = self.features
     hidden = int(c * self.expansion)
-    conv = functools.partial(pytorch_init_conv, conv_impl=self.conv_impl, use_bias=False,
-                             dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      pytorch_init_conv,
+      conv_impl=self.conv_impl,
+      use_bias=False,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+    )
     y = masked(conv(2 * hidden, (1, 1), name="expand")(x), valid)
     y = conv(2 * hidden, (3, 3), feature_group_count=2 * hidden, name="depthwise")(y)
     x1, x2 = jnp.split(y, 2, axis=-1)
@@ -44,8 +50,11 @@ class SpatialEnhancedFeedForward(nn.Module):
       width = max(c // self.spatial_reduction, 1)
       for i in range(2):
         s = conv(width, (3, 3), name=f"spatial_conv{i}")(masked(s, coarse))
-        s = nn.relu(ChannelLayerNorm(self.layer_norm, dtype=self.dtype,
-                                     param_dtype=self.param_dtype, name=f"spatial_norm{i}")(s))
+        s = nn.relu(
+          ChannelLayerNorm(
+            self.layer_norm, dtype=self.dtype, param_dtype=self.param_dtype, name=f"spatial_norm{i}"
+          )(s)
+        )
       s = jnp.repeat(jnp.repeat(s, 2, axis=1), 2, axis=2)
       x1 = x1 + conv(hidden, (1, 1), name="spatial_to_gate")(s)
     y = nn.gelu(x1, approximate=False) * x2

@@ -37,20 +37,21 @@ def pixel_unshuffle(x: jax.Array, factor: int = 2) -> jax.Array:
   ``nn.PixelUnshuffle``."""
   n, h, w, c = x.shape
   x = x.reshape(n, h // factor, factor, w // factor, factor, c)
-  return x.transpose(0, 1, 3, 5, 2, 4).reshape(n, h // factor, w // factor, c * factor ** 2)
+  return x.transpose(0, 1, 3, 5, 2, 4).reshape(n, h // factor, w // factor, c * factor**2)
 
 
 def pixel_shuffle(x: jax.Array, factor: int = 2) -> jax.Array:
   """(N, H, W, C*f*f) -> (N, H*f, W*f, C), the inverse of ``pixel_unshuffle``
   (PyTorch's ``nn.PixelShuffle``)."""
   n, h, w, cff = x.shape
-  c = cff // factor ** 2
+  c = cff // factor**2
   x = x.reshape(n, h, w, c, factor, factor).transpose(0, 1, 4, 2, 5, 3)
   return x.reshape(n, h * factor, w * factor, c)
 
 
-def pad_to_multiple(x: jax.Array, valid: jax.Array | None, multiple: int
-                    ) -> tuple[jax.Array, jax.Array]:
+def pad_to_multiple(
+  x: jax.Array, valid: jax.Array | None, multiple: int
+) -> tuple[jax.Array, jax.Array]:
   """Zero-pads (N, H, W, C) images at the bottom and right to multiples of ``multiple``
   and returns them with the matching valid mask (all ones on the input when ``valid``
   is None)."""
@@ -110,6 +111,7 @@ class ChannelLayerNorm(nn.Module):
   (the variance is about the mean, but the mean is not subtracted); ``"with_bias"`` is
   the usual ``(x - mean) / sqrt(var + eps) * w + b``.
   """
+
   kind: str = "bias_free"
   epsilon: float = 1e-5
   dtype: Dtype | None = None

@@ -19,11 +19,13 @@ with ``attention="none"``.
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
 from nasnet_jax.models.convolution import CONV_IMPLS
 from nasnet_jax.models.convolution import pytorch_init_conv as _conv
 from nasnet_jax.models.network import LocalNetwork, config_defaults, mask_outside, module_kwargs
@@ -33,13 +35,13 @@ Dtype = Any
 # The NASNet authors' per-dataset input statistics, (mean RGB, std RGB): their data loaders
 # normalise the input with these, so their weights expect it (``input_normalization``).
 INPUT_STATS = {
-    "mpid_streak": ((0.47748442, 0.44561987, 0.40421578), (0.24147542, 0.23230714, 0.23012931)),
-    "mpid_drop": ((0.50788142, 0.5181989, 0.484861), (0.18620518, 0.18312409, 0.19519102)),
-    "mpid_mist": ((0.39551503, 0.3972878, 0.3676113), (0.14311445, 0.13827545, 0.1329295)),
-    "spa_real": ((0.37963131, 0.37317694, 0.34395947), (0.14067527, 0.13811357, 0.1289146)),
-    "rain100h": ((0.28889797, 0.29333464, 0.26457639), (0.35875455, 0.36073939, 0.33314634)),
-    "rain100l": ((0.20238657, 0.20641472, 0.17443697), (0.27103779, 0.2704343, 0.23743652)),
-    "raincityscapes": ((0.39394617, 0.44335372, 0.40406548), (0.14550411, 0.15230632, 0.15129043)),
+  "mpid_streak": ((0.47748442, 0.44561987, 0.40421578), (0.24147542, 0.23230714, 0.23012931)),
+  "mpid_drop": ((0.50788142, 0.5181989, 0.484861), (0.18620518, 0.18312409, 0.19519102)),
+  "mpid_mist": ((0.39551503, 0.3972878, 0.3676113), (0.14311445, 0.13827545, 0.1329295)),
+  "spa_real": ((0.37963131, 0.37317694, 0.34395947), (0.14067527, 0.13811357, 0.1289146)),
+  "rain100h": ((0.28889797, 0.29333464, 0.26457639), (0.35875455, 0.36073939, 0.33314634)),
+  "rain100l": ((0.20238657, 0.20641472, 0.17443697), (0.27103779, 0.2704343, 0.23743652)),
+  "raincityscapes": ((0.39394617, 0.44335372, 0.40406548), (0.14550411, 0.15230632, 0.15129043)),
 }
 
 ATTENTION_KINDS = ("na", "se", "none")
@@ -58,6 +60,7 @@ class NeuronAttention(nn.Module):
       e.g. the depthwise conv as fused shifted multiply-adds; XLA's convolutions
       elsewhere), "cpu" or "xla". All give the same result and parameters.
   """
+
   kernel_size: int = 3
   conv_impl: str = "auto"
   dtype: Dtype | None = None
@@ -72,12 +75,24 @@ class NeuronAttention(nn.Module):
     """
     del valid
     channels = x.shape[-1]
-    a = _conv(channels, (self.kernel_size, self.kernel_size),
-              feature_group_count=channels, conv_impl=self.conv_impl, dtype=self.dtype,
-              param_dtype=self.param_dtype, name="depthwise")(x)
+    a = _conv(
+      channels,
+      (self.kernel_size, self.kernel_size),
+      feature_group_count=channels,
+      conv_impl=self.conv_impl,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="depthwise",
+    )(x)
     a = nn.relu(a)
-    a = _conv(channels, (1, 1), conv_impl=self.conv_impl, dtype=self.dtype,
-              param_dtype=self.param_dtype, name="pointwise")(a)
+    a = _conv(
+      channels,
+      (1, 1),
+      conv_impl=self.conv_impl,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="pointwise",
+    )(a)
     return nn.sigmoid(a) * x
 
 
@@ -88,6 +103,7 @@ class SqueezeExcitation(nn.Module):
   returns ``gate * x``. The NASNet paper does not state the reduction ratio; 16 is the
   SE paper's default.
   """
+
   reduction: int = 16
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
@@ -101,23 +117,36 @@ class SqueezeExcitation(nn.Module):
     if valid is None:
       s = jnp.mean(x, axis=(1, 2), keepdims=True)
     else:
-      s = (jnp.sum(x * valid.astype(x.dtype), axis=(1, 2), keepdims=True) /
-           jnp.maximum(jnp.sum(valid, axis=(1, 2), keepdims=True), 1).astype(x.dtype))
-    s = nn.relu(_conv(hidden, (1, 1), conv_impl=self.conv_impl, dtype=self.dtype,
-                      param_dtype=self.param_dtype, name="squeeze")(s))
-    s = _conv(channels, (1, 1), conv_impl=self.conv_impl, dtype=self.dtype,
-              param_dtype=self.param_dtype, name="excite")(s)
+      s = jnp.sum(x * valid.astype(x.dtype), axis=(1, 2), keepdims=True) / jnp.maximum(
+        jnp.sum(valid, axis=(1, 2), keepdims=True), 1
+      ).astype(x.dtype)
+    s = nn.relu(
+      _conv(
+        hidden,
+        (1, 1),
+        conv_impl=self.conv_impl,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name="squeeze",
+      )(s)
+    )
+    s = _conv(
+      channels,
+      (1, 1),
+      conv_impl=self.conv_impl,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="excite",
+    )(s)
     return nn.sigmoid(s) * x
 
 
 def _attention(kind: str, name: str, conv_impl: str, dtype, param_dtype):
   """The feature gate for ``kind``: a module, or the identity for "none"."""
   if kind == "na":
-    return NeuronAttention(conv_impl=conv_impl, dtype=dtype,
-                           param_dtype=param_dtype, name=name)
+    return NeuronAttention(conv_impl=conv_impl, dtype=dtype, param_dtype=param_dtype, name=name)
   if kind == "se":
-    return SqueezeExcitation(conv_impl=conv_impl, dtype=dtype, param_dtype=param_dtype,
-                             name=name)
+    return SqueezeExcitation(conv_impl=conv_impl, dtype=dtype, param_dtype=param_dtype, name=name)
   if kind == "none":
     return lambda x, valid=None: x
   raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {kind!r}")
@@ -129,6 +158,7 @@ class Block(nn.Module):
   ``o1 = relu(conv3x3(x))``; ``o2 = conv3x3(concat[x, o1])`` (2C -> C, no activation).
   Input and output are (N, H, W, C) with C = ``features``.
   """
+
   features: int = 64
   attention: str = "na"
   conv_impl: str = "auto"
@@ -138,12 +168,17 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
     """x: (N, H, W, C), zero outside ``valid`` (N, H, W, 1) if given (see ``NASNet``)."""
-    conv = functools.partial(_conv, self.features, (3, 3), conv_impl=self.conv_impl,
-                             dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      _conv,
+      self.features,
+      (3, 3),
+      conv_impl=self.conv_impl,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+    )
     o1 = mask_outside(nn.relu(conv(name="conv1")(x)), valid)
     o2 = mask_outside(conv(name="conv2")(jnp.concatenate([x, o1], axis=-1)), valid)
-    gate = _attention(self.attention, "attention", self.conv_impl, self.dtype,
-                      self.param_dtype)
+    gate = _attention(self.attention, "attention", self.conv_impl, self.dtype, self.param_dtype)
     return gate(o2, valid) + x
 
 
@@ -153,6 +188,7 @@ class Stage(nn.Module):
   Input and output are (N, H, W, C) with C = ``features``. With ``remat`` each block's
   activations are recomputed in the backward pass instead of stored.
   """
+
   blocks: int = 18
   features: int = 64
   attention: str = "na"
@@ -167,11 +203,22 @@ class Stage(nn.Module):
     block_cls = nn.remat(Block) if self.remat else Block
     h = x
     for j in range(self.blocks):
-      h = block_cls(features=self.features, attention=self.attention,
-                    conv_impl=self.conv_impl, dtype=self.dtype, param_dtype=self.param_dtype,
-                    name=f"block_{j}")(h, valid)
-    h = _conv(self.features, (3, 3), conv_impl=self.conv_impl, dtype=self.dtype,
-              param_dtype=self.param_dtype, name="tail_conv")(h)
+      h = block_cls(
+        features=self.features,
+        attention=self.attention,
+        conv_impl=self.conv_impl,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=f"block_{j}",
+      )(h, valid)
+    h = _conv(
+      self.features,
+      (3, 3),
+      conv_impl=self.conv_impl,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="tail_conv",
+    )(h)
     return mask_outside(h, valid) + x
 
 
@@ -196,6 +243,7 @@ class NASNet(LocalNetwork, nn.Module):
       is returned as float32.
     param_dtype: parameter dtype.
   """
+
   stages: int = 3
   blocks: int = 18
   features: int = 64
@@ -209,15 +257,17 @@ class NASNet(LocalNetwork, nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @classmethod
-  def from_config(cls, fields: Mapping[str, Any]) -> "NASNet":
+  def from_config(cls, fields: Mapping[str, Any]) -> NASNet:
     """The network of a ``config.model`` (``models.network.module_kwargs``), where
     ``input_normalization`` ("" for none, or a key of ``INPUT_STATS``) stands for
     ``input_mean`` and ``input_std``."""
     fields = dict(fields)
     norm = fields.pop("input_normalization", "") or ""
     if norm and norm not in INPUT_STATS:
-      raise ValueError(f"config.model.input_normalization={norm!r} is unknown; use '' or "
-                       f"one of {sorted(INPUT_STATS)}")
+      raise ValueError(
+        f"config.model.input_normalization={norm!r} is unknown; use '' or "
+        f"one of {sorted(INPUT_STATS)}"
+      )
     if norm:
       fields["input_mean"], fields["input_std"] = INPUT_STATS[norm]
     return cls(**module_kwargs(cls, fields))
@@ -228,7 +278,6 @@ class NASNet(LocalNetwork, nn.Module):
     ``input_normalization`` ("") in place of ``input_mean`` and ``input_std``."""
     fields = config_defaults(cls, leave_out=("input_mean", "input_std"))
     return {**fields, "input_normalization": ""}
-
 
   @property
   def receptive_field_radius(self) -> int | None:
@@ -263,8 +312,10 @@ class NASNet(LocalNetwork, nn.Module):
     if self.attention not in ATTENTION_KINDS:
       raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
     if self.stages < 1 or self.blocks < 1 or self.features < 1:
-      raise ValueError("stages, blocks and features must all be >= 1, got "
-                       f"{self.stages}, {self.blocks}, {self.features}")
+      raise ValueError(
+        "stages, blocks and features must all be >= 1, got "
+        f"{self.stages}, {self.blocks}, {self.features}"
+      )
     x = x.astype(jnp.float32)
     if (self.input_mean is None) != (self.input_std is None):
       raise ValueError("input_mean and input_std must be given together")
@@ -272,14 +323,22 @@ class NASNet(LocalNetwork, nn.Module):
       mean = jnp.asarray(self.input_mean, jnp.float32)
       std = jnp.asarray(self.input_std, jnp.float32)
       x = (x - mean) / std
-    conv = functools.partial(_conv, self.features, conv_impl=self.conv_impl,
-                             dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      _conv, self.features, conv_impl=self.conv_impl, dtype=self.dtype, param_dtype=self.param_dtype
+    )
     h = mask_outside(conv((3, 3), name="input_conv")(mask_outside(x, valid)), valid)
     outputs = []
     for i in range(self.stages):
-      stage = Stage(blocks=self.blocks, features=self.features, attention=self.attention,
-                    conv_impl=self.conv_impl, remat=self.remat, dtype=self.dtype,
-                    param_dtype=self.param_dtype, name=f"stage_{i}")
+      stage = Stage(
+        blocks=self.blocks,
+        features=self.features,
+        attention=self.attention,
+        conv_impl=self.conv_impl,
+        remat=self.remat,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=f"stage_{i}",
+      )
       h = stage(h, valid)
       outputs.append(h)
     if self.fuse_stages:
@@ -287,10 +346,16 @@ class NASNet(LocalNetwork, nn.Module):
       f = mask_outside(conv((1, 1), name="fusion_conv1x1")(f), valid)
     else:
       f = outputs[-1]
-    f = _attention(self.attention, "fusion_attention", self.conv_impl, self.dtype,
-                   self.param_dtype)(f, valid)
+    f = _attention(
+      self.attention, "fusion_attention", self.conv_impl, self.dtype, self.param_dtype
+    )(f, valid)
     y = mask_outside(conv((3, 3), name="post_conv1")(f), valid)
-    y = _conv(3, (3, 3), conv_impl=self.conv_impl, dtype=self.dtype,
-              param_dtype=self.param_dtype,
-              name="post_conv2")(y)
+    y = _conv(
+      3,
+      (3, 3),
+      conv_impl=self.conv_impl,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="post_conv2",
+    )(y)
     return y.astype(jnp.float32) + x

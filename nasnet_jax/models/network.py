@@ -9,7 +9,8 @@ config (``config.model.name`` picks it).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +35,7 @@ class DerainingNetwork(Protocol):
     xla_cpu_ynn_fusions: whether XLA:CPU's YNNPACK fusions speed it up (False turns them
       off when it is jitted on a CPU: ``convolution.compiler_options``).
   """
+
   conv_impl: str
 
   @property
@@ -48,7 +50,7 @@ class DerainingNetwork(Protocol):
   def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array: ...
 
   @classmethod
-  def from_config(cls, fields: Mapping[str, Any]) -> "DerainingNetwork":
+  def from_config(cls, fields: Mapping[str, Any]) -> DerainingNetwork:
     """The network a ``config.model`` describes (without its ``name``)."""
 
   @classmethod
@@ -56,8 +58,9 @@ class DerainingNetwork(Protocol):
     """``config.model``'s fields (without ``name``) at the network's defaults."""
 
 
-def module_kwargs(cls: type, fields: Mapping[str, Any],
-                  config_only: frozenset[str] = frozenset()) -> dict[str, Any]:
+def module_kwargs(
+  cls: type, fields: Mapping[str, Any], config_only: frozenset[str] = frozenset()
+) -> dict[str, Any]:
   """``fields`` of a ``config.model`` as keyword arguments of network ``cls``.
 
   ``dtype`` is given as a string ("float32", "bfloat16", "float16"); lists (which a
@@ -73,8 +76,10 @@ def module_kwargs(cls: type, fields: Mapping[str, Any],
   attributes = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
   unknown = sorted(set(kwargs) - attributes - config_only)
   if unknown:
-    raise ValueError(f"config.model has fields {unknown} that {cls.__name__} does not take; "
-                     f"its fields are {sorted(attributes | config_only)}")
+    raise ValueError(
+      f"config.model has fields {unknown} that {cls.__name__} does not take; "
+      f"its fields are {sorted(attributes | config_only)}"
+    )
   return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
 
 

@@ -26,8 +26,13 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from nasnet_jax.models.convolution import (CONV_IMPLS, PYTORCH_KERNEL_INIT,
-                                           conv_general_dilated_for, pytorch_bias_init)
+
+from nasnet_jax.models.convolution import (
+  CONV_IMPLS,
+  PYTORCH_KERNEL_INIT,
+  conv_general_dilated_for,
+  pytorch_bias_init,
+)
 from nasnet_jax.models.network import LocalNetwork, mask_outside
 
 Dtype = Any
@@ -51,6 +56,7 @@ class PReNet(LocalNetwork, nn.Module):
     dtype: computation dtype; the output is float32.
     param_dtype: parameter dtype.
   """
+
   stages: int = 6
   blocks: int = 5
   features: int = 32
@@ -59,7 +65,6 @@ class PReNet(LocalNetwork, nn.Module):
   conv_impl: str = "auto"
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
-
 
   @property
   def receptive_field_radius(self) -> int:
@@ -71,10 +76,16 @@ class PReNet(LocalNetwork, nn.Module):
 
   def _conv(self, features: int, fan_in_channels: int, name: str) -> nn.Conv:
     """A 3x3 convolution created once and applied on every pass (shared weights)."""
-    return nn.Conv(features, (3, 3), kernel_init=PYTORCH_KERNEL_INIT,
-                   bias_init=pytorch_bias_init(fan_in_channels * 9),
-                   conv_general_dilated=conv_general_dilated_for(self.conv_impl),
-                   dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    return nn.Conv(
+      features,
+      (3, 3),
+      kernel_init=PYTORCH_KERNEL_INIT,
+      bias_init=pytorch_bias_init(fan_in_channels * 9),
+      conv_general_dilated=conv_general_dilated_for(self.conv_impl),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name=name,
+    )
 
   @nn.compact
   def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:
@@ -91,23 +102,32 @@ class PReNet(LocalNetwork, nn.Module):
     if self.recurrent not in RECURRENT_KINDS:
       raise ValueError(f"recurrent must be one of {RECURRENT_KINDS}, got {self.recurrent!r}")
     if self.stages < 1 or self.blocks < 1 or self.features < 1:
-      raise ValueError("stages, blocks and features must all be >= 1, got "
-                       f"{self.stages}, {self.blocks}, {self.features}")
+      raise ValueError(
+        "stages, blocks and features must all be >= 1, got "
+        f"{self.stages}, {self.blocks}, {self.features}"
+      )
     c = self.features
     rainy = x.astype(jnp.float32)
     y = mask_outside(rainy, valid)
     conv0 = self._conv(c, 6, "input_conv")
     # "lstm_cell" is the candidate g (the authors' conv_g), not the cell state c.
-    lstm = ({gate: self._conv(c, 2 * c, f"lstm_{gate}")
-             for gate in ("input_gate", "forget_gate", "cell", "output_gate")}
-            if self.recurrent == "lstm" else None)
+    lstm = (
+      {
+        gate: self._conv(c, 2 * c, f"lstm_{gate}")
+        for gate in ("input_gate", "forget_gate", "cell", "output_gate")
+      }
+      if self.recurrent == "lstm"
+      else None
+    )
     n_convs = 1 if self.recursive_blocks else self.blocks
-    block_convs = [(self._conv(c, c, f"block_{j}_conv1"), self._conv(c, c, f"block_{j}_conv2"))
-                   for j in range(n_convs)]
+    block_convs = [
+      (self._conv(c, c, f"block_{j}_conv1"), self._conv(c, c, f"block_{j}_conv2"))
+      for j in range(n_convs)
+    ]
     output_conv = self._conv(3, c, "output_conv")
 
     estimate = y
-    h = cell = None   # h_0 = c_0 = 0, shaped like the first features
+    h = cell = None  # h_0 = c_0 = 0, shaped like the first features
     for _ in range(self.stages):
       f = mask_outside(nn.relu(conv0(jnp.concatenate([y, estimate], axis=-1))), valid)
       if lstm is not None:
