@@ -10,6 +10,7 @@ each with three items:
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from nasnet_jax import log_filters
+from nasnet_jax import log_filters, storage
 
 CHECKPOINT_SUBDIR = "checkpoints"
 QUARANTINE_SUBDIR = "checkpoints_unreadable"
@@ -45,17 +46,32 @@ def save(
   data_state: Mapping[str, Any],
   model_config: Mapping[str, Any],
 ) -> None:
-  """Writes checkpoint ``step`` (atomically: orbax renames a finished temporary dir)."""
-  manager.save(
-    step,
-    args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      data=ocp.args.JsonSave(dict(data_state)),
-      model=ocp.args.JsonSave(dict(model_config)),
-    ),
-    force=True,
-  )
-  manager.wait_until_finished()
+  """Writes checkpoint ``step`` (atomically: orbax renames a finished temporary dir).
+
+  A full or read-only disk is ``storage.NoSpaceError`` / ``NotWritableError`` naming the
+  folder and the checkpoint kept; the half-written temporary folder is removed."""
+  directory = str(manager.directory)
+  kept = manager.latest_step()
+  try:
+    os.makedirs(directory, exist_ok=True)  # deleted while the run trained: write it anew
+    manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=ocp.args.JsonSave(dict(data_state)),
+        model=ocp.args.JsonSave(dict(model_config)),
+      ),
+      force=True,
+    )
+    manager.wait_until_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    where = f"checkpoint {kept} is kept" if kept is not None else "no checkpoint was written yet"
+    error = storage.as_storage_error(e, directory, f"saving checkpoint {step}", where)
+    if error is None:
+      raise
+    for partial in glob.glob(os.path.join(glob.escape(directory), f"{step}.orbax-checkpoint-tmp*")):
+      shutil.rmtree(partial, ignore_errors=True)
+    raise error from e
 
 
 def _quarantine(manager: ocp.CheckpointManager, step: int) -> str:

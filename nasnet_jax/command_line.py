@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from absl import flags, logging
 
-from nasnet_jax import log_filters
+from nasnet_jax import log_filters, storage
 from nasnet_jax.extras import MissingExtraError
 
 # Exceptions that carry a message meant for the user. train_lib.NonFiniteLossError is a
@@ -31,6 +31,7 @@ USER_ERRORS = (
   IsADirectoryError,
   PermissionError,
   MissingExtraError,
+  storage.NoSpaceError,
 )
 _USER_ERROR_NAMES = ("NonFiniteLossError",)
 
@@ -67,6 +68,10 @@ def run(function: Callable[[], object]) -> object:
   except Exception as e:  # pylint: disable=broad-except
     if is_user_error(e):
       fail(e)
+    if isinstance(e, OSError):  # a full or read-only disk, wherever it was hit
+      disk = storage.as_storage_error(e, e.filename or "the output folder", "writing")
+      if disk is not None:
+        fail(disk)
     raise
 
 

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from nasnet_jax import command_line, image_io
+from nasnet_jax import command_line, image_io, storage
 
 BACKENDS = ("auto", "jax", "onnxruntime")
 AUTO_RULE = (
@@ -141,6 +141,12 @@ def run(argv: list[str] | None = None) -> int:
   if not jobs:
     command_line.print_error("nothing to derain")
     return 1
+  try:  # a read-only or full output disk: one line, before the model is loaded
+    for folder in sorted({os.path.dirname(out) for _, out in jobs}):
+      storage.check_writable(folder, "--output_dir")
+  except command_line.USER_ERRORS as e:
+    command_line.print_error(e)
+    return 1
 
   command_line.quiet(args.verbose)
   # Imported here so that --help and argument errors answer at once.
@@ -161,10 +167,22 @@ def run(argv: list[str] | None = None) -> int:
     try:
       photo = image_io.read_photo(path)
       photo.rgb = derainer(photo.rgb)
-      image_io.write_photo(out, photo)
-      done += 1
     except Exception as e:  # pylint: disable=broad-except
       fail(path, str(e) or type(e).__name__, write=bar.write)
+      continue
+    try:
+      image_io.write_photo(out, photo)
+    except Exception as e:  # pylint: disable=broad-except
+      disk = storage.as_storage_error(e, os.path.dirname(out), f"writing {out}", f"{done} written")
+      if disk is not None:  # every image after it would fail the same way: stop here
+        bar.close()
+        if os.path.exists(out):  # half written (never an input: checked above)
+          os.remove(out)
+        command_line.print_error(disk)
+        return 1
+      fail(path, str(e) or type(e).__name__, write=bar.write)
+      continue
+    done += 1
   elapsed = time.time() - start
   print(
     f"derained {done} of {done + len(failures)} image(s) into {args.output_dir} in "

@@ -12,6 +12,9 @@ HARMLESS_LOG_LINES = (
   "for deletion",  # orbax after a resume
   "read_only=True",  # orbax, restoring read-only
   "Given directory is read only",
+  # orbax's background writer threads; the same error reaches the caller, which says it
+  # in one line (checkpointing.save).
+  "_SignalingThread.run() raised an exception",
 )
 
 

@@ -108,3 +108,26 @@ def truncate_after(path: str, last_step: int) -> None:
     with open(tmp, "w") as f:
       f.writelines(keep)
     os.replace(tmp, path)
+
+
+class StepTimer:
+  """Training speed between two logs, leaving out in-training evaluations.
+
+  ``lap(step)`` returns (steps, seconds) since the previous lap; ``exclude(seconds)``
+  takes an evaluation's time out of the running interval, so that the next lap's img/s
+  and s/step do not depend on whether an evaluation fell between the two logs.
+  (Checkpoint saves and the fetch before a log still count.)
+  """
+
+  def __init__(self, step: int, clock=time.time):
+    self._clock = clock
+    self._step, self._start = step, clock()
+
+  def exclude(self, seconds: float) -> None:
+    self._start += seconds
+
+  def lap(self, step: int) -> tuple[int, float]:
+    now = self._clock()
+    done, seconds = step - self._step, now - self._start
+    self._step, self._start = step, now
+    return done, seconds

@@ -42,11 +42,13 @@ from nasnet_jax import (
   losses,
   metric_writers,
   optimizers,
+  storage,
   training_eval,
 )
 from nasnet_jax.data import pipeline, training_pair
 from nasnet_jax.models import convolution, create_model, init_params
 from nasnet_jax.stop_request import StopRequest
+from nasnet_jax.workdir_lock import WorkdirLock
 
 
 class TrainState(train_state.TrainState):
@@ -215,29 +217,6 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-class StepTimer:
-  """Training speed between two logs, leaving out in-training evaluations.
-
-  ``lap(step)`` returns (steps, seconds) since the previous lap; ``exclude(seconds)``
-  takes an evaluation's time out of the running interval, so that the next lap's img/s
-  and s/step do not depend on whether an evaluation fell between the two logs.
-  (Checkpoint saves and the fetch before a log still count.)
-  """
-
-  def __init__(self, step: int, clock=time.time):
-    self._clock = clock
-    self._step, self._start = step, clock()
-
-  def exclude(self, seconds: float) -> None:
-    self._start += seconds
-
-  def lap(self, step: int) -> tuple[int, float]:
-    now = self._clock()
-    done, seconds = step - self._step, now - self._start
-    self._step, self._start = step, now
-    return done, seconds
-
-
 def _every(step: int, period: int) -> bool:
   """True every ``period`` steps; a period of 0 (or less) never."""
   return period > 0 and step % period == 0
@@ -250,7 +229,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   NonFiniteLossError if the loss diverges (the last good checkpoint is kept).
   """
   training = build_training(config)  # every config error before anything is built
-  os.makedirs(workdir, exist_ok=True)
+  storage.check_writable(workdir, "--workdir")
+  with WorkdirLock(workdir):  # one run per workdir
+    return _train(training, workdir)
+
+
+def _train(training: Training, workdir: str) -> TrainState:
+  """``train_and_evaluate``'s loop, once the config is bound and the workdir is ours."""
+  config = training.config
   mixture = config_checks.mixture_entries(config)
   model = training.model
   model_cfg = model_config_dict(config)
@@ -326,7 +312,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     checkpointing.save(manager, step, state, data_state, model_cfg)
 
   pending = []
-  timer = StepTimer(start_step)
+  timer = metric_writers.StepTimer(start_step)
   step = start_step
   with (
     StopRequest(training.mesh) as stop,

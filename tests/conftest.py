@@ -120,3 +120,33 @@ def run_script(args, env=None, timeout=600, check=True):
   if check and proc.returncode != 0:
     raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
   return proc
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+  """``mount(size) -> folder``: a real tmpfs of ``size`` bytes (a full or read-only disk
+  for the fault tests; ``remount(folder, options)`` changes it). Needs root, as CI is;
+  elsewhere the test is skipped with the reason."""
+  mounted = []
+
+  def mount(size: int) -> str:
+    folder = tmp_path / f"tmpfs{len(mounted)}"
+    folder.mkdir()
+    proc = subprocess.run(
+      ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+      capture_output=True,
+      text=True,
+    )
+    if proc.returncode != 0:
+      pytest.skip(f"mounting a tmpfs needs root: {proc.stderr.strip()}")
+    mounted.append(str(folder))
+    return str(folder)
+
+  yield mount
+  for folder in reversed(mounted):
+    subprocess.run(["umount", "-l", folder], capture_output=True)
+
+
+def remount(folder: str, options: str) -> None:
+  """``mount -o remount,<options>`` (e.g. "ro", "rw", "size=4m") of a ``tmpfs`` folder."""
+  subprocess.run(["mount", "-o", f"remount,{options}", folder], check=True)

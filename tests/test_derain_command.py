@@ -11,6 +11,7 @@ import tifffile
 from PIL import Image
 
 from nasnet_jax import image_io, inference
+from tests.conftest import remount
 from tests.test_export import tiny_export
 from tests.test_image_io import random_rgb, write_png16
 
@@ -163,3 +164,25 @@ def test_compilation_cache_keeps_the_programs_for_the_next_run(checkpoint, tmp_p
   np.testing.assert_array_equal(
     np.asarray(Image.open(tmp_path / "o2" / "a.png")), derainer(random_rgb(30, 41, 5))
   )
+
+
+def test_a_read_only_or_full_output_folder_is_one_line(checkpoint, tmp_path, tmpfs):
+  source, _ = checkpoint
+  Image.fromarray(random_rgb(40, 40, 14)).save(tmp_path / "a.png")
+  Image.fromarray(random_rgb(40, 40, 15)).save(tmp_path / "b.png")
+  disk = tmpfs(1 << 20)
+  remount(disk, "ro")
+  proc = _derain([f"--checkpoint={source}", tmp_path / "a.png", f"--output_dir={disk}/out"])
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert f"error: --output_dir={disk}/out is not writable (Read-only file system)" in proc.stderr
+  remount(disk, "rw,size=16k")  # room for the probe and one derained PNG, not two
+  filler = os.path.join(disk, "filler")
+  with open(filler, "wb") as f:
+    f.write(b"\1" * (8 << 10))
+  proc = _derain(
+    [f"--checkpoint={source}", tmp_path / "a.png", tmp_path / "b.png", f"--output_dir={disk}"]
+  )
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+  # a.png fits (two pages), b.png does not: the run stops there in one line.
+  assert f"error: no space left in {disk} while writing {disk}/b.png; 1 written" in proc.stderr
+  assert sorted(os.listdir(disk)) == ["a.png", "filler"]  # the half-written b.png is removed

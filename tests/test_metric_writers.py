@@ -30,3 +30,17 @@ def test_truncation_on_resume_keeps_the_restored_steps_and_moves_the_rest(tmp_pa
   metric_writers.truncate_after(str(path), 4)  # nothing past step 4: unchanged
   assert path.read_text() == "".join(lines[:2])
   metric_writers.truncate_after(str(tmp_path / "absent.jsonl"), 0)  # no log yet: nothing
+
+
+def test_step_timer_leaves_evaluation_out_of_the_speed():
+  """An evaluation between two logs (periods that do not divide) is not counted as
+  training time, and the steps before it still are."""
+  now = [100.0]
+  timer = metric_writers.StepTimer(0, clock=lambda: now[0])
+  now[0] = 105.0  # steps 1-5 in 5 s, then an evaluation of 60 s
+  now[0] += 60.0
+  timer.exclude(60.0)
+  now[0] += 5.0  # steps 6-10 in 5 s, then the log
+  assert timer.lap(10) == (10, 10.0)
+  now[0] += 4.0
+  assert timer.lap(12) == (2, 4.0)

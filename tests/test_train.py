@@ -426,17 +426,3 @@ def test_the_finite_check_before_a_save_is_one_reduction():
   assert not bool(train_lib._all_finite(params))
   # One program whose result is a single scalar: one host sync per save, not one per leaf.
   assert train_lib._all_finite(params).shape == ()
-
-
-def test_step_timer_leaves_evaluation_out_of_the_speed():
-  """An evaluation between two logs (periods that do not divide) is not counted as
-  training time, and the steps before it still are."""
-  now = [100.0]
-  timer = train_lib.StepTimer(0, clock=lambda: now[0])
-  now[0] = 105.0  # steps 1-5 in 5 s, then an evaluation of 60 s
-  now[0] += 60.0
-  timer.exclude(60.0)
-  now[0] += 5.0  # steps 6-10 in 5 s, then the log
-  assert timer.lap(10) == (10, 10.0)
-  now[0] += 4.0
-  assert timer.lap(12) == (2, 4.0)

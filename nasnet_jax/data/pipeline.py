@@ -26,6 +26,7 @@ from PIL import Image
 from nasnet_jax.data import (
   builders,  # noqa: F401
   overlap,
+  shard_check,
   synthetic_rain_builder,  # noqa: F401
 )
 
@@ -120,7 +121,8 @@ def get_data_source(
     raise ValueError(
       f"dataset {name!r} has no split {split!r}; it has {sorted(builder.info.splits)}"
     )
-  source = builder.as_data_source(split=split)
+  shard_check.check_shards(builder, name, split)  # a damaged shard: one line, naming it
+  source = shard_check.NamedReadErrors(builder.as_data_source(split=split), builder, name, split)
   if drop_test_overlap:
     total = len(source)
     source, dropped, others = overlap.without_overlap(builder, split, source)
