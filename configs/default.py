@@ -90,6 +90,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.overlap = -1
   config.eval.ensemble = False  # x8 flips/rotations, averaged
   config.eval.dtype = "float32"  # or "bfloat16"
+  # A folder of real rainy photos without ground truth (SPA-Data's real test without its
+  # ground truth, Internet-Data, your own): `evaluate.py --split=real_rain` derains them
+  # and scores input vs output with the no-reference niqe and brisque (docs/evaluation.md).
+  config.eval.real_rain_dir = config_dict.placeholder(str)
   return config
 
 

@@ -1,8 +1,10 @@
-"""Scoring deraining results: a model on a dataset split, or saved outputs in a folder.
+"""Scoring deraining results: a model on a dataset split or a folder of photos, or saved
+outputs in a folder.
 
-Both report, per protocol (see ``nasnet_jax.metrics``), the mean PSNR/SSIM of the output
-beside that of the rainy input, overall and per rain type where examples carry one, and
-write ``per_image.csv`` and ``summary.json``.
+All report, per protocol (see ``nasnet_jax.metrics``), the mean score of the output beside
+that of the rainy input, overall and per rain type where examples carry one, and write
+``per_image.csv`` and ``summary.json``: PSNR/SSIM against the ground truth, and for real
+rain without one, the no-reference NIQE/BRISQUE of each image alone.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -24,14 +26,35 @@ import numpy as np
 from nasnet_jax import image_io, inference, metrics
 
 
+def split_protocols(protocols: Sequence[str]) -> tuple[list[str], list[str]]:
+  """(full-reference, no-reference) protocols of ``protocols``, each in the order given;
+  ValueError naming the unknown ones."""
+  known = metrics.PROTOCOLS + metrics.NO_REFERENCE_PROTOCOLS
+  unknown = [p for p in protocols if p not in known]
+  if unknown:
+    raise ValueError(f"unknown protocol(s) {unknown}; choose from {known}")
+  full = [p for p in protocols if p in metrics.PROTOCOLS]
+  return full, [p for p in protocols if p in metrics.NO_REFERENCE_PROTOCOLS]
+
+
 def score_pair(
-  pred: np.ndarray, gt: np.ndarray, protocols: Sequence[str], prefix: str = ""
+  pred: np.ndarray, gt: np.ndarray | None, protocols: Sequence[str], prefix: str = ""
 ) -> dict[str, float]:
-  """{prefix + "psnr_<protocol>": ..., prefix + "ssim_<protocol>": ...} for uint8 images."""
+  """The scores of uint8 (H, W, 3) ``pred``: {prefix + "psnr_<p>", prefix + "ssim_<p>"}
+  against ``gt`` for each full-reference protocol p, {prefix + "<p>"} of ``pred`` alone
+  for each no-reference one (niqe, brisque). ``gt`` may be None when all are no-reference."""
+  full, no_reference = split_protocols(protocols)
+  if full and gt is None:
+    raise ValueError(
+      f"protocol(s) {full} compare with a ground truth, which is missing here; without one, "
+      f"score with {','.join(metrics.NO_REFERENCE_PROTOCOLS)}"
+    )
   row = {}
-  for p in protocols:
+  for p in full:
     row[f"{prefix}psnr_{p}"] = metrics.psnr(pred, gt, p)
     row[f"{prefix}ssim_{p}"] = metrics.ssim(pred, gt, p)
+  for p in no_reference:
+    row[f"{prefix}{p}"] = metrics.no_reference_score(pred, p)
   return row
 
 
@@ -69,8 +92,9 @@ def evaluate_model(
     model, params: the network; ``params`` on the host, on a device, or replicated over
       devices (as the trainer holds them).
     examples: dicts with ``rainy`` and ``clean`` (uint8 HxWx3), ``id`` and optionally
-      ``rain_type``.
-    protocols: scoring protocols.
+      ``rain_type``; without ``clean`` (real rain, ``folder_examples``) only the
+      no-reference protocols can score.
+    protocols: scoring protocols (``metrics.PROTOCOLS``, ``metrics.NO_REFERENCE_PROTOCOLS``).
     output_dir: if given, each derained image is written there as ``<id>.png`` by the
       process that scored it.
     on_image: optional callback ``(index, example, derained_uint8)``, called (one at a
@@ -80,8 +104,10 @@ def evaluate_model(
     devices: this process's devices to use (default ``jax.local_devices()``).
 
   Returns:
-    One row per image: id, rain_type (if any), and input_/output psnr/ssim per protocol.
+    One row per image: id, rain_type (if any), and input_/output psnr/ssim per
+    full-reference protocol, input_/output score per no-reference one.
   """
+  split_protocols(protocols)  # unknown names fail before any image is derained
   devices = list(devices or jax.local_devices())
   host_params = jax.tree.map(_to_host, params)
   derainers = [
@@ -102,8 +128,8 @@ def evaluate_model(
     row = {"id": ex["id"]}
     if "rain_type" in ex:
       row["rain_type"] = ex["rain_type"]
-    row.update(score_pair(ex["rainy"], ex["clean"], protocols, prefix="input_"))
-    row.update(score_pair(derained, ex["clean"], protocols))
+    row.update(score_pair(ex["rainy"], ex.get("clean"), protocols, prefix="input_"))
+    row.update(score_pair(derained, ex.get("clean"), protocols))
     if output_dir:
       image_io.write_png(os.path.join(output_dir, _safe_name(ex["id"]) + ".png"), derained)
     if on_image is not None:
@@ -181,6 +207,9 @@ def _safe_name(example_id: str) -> str:
 
 
 CLEAN = "clean"  # rain_type of rain-free examples (input == target)
+# evaluate.py's name for a folder of real rainy photos without ground truth
+# (config.eval.real_rain_dir or --input_dir), scored with the no-reference protocols.
+REAL_RAIN_SPLIT = "real_rain"
 HELDOUT_PREFIX = "heldout_"  # rain_type prefix of the held-out renderer's examples
 
 
@@ -220,13 +249,38 @@ def format_table(summary: Mapping[str, Mapping[str, float]], protocols: Sequence
   """A plain-text table: one line per group and protocol, input vs output.
 
   The ``clean`` group's input equals its target, so it shows only how close the output
-  stays to the input (higher is better; 40 dB is about one grey level of error).
+  stays to the input (higher is better; 40 dB is about one grey level of error). The
+  no-reference protocols (lower is better) get a block of their own below.
   """
+  full, no_reference = split_protocols(protocols)
+  finite = lambda v: v is not None and math.isfinite(v)
+  lines = []
+  if full:
+    lines += _full_reference_lines(summary, full, finite)
+  if no_reference:
+    if lines:
+      lines.append("")
+    lines.append(
+      f"{'group':<22} {'n':>4} {'protocol':<10} {'input':>10} {'output':>8} {'change':>7}"
+      "   (no reference: lower is better)"
+    )
+    for group, entry in summary.items():
+      for p in no_reference:
+        if p not in entry:
+          continue
+        inp, out = entry.get(f"input_{p}"), entry[p]
+        change = f"{out - inp:+7.2f}" if finite(inp) and finite(out) else f"{'-':>7}"
+        inp_s = f"{inp:10.2f}" if finite(inp) else f"{'-':>10}"
+        out_s = f"{out:8.2f}" if finite(out) else f"{'-':>8}"
+        lines.append(f"{group:<22} {entry['count']:>4} {p:<10} {inp_s} {out_s} {change}")
+  return "\n".join(lines)
+
+
+def _full_reference_lines(summary, protocols, finite) -> list[str]:
   lines = [
     f"{'group':<22} {'n':>4} {'protocol':<10} {'input PSNR':>10} {'PSNR':>8} "
     f"{'gain':>7} {'input SSIM':>10} {'SSIM':>7}"
   ]
-  finite = lambda v: v is not None and math.isfinite(v)
   for group, entry in summary.items():
     for p in protocols:
       if f"psnr_{p}" not in entry:
@@ -241,7 +295,7 @@ def format_table(summary: Mapping[str, Mapping[str, float]], protocols: Sequence
         f"{group:<22} {entry['count']:>4} {p:<10} {inp_s} {out:8.2f} {gain} "
         f"{inp_ssim_s} {entry[f'ssim_{p}']:7.4f}"
       )
-  return "\n".join(lines)
+  return lines
 
 
 def write_report(
@@ -286,19 +340,39 @@ def _list_images(folder: str) -> tuple[dict[str, str], list[str]]:
   return found, others
 
 
+def folder_examples(folder: str) -> Iterator[dict[str, Any]]:
+  """The images of ``folder`` (real rainy photos, no ground truth) as examples for
+  ``evaluate_model``: {"id": path relative to the folder without extension, "rainy":
+  uint8 (H, W, 3)}, in name order, each read when reached; non-image files are skipped
+  with a note."""
+  if not os.path.isdir(folder):
+    raise FileNotFoundError(f"{folder} is not a folder")
+  images, skipped = _list_images(folder)
+  if skipped:
+    print(f"note: skipping {len(skipped)} non-image file(s) in {folder} (e.g. {skipped[0]})")
+  if not images:
+    raise ValueError(f"{folder} holds no images ({', '.join(image_io.IMAGE_EXTENSIONS)})")
+  for key in sorted(images):
+    yield {"id": key, "rainy": image_io.read_image(images[key])}
+
+
 def evaluate_folders(
   results_dir: str,
-  target_dir: str,
+  target_dir: str | None = None,
   protocols: Sequence[str] = ("y8",),
   input_dir: str | None = None,
 ) -> list[dict[str, Any]]:
-  """Scores saved outputs in ``results_dir`` against ground truth in ``target_dir``.
+  """Scores saved outputs in ``results_dir``, against ground truth in ``target_dir`` or,
+  without one (real rain), with the no-reference protocols alone.
 
   Files are paired by their path relative to each folder, without the extension (so
-  ``a/1.png`` pairs with ``a/1.jpg``). Every result must have a target of the same size
-  and every target a result (a missing result would quietly score a subset): otherwise
-  every such file is listed on stderr, then ValueError. Non-image files are skipped with a
-  note. With ``input_dir`` (the rainy inputs, same names), the input's scores are reported too.
+  ``a/1.png`` pairs with ``a/1.jpg``). With ``target_dir``, every result must have a
+  target of the same size and every target a result (a missing result would quietly score
+  a subset). With ``input_dir`` (the rainy inputs, same names), the input's scores are
+  reported too, and every result needs an input (without ``target_dir`` also every input
+  a result; sizes may then differ, as some methods crop). Otherwise every such file is
+  listed on stderr, then ValueError, before anything is written. Non-image files are
+  skipped with a note. A full-reference protocol without ``target_dir`` is a ValueError.
   """
   for name, folder in (
     ("--results_dir", results_dir),
@@ -307,8 +381,14 @@ def evaluate_folders(
   ):
     if folder is not None and not os.path.isdir(folder):
       raise FileNotFoundError(f"{name}={folder} is not a folder")
+  full, _ = split_protocols(protocols)
+  if full and target_dir is None:
+    raise ValueError(
+      f"--protocols={','.join(full)} compare with ground truth: pass --target_dir=GT, or "
+      f"score without one with --protocols={','.join(metrics.NO_REFERENCE_PROTOCOLS)}"
+    )
   results, skipped = _list_images(results_dir)
-  targets, _ = _list_images(target_dir)
+  targets = _list_images(target_dir)[0] if target_dir else None
   inputs = _list_images(input_dir)[0] if input_dir else {}
   if skipped:
     print(
@@ -319,40 +399,39 @@ def evaluate_folders(
     raise ValueError(
       f"--results_dir={results_dir} holds no images ({', '.join(image_io.IMAGE_EXTENSIONS)})"
     )
-  problems = [
-    (results[k], f"no ground truth {k}.* in {target_dir}")
-    for k in sorted(set(results) - set(targets))
-  ]
-  problems += [
-    (targets[k], f"no result {k}.* in {results_dir}") for k in sorted(set(targets) - set(results))
-  ]
+  problems = []
+  if targets is not None:
+    problems += [
+      (results[k], f"no ground truth {k}.* in {target_dir}")
+      for k in sorted(set(results) - set(targets))
+    ]
+    problems += [
+      (targets[k], f"no result {k}.* in {results_dir}") for k in sorted(set(targets) - set(results))
+    ]
   if input_dir:
     problems += [
       (results[k], f"no input {k}.* in {input_dir}") for k in sorted(set(results) - set(inputs))
     ]
+    if targets is None:
+      problems += [
+        (inputs[k], f"no result {k}.* in {results_dir}") for k in sorted(set(inputs) - set(results))
+      ]
   rows = []
-  for key in sorted(set(results) & set(targets)):
-    pred = image_io.read_image(results[key])
-    gt = image_io.read_image(targets[key])
-    if pred.shape != gt.shape:
-      problems.append(
-        (
-          results[key],
-          f"is {pred.shape[1]}x{pred.shape[0]} but {targets[key]} is {gt.shape[1]}x{gt.shape[0]}",
-        )
-      )
+  for key in sorted(results):
+    if targets is not None and key not in targets:
       continue
+    pred = image_io.read_image(results[key])
+    gt = None
+    if targets is not None:
+      gt = image_io.read_image(targets[key])
+      if pred.shape != gt.shape:
+        problems.append((results[key], _size_mismatch(pred, targets[key], gt)))
+        continue
     row = {"id": key}
     if input_dir and key in inputs:
       rainy = image_io.read_image(inputs[key])
-      if rainy.shape != gt.shape:
-        problems.append(
-          (
-            inputs[key],
-            f"is {rainy.shape[1]}x{rainy.shape[0]} but "
-            f"{targets[key]} is {gt.shape[1]}x{gt.shape[0]}",
-          )
-        )
+      if gt is not None and rainy.shape != gt.shape:
+        problems.append((inputs[key], _size_mismatch(rainy, targets[key], gt)))
         continue
       row.update(score_pair(rainy, gt, protocols, prefix="input_"))
     row.update(score_pair(pred, gt, protocols))
@@ -363,6 +442,12 @@ def evaluate_folders(
     raise ValueError(
       f"{len(problems)} file(s) cannot be scored (listed above): every result "
       "needs a ground truth (and input) of the same name and size, and every "
-      "ground truth a result; nothing was written"
+      "ground truth (or, without one, every input) a result; nothing was written"
     )
   return rows
+
+
+def _size_mismatch(image: np.ndarray, other_path: str, other: np.ndarray) -> str:
+  return (
+    f"is {image.shape[1]}x{image.shape[0]} but {other_path} is {other.shape[1]}x{other.shape[0]}"
+  )

@@ -1,8 +1,11 @@
-"""PSNR and SSIM under the scoring protocols deraining papers report.
+"""PSNR and SSIM under the scoring protocols deraining papers report, and the no-reference
+NIQE and BRISQUE for real rain without ground truth.
 
 Reported numbers are comparable only under the same protocol (each is defined below).
-Every function here takes two uint8 images of the same shape (H, W, 3) -- the prediction
-and the ground truth -- and returns a Python float.
+``psnr`` and ``ssim`` take two uint8 images of the same shape (H, W, 3) -- the prediction
+and the ground truth -- and return a Python float. ``niqe`` and ``brisque`` (from
+``nasnet_jax.no_reference``, the authors' MATLAB code) take one image and return a float,
+lower is better; ``no_reference_score`` picks one by name.
 
 Protocols:
   ``"y8"``: Y of MATLAB ``rgb2ycbcr`` (BT.601 studio range) rounded to uint8, PSNR with
@@ -37,7 +40,11 @@ import jax.numpy as jnp
 import numpy as np
 from skimage import metrics as skmetrics
 
-PROTOCOLS = ("y8", "ydouble", "ydouble_ds", "rgb", "deraindrop")
+from nasnet_jax.no_reference import brisque, niqe
+
+PROTOCOLS = ("y8", "ydouble", "ydouble_ds", "rgb", "deraindrop")  # against ground truth
+NO_REFERENCE_PROTOCOLS = ("niqe", "brisque")  # one image alone; lower is better
+_NO_REFERENCE = {"niqe": niqe, "brisque": brisque}
 
 # MATLAB rgb2ycbcr, Y row, for R, G, B in [0, 1]: Y = 16/255 + (Y_WEIGHTS . rgb) / 255.
 _MATLAB_Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
@@ -150,6 +157,15 @@ def ssim(pred: np.ndarray, gt: np.ndarray, protocol: str = "y8") -> float:
     p, g = _deraindrop_y(pred, gt)
     return float(skmetrics.structural_similarity(g, p, data_range=255))
   raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+
+
+def no_reference_score(image: np.ndarray, protocol: str) -> float:
+  """``niqe`` or ``brisque`` (``protocol``) of one uint8 (H, W, 3) image; lower is better."""
+  if protocol not in _NO_REFERENCE:
+    raise ValueError(
+      f"unknown no-reference protocol {protocol!r}; choose one of {NO_REFERENCE_PROTOCOLS}"
+    )
+  return _NO_REFERENCE[protocol](image)
 
 
 def _deraindrop_y(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -161,3 +162,124 @@ def test_summary_separates_own_heldout_and_clean_rows():
   table = evaluation.format_table(summary, ["y8"])
   clean_line = [line for line in table.splitlines() if line.startswith("clean")][0]
   assert "40.00" in clean_line and "nan" not in clean_line and "inf" not in clean_line
+
+
+# ----------------------------------------------------------------------------- real rain
+
+
+@pytest.fixture(scope="module")
+def real_rain(tmp_path_factory):
+  """Two 'real rainy' photos (crops of the shipped photos, one as JPEG) and their
+  'derained' outputs (blurred), no ground truth: (inputs, results, {name: (rainy, out)})."""
+  from nasnet_jax.data import photos  # pylint: disable=g-import-not-at-top
+
+  root = tmp_path_factory.mktemp("real_rain")
+  inputs, results = str(root / "inputs"), str(root / "results")
+  pairs = {}
+  for name, photo, box, ext in (
+    ("cat", "chelsea", (50, 150, 100, 220), ".png"),
+    ("sub/cup", "coffee", (100, 210, 200, 300), ".jpg"),
+  ):
+    top, bottom, left, right = box
+    rainy = photos.load_photo(photo)[top:bottom, left:right]
+    save(os.path.join(inputs, name + ext), rainy)
+    rainy = image_io.read_image(os.path.join(inputs, name + ext))  # as decoded
+    out = np.asarray(Image.fromarray(rainy).resize((rainy.shape[1] // 2, rainy.shape[0] // 2)))
+    out = np.asarray(Image.fromarray(out).resize((rainy.shape[1], rainy.shape[0])))
+    save(os.path.join(results, name + ".png"), out)
+    pairs[name] = (rainy, out)
+  return inputs, results, pairs
+
+
+def test_folders_without_ground_truth_are_scored_with_no_reference(real_rain, capsys):
+  inputs, results, pairs = real_rain
+  rows = evaluation.evaluate_folders(results, None, ("niqe", "brisque"), input_dir=inputs)
+  assert [r["id"] for r in rows] == ["cat", os.path.join("sub", "cup")]
+  for row in rows:
+    rainy, out = pairs[row["id"].replace(os.sep, "/")]
+    assert list(row) == ["id", "input_niqe", "input_brisque", "niqe", "brisque"]
+    assert row["niqe"] == metrics.niqe(out) and row["input_brisque"] == metrics.brisque(rainy)
+  table = evaluation.format_table(evaluation.summarize(rows), ["niqe", "brisque"])
+  assert "lower is better" in table.splitlines()[0]
+  assert re.search(r"^all\s+2 niqe\s+[\d.]+\s+[\d.]+\s+[-+][\d.]+$", table, re.M)
+  with pytest.raises(ValueError, match=r"^--protocols=y8 compare with ground truth: pass"):
+    evaluation.evaluate_folders(results, None, ("y8", "niqe"))
+
+
+def test_without_ground_truth_every_input_needs_a_result(real_rain, tmp_path, capsys):
+  inputs, results, pairs = real_rain
+  extra_input = tmp_path / "inputs"
+  shutil.copytree(inputs, extra_input)
+  save(str(extra_input / "dog.png"), pairs["cat"][0])
+  with pytest.raises(ValueError, match=r"^1 file\(s\) cannot be scored"):
+    evaluation.evaluate_folders(results, None, ("niqe",), input_dir=str(extra_input))
+  assert "dog.png: no result dog.*" in capsys.readouterr().err
+
+
+def test_ground_truth_and_no_reference_protocols_together(folders):
+  """With a target, the no-reference scores sit beside PSNR/SSIM (96x96 images: NIQE's
+  smallest)."""
+  results, targets, _, _ = folders
+  for folder in (results, targets):
+    for name in ("a", "b", os.path.join("sub", "c")):
+      os.remove(os.path.join(folder, name + ".png"))
+  rng = np.random.default_rng(4)
+  gt = np.clip(rng.normal(128, 40, (96, 100, 3)), 0, 255).astype(np.uint8)
+  save(os.path.join(targets, "x.png"), gt)
+  save(os.path.join(results, "x.png"), np.roll(gt, 1, axis=0))
+  rows = evaluation.evaluate_folders(results, targets, ("y8", "niqe"))
+  assert list(rows[0]) == ["id", "psnr_y8", "ssim_y8", "niqe"]
+  assert rows[0]["niqe"] == metrics.niqe(np.roll(gt, 1, axis=0))
+
+
+def test_evaluate_cli_on_real_rain_without_ground_truth(real_rain, tmp_path):
+  inputs, results, pairs = real_rain
+  out = tmp_path / "scores"
+  proc = run_script(
+    ["evaluate.py", f"--results_dir={results}", f"--input_dir={inputs}", f"--output_dir={out}"]
+  )
+  assert "(no reference: lower is better)" in proc.stdout
+  assert re.search(r"^all\s+2 brisque ", proc.stdout, re.M)
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["protocols"] == ["niqe", "brisque"] and summary["target_dir"] is None
+  with open(out / "per_image.csv") as f:
+    row = next(csv.DictReader(f))
+  assert float(row["input_niqe"]) == pytest.approx(metrics.niqe(pairs["cat"][0]), abs=1e-9)
+  bad = run_script(["evaluate.py", f"--results_dir={results}", "--protocols=y8"], check=False)
+  assert bad.returncode == 1
+  assert bad.stderr.strip().splitlines() == [
+    "error: --protocols=y8 compare with ground truth, which real rain has not: pass "
+    "--target_dir=GT, or use --protocols=niqe,brisque"
+  ]
+  bad = run_script(["evaluate.py", f"--target_dir={results}"], check=False)
+  assert bad.returncode == 1 and "--target_dir needs --results_dir" in bad.stderr
+
+
+def test_evaluate_cli_derains_a_folder_of_real_photos(real_rain, tmp_path):
+  """--pretrained --input_dir: the shipped model on real photos, scored without ground
+  truth; --split=real_rain takes the folder from config.eval.real_rain_dir."""
+  inputs, _, pairs = real_rain
+  out = tmp_path / "model_scores"
+  proc = run_script(
+    [
+      "evaluate.py",
+      "--pretrained",
+      f"--input_dir={inputs}",
+      f"--output_dir={out}",
+      "--protocols=niqe",
+      "--save_images",
+    ]
+  )
+  assert re.search(r"^all\s+2 niqe ", proc.stdout, re.M)
+  with open(out / "per_image.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["id"] for r in rows] == ["cat", os.path.join("sub", "cup")]
+  derained = image_io.read_image(str(out / "images" / "cat.png"))
+  assert float(rows[0]["niqe"]) == pytest.approx(metrics.niqe(derained), abs=1e-9)
+  assert float(rows[0]["input_niqe"]) == pytest.approx(metrics.niqe(pairs["cat"][0]), abs=1e-9)
+  bad = run_script(
+    ["evaluate.py", "--config=configs/synthetic.py", "--pretrained", "--split=real_rain"],
+    check=False,
+  )
+  assert bad.returncode == 1
+  assert "error: --split=real_rain derains the photos in config.eval.real_rain_dir" in bad.stderr
