@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from nasnet_jax import evaluation, image_io, metrics
-from tests.conftest import run_script
+from tests.conftest import remount, run_script
 
 
 def save(path, array, mode=None):
@@ -283,3 +283,33 @@ def test_evaluate_cli_derains_a_folder_of_real_photos(real_rain, tmp_path):
   )
   assert bad.returncode == 1
   assert "error: --split=real_rain derains the photos in config.eval.real_rain_dir" in bad.stderr
+
+
+def test_a_read_only_output_dir_is_one_line_before_scoring(folders, tmpfs):
+  results, targets, _, _ = folders
+  disk = tmpfs(1 << 20)
+  remount(disk, "ro")
+  proc = run_script(
+    [
+      "evaluate.py",
+      f"--results_dir={results}",
+      f"--target_dir={targets}",
+      f"--output_dir={disk}/scores",
+    ],
+    check=False,
+  )
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+  assert proc.stderr.strip() == (
+    f"error: --output_dir={disk}/scores is not writable (Read-only file system); pass a "
+    "folder on a writable disk"
+  )
+  remount(disk, "rw")
+  run_script(
+    [
+      "evaluate.py",
+      f"--results_dir={results}",
+      f"--target_dir={targets}",
+      f"--output_dir={disk}/scores",
+    ]
+  )
+  assert sorted(os.listdir(f"{disk}/scores")) == ["per_image.csv", "summary.json"]
