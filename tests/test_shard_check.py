@@ -56,3 +56,12 @@ def test_every_shard_is_opened_and_counted(tiny_data_dir, tmp_path):
   os.remove(shard)
   with pytest.raises(shard_check.DamagedDatasetError, match="the file is missing"):
     shard_check.check_shards(builder, "tiny_rain/mixed", "train")
+
+
+def test_the_wrapper_pickles_for_worker_processes():
+  import pickle  # pylint: disable=g-import-not-at-top
+
+  builder = _builder([("/d/x-train.array_record-00000-of-00001", 3)])
+  source = shard_check.NamedReadErrors([{"id": 0}, {"id": 1}, {"id": 2}], builder, "x", "train")
+  again = pickle.loads(pickle.dumps(source))
+  assert len(again) == 3 and again[2] == {"id": 2}

@@ -88,4 +88,6 @@ class NamedReadErrors:
     return self._shards[-1][0] if self._shards else "?"
 
   def __getattr__(self, attribute):  # everything else: the wrapped source's
+    if attribute.startswith("__") or attribute == "_source":  # e.g. while unpickling
+      raise AttributeError(attribute)
     return getattr(self._source, attribute)
