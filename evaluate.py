@@ -33,7 +33,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from nasnet_jax import command_line, evaluation, metrics, storage
+from nasnet_jax import command_line, evaluation, hosts, metrics, storage
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -151,8 +151,10 @@ def _score_model():
     examples = pipeline.eval_examples(source, FLAGS.max_images or None)
     extra["dataset"] = config.data.name
   output_dir = FLAGS.output_dir or default_output
-  if jax.process_index() == 0:  # a read-only or full disk: said before scoring
-    storage.check_writable(output_dir, "--output_dir")
+  # A read-only or full disk, said before scoring (every host writes with --save_images).
+  hosts.check_on_every_host(
+    lambda: storage.check_writable(output_dir, "--output_dir"), "--output_dir"
+  )
   options = evaluation.inference_options(config.eval if config is not None else {})
   rows = evaluation.evaluate_model(
     model,

@@ -65,7 +65,10 @@ def save(
     )
     manager.wait_until_finished()
   except Exception as e:  # pylint: disable=broad-except
-    where = f"checkpoint {kept} is kept" if kept is not None else "no checkpoint was written yet"
+    if kept is not None and os.path.isdir(os.path.join(directory, str(kept))):
+      where = f"checkpoint {kept} is kept"
+    else:
+      where = "no earlier checkpoint is in it"
     error = storage.as_storage_error(e, directory, f"saving checkpoint {step}", where)
     if error is None:
       raise

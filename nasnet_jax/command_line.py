@@ -33,7 +33,7 @@ USER_ERRORS = (
   MissingExtraError,
   storage.NoSpaceError,
 )
-_USER_ERROR_NAMES = ("NonFiniteLossError",)
+_USER_ERROR_NAMES = ("NonFiniteLossError", "OtherHostError")
 
 
 def one_line(error: BaseException | str) -> str:
@@ -69,7 +69,8 @@ def run(function: Callable[[], object]) -> object:
     if is_user_error(e):
       fail(e)
     if isinstance(e, OSError):  # a full or read-only disk, wherever it was hit
-      disk = storage.as_storage_error(e, e.filename or "the output folder", "writing")
+      where = e.filename or f"a folder this command writes to ({e.strerror})"
+      disk = storage.as_storage_error(e, where, "writing")
       if disk is not None:
         fail(disk)
     raise

@@ -175,9 +175,7 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as e:  # pylint: disable=broad-except
       disk = storage.as_storage_error(e, os.path.dirname(out), f"writing {out}", f"{done} written")
       if disk is not None:  # every image after it would fail the same way: stop here
-        bar.close()
-        if os.path.exists(out):  # half written (never an input: checked above)
-          os.remove(out)
+        bar.close()  # (image_io writes through a temporary file: no half-written output)
         command_line.print_error(disk)
         return 1
       fail(path, str(e) or type(e).__name__, write=bar.write)

@@ -15,7 +15,7 @@ import uuid
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 NOT_WRITABLE_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 # What tensorstore (orbax's writer) says instead of an errno.
-NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded", "RESOURCE_EXHAUSTED")
+NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded")
 NOT_WRITABLE_TEXT = ("Read-only file system", "Permission denied")
 
 

@@ -39,6 +39,7 @@ from jax.sharding import PartitionSpec as P
 from nasnet_jax import (
   checkpointing,
   config_checks,
+  hosts,
   losses,
   metric_writers,
   optimizers,
@@ -229,7 +230,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   NonFiniteLossError if the loss diverges (the last good checkpoint is kept).
   """
   training = build_training(config)  # every config error before anything is built
-  storage.check_writable(workdir, "--workdir")
+  hosts.check_on_every_host(lambda: storage.check_writable(workdir, "--workdir"), "--workdir")
   with WorkdirLock(workdir):  # one run per workdir
     return _train(training, workdir)
 

@@ -12,15 +12,18 @@ the others. On NFS, Linux emulates ``flock`` with POSIX locks, which hold across
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import json
 import os
 import socket
 
 import jax
-import numpy as np
+
+from nasnet_jax import hosts
 
 LOCK_FILE = "lock"
+LOCK_FILE_PROBLEM = "the run's lock file"
 
 
 class WorkdirInUseError(FileExistsError):
@@ -49,28 +52,10 @@ class WorkdirLock:
   def __enter__(self) -> WorkdirLock:
     refused = None
     if jax.process_index() == 0:
-      self._file = open(self.path, "a+")
-      try:
-        fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-      except BlockingIOError:
-        refused = _holder(self.path)
-        self._file.close()
-        self._file = None
-      else:
-        self._file.seek(0)
-        self._file.truncate()
-        json.dump(
-          {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "processes": jax.process_count(),
-            "started": datetime.datetime.now().isoformat(timespec="seconds"),
-          },
-          self._file,
-        )
-        self._file.write("\n")
-        self._file.flush()
-    if not _on_every_host(refused is None):
+      refused = self._acquire()
+    if hosts.failed_hosts(refused is None):  # process 0's verdict, on every host
+      if refused and refused.startswith(LOCK_FILE_PROBLEM):
+        raise WorkdirInUseError(f"{refused}; fix it or pass another --workdir")
       who = refused or "another run (process 0 of this job says which)"
       raise WorkdirInUseError(
         f"{os.path.dirname(self.path)} is in use by another training run ({who}); "
@@ -78,18 +63,49 @@ class WorkdirLock:
       )
     return self
 
+  def _acquire(self) -> str | None:
+    """Takes the lock; returns who holds it instead, or None. A file system without
+    locks (Lustre without ``-o flock``, NFSv3 without lockd) trains unlocked, warned."""
+    try:
+      self._file = open(self.path, "a+")
+      fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      self._close()
+      return _holder(self.path)
+    except OSError as e:
+      self._close()
+      if e.errno in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP):
+        print(
+          f"WARNING: {self.path}: this file system has no locks ({e.strerror}); a second "
+          "run on this workdir would not be refused",
+          flush=True,
+        )
+        return None
+      return f"{LOCK_FILE_PROBLEM} {self.path} cannot be taken ({e.strerror})"
+    self._file.seek(0)
+    self._file.truncate()
+    json.dump(
+      {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "processes": jax.process_count(),
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+      },
+      self._file,
+    )
+    self._file.write("\n")
+    self._file.flush()
+    os.fsync(self._file.fileno())  # NFS: a second run on another host reads it now
+    return None
+
+  def _close(self) -> None:
+    if self._file is not None:
+      self._file.close()
+      self._file = None
+
   def __exit__(self, *exc) -> bool:
     if self._file is not None:
       fcntl.flock(self._file, fcntl.LOCK_UN)
       self._file.close()
       self._file = None
     return False
-
-
-def _on_every_host(ok: bool) -> bool:
-  """Process 0's ``ok``, the same on every host of the job."""
-  if jax.process_count() == 1:
-    return ok
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-
-  return bool(multihost_utils.broadcast_one_to_all(np.int32(ok)))

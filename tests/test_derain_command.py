@@ -178,11 +178,14 @@ def test_a_read_only_or_full_output_folder_is_one_line(checkpoint, tmp_path, tmp
   remount(disk, "rw,size=16k")  # room for the probe and one derained PNG, not two
   filler = os.path.join(disk, "filler")
   with open(filler, "wb") as f:
-    f.write(b"\1" * (8 << 10))
+    f.write(b"\1" * (4 << 10))
+  Image.fromarray(random_rgb(1, 1, 16)).save(os.path.join(disk, "b.png"))  # an earlier run's
+  earlier = open(os.path.join(disk, "b.png"), "rb").read()
   proc = _derain(
     [f"--checkpoint={source}", tmp_path / "a.png", tmp_path / "b.png", f"--output_dir={disk}"]
   )
   assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
   # a.png fits (two pages), b.png does not: the run stops there in one line.
   assert f"error: no space left in {disk} while writing {disk}/b.png; 1 written" in proc.stderr
-  assert sorted(os.listdir(disk)) == ["a.png", "filler"]  # the half-written b.png is removed
+  assert sorted(os.listdir(disk)) == ["a.png", "b.png", "filler"]  # no temporary file left
+  assert open(os.path.join(disk, "b.png"), "rb").read() == earlier  # an earlier output stays

@@ -65,3 +65,27 @@ def test_the_wrapper_pickles_for_worker_processes():
   source = shard_check.NamedReadErrors([{"id": 0}, {"id": 1}, {"id": 2}], builder, "x", "train")
   again = pickle.loads(pickle.dumps(source))
   assert len(again) == 3 and again[2] == {"id": 2}
+
+
+def test_errors_that_are_not_damage_get_no_advice_to_delete():
+  class Flaky:
+    def __init__(self, failures):
+      self.failures = failures
+
+    def __len__(self):
+      return 2
+
+    def __getitem__(self, index):
+      if self.failures:
+        self.failures -= 1
+        raise OSError(116, "Stale file handle")
+      return {"id": index}
+
+  builder = _builder([("/d/x-train.array_record-00000-of-00001", 2)])
+  once = shard_check.NamedReadErrors(Flaky(1), builder, "x", "train")
+  assert once[1] == {"id": 1}  # read again: the hiccup passed
+  always = shard_check.NamedReadErrors(Flaky(10), builder, "x", "train")
+  with pytest.raises(shard_check.DamagedDatasetError) as info:
+    always[0]
+  assert "cannot be read (OSError: [Errno 116] Stale file handle)" in str(info.value)
+  assert "delete" not in str(info.value)

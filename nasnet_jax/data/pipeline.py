@@ -22,6 +22,8 @@ import tensorflow_datasets as tfds
 from absl import logging
 from PIL import Image
 
+from nasnet_jax import hosts
+
 # Importing registers the builders with TFDS.
 from nasnet_jax.data import (
   builders,  # noqa: F401
@@ -121,7 +123,9 @@ def get_data_source(
     raise ValueError(
       f"dataset {name!r} has no split {split!r}; it has {sorted(builder.info.splits)}"
     )
-  shard_check.check_shards(builder, name, split)  # a damaged shard: one line, naming it
+  hosts.check_on_every_host(  # a damaged shard: one line naming it, on every host
+    lambda: shard_check.check_shards(builder, name, split), f"reading {name}"
+  )
   source = shard_check.NamedReadErrors(builder.as_data_source(split=split), builder, name, split)
   if drop_test_overlap:
     total = len(source)

@@ -9,6 +9,7 @@ that a record damaged further in is reported the same way when it is read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,11 @@ from array_record.python.array_record_module import ArrayRecordReader
 
 
 class DamagedDatasetError(ValueError):
-  """A shard of a prepared dataset cannot be read."""
+  """A shard of a prepared dataset is damaged, or cannot be read."""
+
+
+# What the array_record / riegeli readers say of a file whose bytes are wrong.
+DAMAGE_TEXT = ("Corrupt", "hash mismatch", "Riegeli", "truncated", "Unexpected end")
 
 
 def _message(shard: str, name: str, reason: str) -> str:
@@ -26,6 +31,18 @@ def _message(shard: str, name: str, reason: str) -> str:
   return (
     f"{shard}: damaged shard of dataset {name} ({reason}); rebuild it: delete {folder} "
     "and rerun the same command (it is built again, from manual_dir for a public dataset)"
+  )
+
+
+def _error(shard: str, name: str, error: BaseException) -> DamagedDatasetError:
+  """Damaged bytes get the advice to rebuild; anything else (permissions, too many open
+  files, a network file system's hiccup) does not: deleting would not help."""
+  reason = _first_line(error)
+  if any(text in str(error) for text in DAMAGE_TEXT):
+    return DamagedDatasetError(_message(shard, name, reason))
+  return DamagedDatasetError(
+    f"{shard} of dataset {name} cannot be read ({reason}); check its permissions and the "
+    "file system, then rerun"
   )
 
 
@@ -46,12 +63,17 @@ def check_shards(builder: tfds.core.DatasetBuilder, name: str, split: str) -> No
     shard = instruction.filename
     if not os.path.isfile(shard):
       raise DamagedDatasetError(_message(shard, name, "the file is missing"))
+    reader = None
     try:
       reader = ArrayRecordReader(shard)
       count = reader.num_records()
-      reader.close()
+      reader, opened = None, reader
+      opened.close()  # a damaged file may raise only here
     except Exception as e:  # pylint: disable=broad-except
-      raise DamagedDatasetError(_message(shard, name, _first_line(e))) from e
+      if reader is not None:
+        with contextlib.suppress(Exception):
+          reader.close()
+      raise _error(shard, name, e) from e
     if count != instruction.examples_in_shard:
       raise DamagedDatasetError(
         _message(
@@ -76,8 +98,12 @@ class NamedReadErrors:
       return self._source[index]
     except (IndexError, KeyError, TypeError):
       raise
+    except Exception:  # pylint: disable=broad-except
+      pass
+    try:  # once more: a network file system's hiccup passes, damaged bytes stay
+      return self._source[index]
     except Exception as e:  # pylint: disable=broad-except
-      raise DamagedDatasetError(_message(self._shard_of(index), self._name, _first_line(e))) from e
+      raise _error(self._shard_of(index), self._name, e) from e
 
   def _shard_of(self, index) -> str:
     position = int(index) % max(len(self), 1)
