@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny synthetic-rain dataset built once per test session, and one
 XLA compilation cache for the session."""
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -49,11 +50,20 @@ class TinyRain(synthetic_rain_builder.SyntheticRain):
 
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory):
-  """A TFDS data_dir holding tiny_rain/mixed (train 6 examples, test 11)."""
-  data_dir = str(tmp_path_factory.mktemp("tfds"))
-  builder = TinyRain(config="mixed", data_dir=data_dir, file_format="array_record")
-  builder.download_and_prepare()
-  return data_dir
+  """A TFDS data_dir holding tiny_rain/mixed (train 6 examples, test 11), built once for
+  all of pytest-xdist's workers (their temporary folders share a parent). Read it only:
+  a test that damages data copies it first."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent
+  data_dir = root / "tiny_rain_tfds"
+  with open(root / "tiny_rain_tfds.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait for the first one's build
+    if not (data_dir / "built").exists():
+      builder = TinyRain(config="mixed", data_dir=str(data_dir), file_format="array_record")
+      builder.download_and_prepare()
+      (data_dir / "built").write_text("")
+  return str(data_dir)
 
 
 def tiny_config(data_dir, **overrides):

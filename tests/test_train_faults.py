@@ -11,8 +11,6 @@ import signal
 import subprocess
 import sys
 
-import pytest
-
 from tests.conftest import ROOT, config_flags_for, remount, run_script
 
 
@@ -50,11 +48,12 @@ def _fill(folder, leave):
   return path
 
 
-def test_a_full_disk_while_saving_keeps_the_last_checkpoint_and_resumes(tiny_data_dir, tmpfs):
+def test_a_full_disk_and_a_read_only_workdir_lose_nothing_and_resume(tiny_data_dir, tmpfs):
   disk = tmpfs(8 << 20)
   workdir = os.path.join(disk, "run")
   _train(tiny_data_dir, workdir, check=True, total_steps=3)
   assert _steps(workdir) == [3]
+  # The disk fills up while checkpoint 6 is written.
   filler = _fill(disk, leave=48 << 10)  # room for the logs, not for a checkpoint
   proc = _train(tiny_data_dir, workdir)
   _one_line_error(
@@ -66,14 +65,7 @@ def test_a_full_disk_while_saving_keeps_the_last_checkpoint_and_resumes(tiny_dat
   assert _steps(workdir) == [3]
   assert not glob.glob(os.path.join(workdir, "checkpoints", "*tmp*"))  # no half checkpoint
   os.remove(filler)
-  proc = _train(tiny_data_dir, workdir, check=True)
-  assert "Resumed from" in proc.stdout and _steps(workdir) == [3, 6]
-
-
-def test_a_read_only_workdir_is_one_line_before_anything_is_built(tiny_data_dir, tmpfs):
-  disk = tmpfs(8 << 20)
-  workdir = os.path.join(disk, "run")
-  _train(tiny_data_dir, workdir, check=True, total_steps=3)
+  # The workdir's disk becomes read-only: said before anything is built.
   before = sorted(os.listdir(workdir))
   remount(disk, "ro")
   proc = _train(tiny_data_dir, workdir)
@@ -81,6 +73,7 @@ def test_a_read_only_workdir_is_one_line_before_anything_is_built(tiny_data_dir,
   assert "Model nasnet" not in proc.stdout  # stopped before the model was built
   remount(disk, "rw")
   assert sorted(os.listdir(workdir)) == before
+  # Both gone: the same command resumes from checkpoint 3.
   proc = _train(tiny_data_dir, workdir, check=True)
   assert "Resumed from" in proc.stdout and _steps(workdir) == [3, 6]
 
@@ -116,21 +109,22 @@ def test_a_second_run_on_the_same_workdir_is_refused(tiny_data_dir, tmp_path):
   assert "Traceback" not in proc.stderr
 
 
-def _damage(data_dir, tmp_path, split):
+def test_a_damaged_shard_is_named_with_how_to_rebuild(tiny_data_dir, tmp_path):
   damaged = str(tmp_path / "data")
-  shutil.copytree(data_dir, damaged)
-  (shard,) = glob.glob(os.path.join(damaged, "tiny_rain", "mixed", "*", f"*-{split}.array_record*"))
-  os.truncate(shard, os.path.getsize(shard) // 2)  # a copy cut short
-  return damaged, shard
-
-
-@pytest.mark.parametrize("split", ["train", "test"])
-def test_a_damaged_shard_is_named_with_how_to_rebuild(tiny_data_dir, tmp_path, split):
-  damaged, shard = _damage(tiny_data_dir, tmp_path, split)
+  shutil.copytree(tiny_data_dir, damaged)
+  shards = {}
+  for split in ("train", "test"):
+    (shard,) = glob.glob(
+      os.path.join(damaged, "tiny_rain", "mixed", "*", f"*-{split}.array_record*")
+    )
+    os.truncate(shard, os.path.getsize(shard) // 2)  # a copy cut short
+    shards[split] = shard
   proc = _train(damaged, str(tmp_path / "run"))
   _one_line_error(
-    proc, f"{shard}: damaged shard of dataset tiny_rain/mixed", f"delete {os.path.dirname(shard)}"
+    proc,
+    f"{shards['train']}: damaged shard of dataset tiny_rain/mixed",
+    f"delete {os.path.dirname(shards['train'])}",
   )
-  if split == "test":  # evaluate.py reads the same shards
-    proc = run_script(["evaluate.py", *config_flags_for(damaged), "--pretrained"], check=False)
-    _one_line_error(proc, f"{shard}: damaged shard")
+  # evaluate.py reads the test split's shard.
+  proc = run_script(["evaluate.py", *config_flags_for(damaged), "--pretrained"], check=False)
+  _one_line_error(proc, f"{shards['test']}: damaged shard")
