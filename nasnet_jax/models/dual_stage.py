@@ -346,6 +346,20 @@ class ClusteredAttention(nn.Module):
     return conv(c, (1, 1), name="project")(out.reshape(n, h, w, c))
 
 
+def _gated_ffn(block: nn.Module) -> nn.Module:
+  """Restormer's gated FFN (no spatial branch) with a DualStageNet block's fields."""
+  return SpatialEnhancedFeedForward(
+    features=block.features,
+    expansion=block.ffn_expansion,
+    spatial=False,
+    layer_norm=block.layer_norm,
+    conv_impl=block.conv_impl,
+    dtype=block.dtype,
+    param_dtype=block.param_dtype,
+    name="ffn",
+  )
+
+
 class MaskAttentionBlock(nn.Module):
   """Stage 1: x + window attention with the rain branch, then + gated FFN."""
 
@@ -375,14 +389,7 @@ class MaskAttentionBlock(nn.Module):
       **common,
     )
     x = x + attention(norm(name="norm1")(x), valid, rain)
-    ffn = SpatialEnhancedFeedForward(
-      features=self.features,
-      expansion=self.ffn_expansion,
-      spatial=False,
-      layer_norm=self.layer_norm,
-      name="ffn",
-      **common,
-    )
+    ffn = _gated_ffn(self)
     x = x + ffn(norm(name="norm2")(x), valid)
     return masked(x, valid)
 
@@ -427,14 +434,7 @@ class NonLocalBlock(nn.Module):
       **common,
     )
     x = x + window(norm(name="norm2")(x), valid)
-    ffn = SpatialEnhancedFeedForward(
-      features=self.features,
-      expansion=self.ffn_expansion,
-      spatial=False,
-      layer_norm=self.layer_norm,
-      name="ffn",
-      **common,
-    )
+    ffn = _gated_ffn(self)
     x = x + ffn(norm(name="norm3")(x), valid)
     return masked(x, valid)
 

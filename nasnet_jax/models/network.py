@@ -96,13 +96,9 @@ def config_defaults(cls: type, leave_out: tuple[str, ...] = ()) -> dict[str, Any
   return fields
 
 
-class NonLocalNetwork:
-  """The contract's parts that every network with image-wide attention shares, as a base
-  before ``nn.Module`` (``class DDSA(NonLocalNetwork, nn.Module)``): no receptive-field
-  radius (tiles are cross-faded), XLA:CPU's YNNPACK fusions on, and a config whose fields
-  are the network's attributes."""
-
-  receptive_field_radius = None
+class ConfiguredByFields:
+  """A network whose ``config.model`` fields are its attributes: the base of
+  ``LocalNetwork`` and ``NonLocalNetwork``."""
 
   @classmethod
   def from_config(cls, fields: Mapping[str, Any]):
@@ -113,6 +109,15 @@ class NonLocalNetwork:
   def default_config(cls) -> dict[str, Any]:
     """``config.model``'s fields (without ``name``) at the network's defaults."""
     return config_defaults(cls)
+
+
+class NonLocalNetwork(ConfiguredByFields):
+  """The contract's parts that every network with image-wide attention shares, as a base
+  before ``nn.Module`` (``class DDSA(NonLocalNetwork, nn.Module)``): no receptive-field
+  radius (tiles are cross-faded), XLA:CPU's YNNPACK fusions on, and a config whose fields
+  are the network's attributes."""
+
+  receptive_field_radius = None
 
   @property
   def xla_cpu_ynn_fusions(self) -> bool:
@@ -127,22 +132,12 @@ def mask_outside(x: jax.Array, valid: jax.Array | None) -> jax.Array:
   return x if valid is None else x * valid.astype(x.dtype)
 
 
-class LocalNetwork:
+class LocalNetwork(ConfiguredByFields):
   """The contract's parts that the convolutional networks share (NASNet, PReNet), as a
   base before ``nn.Module``: stride-1 "same" convolutions take any size as it is, and
   XLA:CPU's YNNPACK fusions help from ``YNN_MIN_FEATURES`` features on (their
   ``features`` attribute); a config's fields are the network's attributes. Each network
   still says its own ``receptive_field_radius``."""
-
-  @classmethod
-  def from_config(cls, fields: Mapping[str, Any]):
-    """The network of a ``config.model`` (``module_kwargs``)."""
-    return cls(**module_kwargs(cls, fields))
-
-  @classmethod
-  def default_config(cls) -> dict[str, Any]:
-    """``config.model``'s fields (without ``name``) at the network's defaults."""
-    return config_defaults(cls)
 
   @property
   def size_multiple(self) -> int:
