@@ -37,11 +37,10 @@ def _steps(workdir):
 def _fill(folder, leave):
   """Fills the disk of ``folder``, then frees ``leave`` bytes."""
   path = os.path.join(folder, "filler")
-  with open(path, "wb") as f:
+  with open(path, "wb", buffering=0) as f:  # unbuffered: closing has nothing left to write
     try:
       while True:
         f.write(b"\1" * (1 << 16))
-        f.flush()
     except OSError:
       pass
   os.truncate(path, max(os.path.getsize(path) - leave, 0))
