@@ -26,14 +26,13 @@ A model's images are split over this process's devices and, started on several h
 process 0 prints and writes the table, the same as on one device.
 """
 
-import itertools
 import os
 
 import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from nasnet_jax import command_line, evaluation, hosts, metrics, storage
+from nasnet_jax import command_line, evaluate_lib, metrics
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -68,119 +67,25 @@ flags.DEFINE_bool("verbose", False, "Also print INFO logs of TFDS, orbax and JAX
 command_line.define_distributed_flags()
 
 
-def _protocols(ground_truth: bool):
-  if FLAGS.protocols:
-    protocols = FLAGS.protocols
-  elif not ground_truth:
-    protocols = list(metrics.NO_REFERENCE_PROTOCOLS)
-  elif FLAGS.config is not None:
-    protocols = list(FLAGS.config.eval.protocols)
-  else:
-    protocols = ["y8", "rgb"]
-  known = metrics.PROTOCOLS + metrics.NO_REFERENCE_PROTOCOLS
-  bad = [p for p in protocols if p not in known]
-  if bad:
-    raise ValueError(f"--protocols has unknown {bad}; choose from {known}")
-  full, _ = evaluation.split_protocols(protocols)
-  if full and not ground_truth:
-    raise ValueError(
-      f"--protocols={','.join(full)} compare with ground truth, which real rain has not: "
-      f"pass --target_dir=GT, or use --protocols={','.join(metrics.NO_REFERENCE_PROTOCOLS)}"
-    )
-  return protocols
-
-
-def _score_folders():
-  """Saved outputs in --results_dir, against --target_dir or without ground truth."""
-  protocols = _protocols(ground_truth=bool(FLAGS.target_dir))
-  output_dir = FLAGS.output_dir or FLAGS.results_dir.rstrip("/") + "_scores"
-  storage.check_writable(output_dir, "--output_dir")  # a read-only disk: before scoring
-  rows = evaluation.evaluate_folders(
-    FLAGS.results_dir, FLAGS.target_dir, protocols, FLAGS.input_dir
-  )
-  extra = {"results_dir": FLAGS.results_dir, "target_dir": FLAGS.target_dir}
-  if FLAGS.input_dir:
-    extra["input_dir"] = FLAGS.input_dir
-  return rows, output_dir, extra, protocols
-
-
-def _score_model():
-  """The model (--workdir or --pretrained) on a dataset split or a folder of real photos."""
-  config = FLAGS.config
-  split = FLAGS.split or (config.data.eval_split if config is not None else None)
-  photos = FLAGS.input_dir
-  if split == evaluation.REAL_RAIN_SPLIT and not photos:
-    photos = config.eval.get("real_rain_dir") if config is not None else None
-    if not photos:
-      raise ValueError(
-        f"--split={evaluation.REAL_RAIN_SPLIT} derains the photos in "
-        "config.eval.real_rain_dir: set it (--config.eval.real_rain_dir=DIR) or pass --input_dir"
-      )
-  if not (FLAGS.workdir or FLAGS.pretrained) or (config is None and not photos):
-    raise ValueError(
-      "pass --config and --workdir (or --pretrained) to score a model, "
-      "--workdir (or --pretrained) and --input_dir to score it on real rainy photos, "
-      "--results_dir and --target_dir to score saved outputs, or --results_dir alone "
-      "for saved outputs of real rain"
-    )
-  if FLAGS.workdir and FLAGS.pretrained:
-    raise ValueError("pass either --workdir or --pretrained, not both")
-  import nasnet_jax  # pylint: disable=g-import-not-at-top
-
-  protocols = _protocols(ground_truth=not photos)
-  if photos:
-    split = evaluation.REAL_RAIN_SPLIT
-    examples = evaluation.folder_examples(photos)
-    if FLAGS.max_images:
-      examples = itertools.islice(examples, FLAGS.max_images)
-  if FLAGS.pretrained:
-    model, params = nasnet_jax.pretrained()
-    default_output = f"pretrained_eval_{split}"
-  else:
-    model, params = nasnet_jax.restore(FLAGS.workdir)
-    default_output = os.path.join(FLAGS.workdir, f"eval_{split}")
-  extra = {"workdir": FLAGS.workdir or "pretrained:general", "split": split}
-  if photos:
-    extra["input_dir"] = photos
-  else:
-    from nasnet_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-
-    source = pipeline.get_data_source(
-      config.data.name, split, config.data.data_dir, config.data.manual_dir
-    )
-    examples = pipeline.eval_examples(source, FLAGS.max_images or None)
-    extra["dataset"] = config.data.name
-  output_dir = FLAGS.output_dir or default_output
-  # A read-only or full disk, said before scoring (every host writes with --save_images).
-  hosts.check_on_every_host(
-    lambda: storage.check_writable(output_dir, "--output_dir"), "--output_dir"
-  )
-  options = evaluation.inference_options(config.eval if config is not None else {})
-  rows = evaluation.evaluate_model(
-    model,
-    params,
-    examples,
-    protocols,
-    output_dir=os.path.join(output_dir, "images") if FLAGS.save_images else None,
-    options=options,
-  )
-  extra["inference"] = options
-  return rows, output_dir, extra, protocols
-
-
 def run():
-  if FLAGS.target_dir and not FLAGS.results_dir:
-    raise ValueError("--target_dir needs --results_dir, the outputs to score against it")
-  if FLAGS.results_dir:
-    rows, output_dir, extra, protocols = _score_folders()
-  else:
-    rows, output_dir, extra, protocols = _score_model()
-  if jax.process_index() != 0:  # every process holds every row; one writes
-    return
-  summary = evaluation.summarize(rows)
-  evaluation.write_report(rows, summary, output_dir, {**extra, "protocols": protocols})
-  print(evaluation.format_table(summary, protocols))
-  print(f"wrote {os.path.join(output_dir, 'per_image.csv')} and summary.json")
+  result = evaluate_lib.evaluate(
+    evaluate_lib.EvaluationRequest(
+      config=FLAGS.config,
+      workdir=FLAGS.workdir,
+      pretrained=FLAGS.pretrained,
+      split=FLAGS.split,
+      results_dir=FLAGS.results_dir,
+      target_dir=FLAGS.target_dir,
+      input_dir=FLAGS.input_dir,
+      output_dir=FLAGS.output_dir,
+      protocols=FLAGS.protocols,
+      save_images=FLAGS.save_images,
+      max_images=FLAGS.max_images,
+    )
+  )
+  if jax.process_index() == 0:  # every process holds every row; one prints
+    print(result.table())
+    print(f"wrote {os.path.join(result.output_dir, 'per_image.csv')} and summary.json")
 
 
 def main(argv):

@@ -25,13 +25,20 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import harness  # noqa: E402
-from nasnet_jax import checkpointing, evaluation, inference, models, pretrained_models  # noqa: E402
+from nasnet_jax import (  # noqa: E402
+  checkpointing,
+  evaluation,
+  evaluation_report,
+  inference,
+  models,
+  pretrained_models,
+)
 from nasnet_jax.data import heldout_rain, pipeline, synthetic_rain  # noqa: E402
 
-# Columns: (group in evaluation.summarize, heading).
+# Columns: (group in evaluation_report.summarize, heading).
 OWN = tuple((kind, kind) for kind in synthetic_rain.RAIN_TYPES)
 HELDOUT = tuple(
-  (evaluation.HELDOUT_PREFIX + kind, kind.replace("_", " ")) for kind in heldout_rain.KINDS
+  (evaluation_report.HELDOUT_PREFIX + kind, kind.replace("_", " ")) for kind in heldout_rain.KINDS
 )
 TIMING_SIZE = 1024
 
@@ -90,7 +97,7 @@ def score_model(name, source, examples, protocol, timing_image, repeats) -> dict
   start = time.perf_counter()
   rows = evaluation.evaluate_model(model, params, examples, [protocol])
   scoring_s = time.perf_counter() - start
-  summary = evaluation.summarize(rows)
+  summary = evaluation_report.summarize(rows)
   result = {
     "name": name,
     "source": source,

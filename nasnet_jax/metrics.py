@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import dm_pix
 import jax
@@ -177,3 +178,14 @@ def _deraindrop_y(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndar
 def to_uint8(image) -> np.ndarray:
   """A float image in [0, 1] (any shape) -> uint8, clipped and rounded."""
   return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def split_protocols(protocols: Sequence[str]) -> tuple[list[str], list[str]]:
+  """(full-reference, no-reference) protocols of ``protocols``, each in the order given;
+  ValueError naming the unknown ones."""
+  known = PROTOCOLS + NO_REFERENCE_PROTOCOLS
+  unknown = [p for p in protocols if p not in known]
+  if unknown:
+    raise ValueError(f"unknown protocol(s) {unknown}; choose from {known}")
+  full = [p for p in protocols if p in PROTOCOLS]
+  return full, [p for p in protocols if p in NO_REFERENCE_PROTOCOLS]

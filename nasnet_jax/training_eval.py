@@ -7,7 +7,7 @@ import os
 import jax
 import numpy as np
 
-from nasnet_jax import evaluation, image_io
+from nasnet_jax import evaluation, evaluation_report, image_io
 from nasnet_jax.data import pipeline
 
 
@@ -34,7 +34,7 @@ def evaluate_during_training(config, model, params, eval_source, workdir, step) 
     on_image=keep_strip,
     options=evaluation.inference_options(config.eval),
   )
-  summary = evaluation.summarize(rows)
+  summary = evaluation_report.summarize(rows)
   if strips and jax.process_index() == 0:
     ordered = [strips[i] for i in sorted(strips)]
     width = max(s.shape[1] for s in ordered)

@@ -333,7 +333,7 @@ ONE_LAYOUT_PER_BUILDER = (
 def test_every_builder_feeds_training_and_evaluation(tmp_path, caplog):
   """One tiny run trains on a mixture of every builder, leaving out the training pair
   that raindrop's test_a repeats, then scores each test split."""
-  from nasnet_jax import evaluation, train_lib  # pylint: disable=g-import-not-at-top
+  from nasnet_jax import evaluation, evaluation_report, train_lib  # pylint: disable=g-import-not-at-top
   from tests.conftest import tiny_config  # pylint: disable=g-import-not-at-top
 
   data_dir = str(tmp_path / "tfds")
@@ -372,7 +372,7 @@ def test_every_builder_feeds_training_and_evaluation(tmp_path, caplog):
     rows = evaluation.evaluate_model(
       model, state.params, pipeline.eval_examples(source), ("y8", "rgb")
     )
-    summary = evaluation.summarize(rows)
+    summary = evaluation_report.summarize(rows)
     assert summary["all"]["count"] == len(source) > 0, name
     assert summary["all"]["input_psnr_y8"] > 0, name
   config.data.mixture = (("raindrop", "heavy"),)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from benchmarks import compare_models
-from nasnet_jax import evaluation
+from nasnet_jax import evaluation, evaluation_report
 from nasnet_jax.data import pipeline
 from tests.test_export import tiny_export
 
@@ -47,7 +47,7 @@ def test_the_table_scores_every_model_per_kind(tiny_data_dir, tmp_path, capsys):
   # The gains are evaluation's own numbers for that model on that split.
   source = pipeline.get_data_source("tiny_rain/mixed", "test", tiny_data_dir)
   rows = evaluation.evaluate_model(model, params, pipeline.eval_examples(source), ["y8"])
-  expected = evaluation.summarize(rows)
+  expected = evaluation_report.summarize(rows)
   got = results[0]["summary"]
   for group in ("streak", "heldout_drops", "own", "heldout", "clean"):
     assert got[group]["psnr_y8"] == pytest.approx(expected[group]["psnr_y8"], abs=1e-6)

@@ -37,7 +37,7 @@ from nasnet_jax.data import heldout_rain, overlap, photos, synthetic_rain
 
 # The test split's rain_type of rain-free examples and prefix of held-out ones, which
 # evaluation reports as their own groups.
-from nasnet_jax.evaluation import CLEAN, HELDOUT_PREFIX
+from nasnet_jax.evaluation_report import CLEAN, HELDOUT_PREFIX
 
 TRAIN_SIZE = 384
 TEST_STRENGTHS = (0.2, 0.4, 0.6, 0.8, 1.0)
