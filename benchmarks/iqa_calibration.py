@@ -8,9 +8,9 @@ and how far BRISQUE moves with the filter's rounding on flat windows.
 Prints a markdown table: per image, ours, MATLAB's and the difference for both scores,
 and the share of pixels whose 7x7 window holds one grey level. With ``--variants=N`` also
 BRISQUE − MATLAB per image with the flat windows' coefficients set to the exact 0, with
-numpy's SVD factors of the window (as ``filter2`` takes them apart, whose sums do not
-multiply to 1), and the range over N random factors that differ from ours in their last
-bits and still add up to 1.0: how much of the remaining difference is rounding.
+the factors ``filter2`` would take from the window by numpy's SVD, and the range over N
+random factors that differ from ours in their last bits and still add up to 1.0: how
+much of the difference is the filter's rounding.
 The images are not redistributable: measure with them, do not commit them.
 """
 
@@ -29,6 +29,7 @@ from scipy import ndimage
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import harness  # noqa: E402
 from nasnet_jax import image_io  # noqa: E402
 from nasnet_jax import no_reference as nr  # noqa: E402
 
@@ -65,28 +66,41 @@ def exact_zero_mscn(image: np.ndarray, padding: str) -> np.ndarray:
   return coefficients
 
 
+def fspecial_window() -> np.ndarray:
+  """``fspecial('gaussian', 7, 7/6)`` built as MATLAB builds it (the 2-D exponential over
+  its sum), divided by its sum again as the BRISQUE release does: (7, 7)."""
+  x = np.arange(-3.0, 4.0)
+  window = np.exp(-(x[None, :] ** 2 + x[:, None] ** 2) / (2 * (7 / 6) * (7 / 6)))
+  window /= window.sum()
+  return window / window.sum()
+
+
 def svd_factors() -> tuple[np.ndarray, np.ndarray]:
-  """filter2's split of the window: u(:,1) sqrt(s(1)) and v(:,1) sqrt(s(1))."""
-  factor = nr.gaussian_factor()
-  u, s, vt = np.linalg.svd(np.outer(factor, factor))
+  """filter2's split of that window: ``[u,s,v] = svd(rot90(window, 2))``, then
+  u(:,1) sqrt(s(1)) and v(:,1) sqrt(s(1)), with numpy's SVD for MATLAB's."""
+  u, s, vt = np.linalg.svd(np.rot90(fspecial_window(), 2))
   return u[:, 0] * np.sqrt(s[0]), vt[0] * np.sqrt(s[0])
 
 
 def factors_adding_to_one(rng: np.random.Generator) -> np.ndarray:
-  """Our factor with each tap moved by up to 2 units in the last place, its sum still 1.0."""
+  """Our factor with each tap moved by up to 2 units in its last place, its sum (left to
+  right) still 1.0."""
   factor = nr.gaussian_factor()
   while True:
-    moved = factor * (1 + rng.integers(-2, 3, factor.size) * np.finfo(np.float64).epsneg)
+    moved = factor + rng.integers(-2, 3, factor.size) * np.spacing(factor)
     if sum(moved) == 1.0 and not np.array_equal(moved, factor):
       return moved
 
 
-def brisque_with(gray: np.ndarray, factors=None, mscn=None) -> float:
-  """BRISQUE of grey levels with other filter factors (column, row) or another MSCN."""
-  if mscn is not None:
-    with mock.patch.object(nr, "mscn", mscn):
-      return nr.brisque(gray.astype(np.uint8))
+def brisque_with_factors(gray: np.ndarray, factors: tuple[np.ndarray, np.ndarray]) -> float:
+  """BRISQUE of grey levels with other filter factors (column, row)."""
   with mock.patch.object(nr, "gaussian_filter", functools.partial(FILTER, factors=factors)):
+    return nr.brisque(gray.astype(np.uint8))
+
+
+def brisque_with_exact_zero(gray: np.ndarray) -> float:
+  """BRISQUE of grey levels with the flat windows' coefficients set to the exact 0."""
+  with mock.patch.object(nr, "mscn", exact_zero_mscn):
     return nr.brisque(gray.astype(np.uint8))
 
 
@@ -113,9 +127,9 @@ def calibrate(images: str, official: str, variants: int = 0, seed: int = 0) -> l
     }
     if variants:
       matlab = row["brisque_matlab"]
-      row["exact_zero"] = brisque_with(gray, mscn=exact_zero_mscn) - matlab
-      row["svd"] = brisque_with(gray, svd_factors()) - matlab
-      spread = [brisque_with(gray, (f, f)) - matlab for f in random_factors]
+      row["exact_zero"] = brisque_with_exact_zero(gray) - matlab
+      row["svd"] = brisque_with_factors(gray, svd_factors()) - matlab
+      spread = [brisque_with_factors(gray, (f, f)) - matlab for f in random_factors]
       row["adding_to_one"] = (min(spread), max(spread))
     rows.append(row)
   return rows
@@ -155,7 +169,9 @@ def main(argv=None) -> int:
   parser.add_argument("--official", required=True, help="ResultsCalibra/results_official.csv")
   parser.add_argument("--variants", type=int, default=0, help="random factor sets (0: none)")
   args = parser.parse_args(argv)
-  print(markdown(calibrate(args.images, args.official, args.variants)))
+  rows = calibrate(args.images, args.official, args.variants)
+  print(harness.machine_line(harness.machine()))
+  print(markdown(rows))
   return 0
 
 

@@ -33,8 +33,9 @@ class EvaluationRequest:
   """What to score and where to write it; each field is evaluate.py's flag of that name.
 
   ``config`` is an ml_collections config (``configs/*.py``) or None; ``protocols`` None
-  means the config's ``eval.protocols`` against ground truth, niqe and brisque without.
-  ``max_images`` 0 scores every image.
+  means the config's ``eval.protocols`` against ground truth (``DEFAULT_PROTOCOLS``
+  without a config), niqe and brisque without ground truth. ``max_images`` limits the
+  images a model derains (0: all); saved outputs are always scored in full.
   """
 
   config: Any = None
@@ -50,7 +51,7 @@ class EvaluationRequest:
   max_images: int = 0
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Evaluation:
   """The outcome: one row per image, their summary per group (``evaluation_report``),
   the protocols scored and the folder the report went to."""
@@ -93,6 +94,10 @@ def evaluate(request: EvaluationRequest) -> Evaluation:
   (process 0; every process gets every row). Every process must call it."""
   if request.target_dir and not request.results_dir:
     raise ValueError("--target_dir needs --results_dir, the outputs to score against it")
+  if request.max_images < 0:
+    raise ValueError(f"--max_images must be >= 0 (0: all images), got {request.max_images}")
+  if isinstance(request.protocols, str):
+    raise ValueError(f"protocols must be a list of names, got the string {request.protocols!r}")
   if request.results_dir:
     rows, output_dir, extra, protocols = _score_folders(request)
   else:
@@ -117,8 +122,10 @@ def _score_folders(request: EvaluationRequest):
   return rows, output_dir, extra, protocols
 
 
-def _real_rain_folder(request: EvaluationRequest, split: str | None) -> str | None:
-  """The folder of real rainy photos the request names, if any."""
+def real_rain_folder(request: EvaluationRequest, split: str | None) -> str | None:
+  """The folder of real rainy photos to derain: ``input_dir``, else for ``split``
+  "real_rain" the config's ``eval.real_rain_dir`` (ValueError if unset); None for a
+  dataset split."""
   if request.input_dir or split != REAL_RAIN_SPLIT:
     return request.input_dir
   folder = request.config.eval.get("real_rain_dir") if request.config is not None else None
@@ -134,7 +141,7 @@ def _score_model(request: EvaluationRequest):
   """The model (workdir or pretrained) on a dataset split or a folder of real photos."""
   config = request.config
   split = request.split or (config.data.eval_split if config is not None else None)
-  photos = _real_rain_folder(request, split)
+  photos = real_rain_folder(request, split)
   if not (request.workdir or request.pretrained) or (config is None and not photos):
     raise ValueError(
       "pass --config and --workdir (or --pretrained) to score a model, "

@@ -71,24 +71,29 @@ def gaussian_factor() -> np.ndarray:
 def gaussian_filter(
   image: np.ndarray, padding: str, factors: tuple[np.ndarray, np.ndarray] | None = None
 ) -> np.ndarray:
-  """The 7x7 Gaussian window over a float (H, W) image, 'same' size, as MATLAB applies a
-  rank-1 kernel: ``filter2`` and ``imfilter`` both split it into a column and a row
-  factor, and ``conv2`` filters down the columns, then along the rows. Each output adds
-  its 7 products in kernel order, in float64. ``padding="replicate"`` is NIQE's
-  ``imfilter(..., 'replicate')``, ``"zero"`` BRISQUE's ``filter2(..., 'same')``: (H, W).
+  """The 7x7 Gaussian window over a float (H, W) image, 'same' size, as the releases'
+  MATLAB functions apply it: (H, W) float64.
 
-  The order matters where a window sees one grey level: the filtered value then differs
-  from that level by a rounding residue (about 1e-14) or not at all, depending on the
-  level, and the fits below count the residue's sign (see ``mscn``). ``factors`` (column,
-  row), each (7,), replace ``gaussian_factor()`` for both (to measure that effect).
+  Both split a rank-1 kernel into a column and a row factor and filter with one after
+  the other, each output adding its 7 products left to right. ``padding="zero"`` is
+  BRISQUE's ``filter2(..., 'same')``, which runs ``conv2(hcol, hrow, x)``: down the
+  columns first. ``"replicate"`` is NIQE's ``imfilter(..., 'replicate')``, which pads,
+  then filters along the rows first. ``factors`` (column, row), each (7,), replace
+  ``gaussian_factor()`` (to measure how much their last bits matter).
+
+  That matters where a window sees one grey level: the filtered value is the level
+  itself at some levels and the level plus a rounding residue (about 1e-14) at others,
+  depending on the factors, and the fits below count the residue's sign (see ``mscn``).
   """
   mode = {"replicate": "edge", "zero": "constant"}[padding]
-  out = image
-  for axis, factor in zip((0, 1), factors or (gaussian_factor(),) * 2):
+  column, row = factors or (gaussian_factor(),) * 2
+  passes = [(0, column), (1, row)] if padding == "zero" else [(1, row), (0, column)]
+  out = np.asarray(image, np.float64)
+  for axis, factor in passes:
     length = out.shape[axis]
     padded = np.pad(out, [(3, 3) if a == axis else (0, 0) for a in range(2)], mode=mode)
     total = np.zeros_like(out)
-    for k in range(7):  # conv2's order: tap k meets the input 3 - k pixels ahead
+    for k in range(7):  # tap k meets the input 3 - k pixels ahead (conv2's indexing)
       start = 6 - k
       taken = padded[start : start + length] if axis == 0 else padded[:, start : start + length]
       total = total + factor[k] * taken

@@ -28,6 +28,8 @@ from nasnet_jax.evaluate_lib import EvaluationRequest
       r"^--protocols=y8 compare with ground truth, which real rain has not",
     ),
     ({"results_dir": "R", "protocols": ["psnr"]}, r"^--protocols has unknown \['psnr'\]"),
+    ({"results_dir": "R", "protocols": "niqe"}, r"^protocols must be a list of names"),
+    ({"pretrained": True, "max_images": -1}, r"^--max_images must be >= 0 \(0: all images\)"),
   ],
 )
 def test_refused_requests_name_the_flag_before_anything_is_loaded(request_fields, message):
@@ -65,3 +67,15 @@ def test_saved_outputs_are_scored_and_reported(tmp_path):
   assert result.table() == evaluation_report.format_table(result.summary, ["rgb"])
   written = json.loads(open(os.path.join(result.output_dir, "summary.json")).read())
   assert written["protocols"] == ["rgb"] and written["target_dir"] == str(targets)
+
+
+def test_the_real_rain_split_is_the_configs_folder(tmp_path):
+  config = synthetic.get_config()
+  request = EvaluationRequest(config=config, split=evaluate_lib.REAL_RAIN_SPLIT)
+  with pytest.raises(ValueError, match="set it"):
+    evaluate_lib.real_rain_folder(request, request.split)
+  config.eval.real_rain_dir = str(tmp_path)
+  assert evaluate_lib.real_rain_folder(request, request.split) == str(tmp_path)
+  other = EvaluationRequest(config=config, input_dir="mine", split=evaluate_lib.REAL_RAIN_SPLIT)
+  assert evaluate_lib.real_rain_folder(other, other.split) == "mine"
+  assert evaluate_lib.real_rain_folder(EvaluationRequest(config=config), "test") is None
