@@ -1,5 +1,5 @@
-"""NIQE and BRISQUE, the no-reference scores of real rainy photos, as the authors' MATLAB
-code computes them (lower is better for both).
+"""NIQE and BRISQUE, the no-reference scores of real rainy photos, following the authors'
+MATLAB code step by step (lower is better for both).
 
 ``niqe`` is ``computequality.m`` of the NIQE release (Mittal, Soundararajan & Bovik 2013)
 with ``niqe.m``'s settings; ``brisque`` is ``brisquescore.m`` of the BRISQUE release
