@@ -104,9 +104,25 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[str, str]], list[tuple
   return found, errors
 
 
+def _hyphenated_option(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+  """The first argument spelt like an option with hyphens for underscores, said as a fix."""
+  options = parser._option_string_actions  # pylint: disable=protected-access
+  for arg in argv:
+    name = arg.split("=", 1)[0]
+    fixed = "--" + name[2:].replace("-", "_")
+    if name.startswith("--") and name not in options and fixed in options:
+      return f"unknown option {name}: the options are spelt with underscores, {fixed}"
+  return None
+
+
 def run(argv: list[str] | None = None) -> int:
   """The CLI; returns the exit status."""
-  args = _parser().parse_args(argv)
+  parser = _parser()
+  argv = sys.argv[1:] if argv is None else argv
+  if (message := _hyphenated_option(parser, argv)) is not None:
+    command_line.print_error(message)
+    return 2
+  args = parser.parse_args(argv)
   if args.tile < 0 or args.tile_batch < 1:
     command_line.print_error("--tile must be >= 0 and --tile_batch >= 1")
     return 2

@@ -311,10 +311,15 @@ def evaluate_folders(
   if problems:
     for path, reason in problems:
       print(f"  {path}: {reason}", file=sys.stderr, flush=True)
+    if targets is not None:
+      rule = (
+        f"every result needs a ground truth{' and an input' if input_dir else ''} of the "
+        "same name and size, and every ground truth a result"
+      )
+    else:
+      rule = "every result needs an input of the same name, and every input a result"
     raise ValueError(
-      f"{len(problems)} file(s) cannot be scored (listed above): every result "
-      "needs a ground truth (and input) of the same name and size, and every "
-      "ground truth (or, without one, every input) a result; nothing was written"
+      f"{len(problems)} file(s) cannot be scored (listed above): {rule}; nothing was written"
     )
   return rows
 

@@ -9,6 +9,8 @@ import logging as std_logging
 HARMLESS_LOG_LINES = (
   "OpenCV is not installed",  # TFDS: PIL decodes our PNGs
   "Unable to initialize backend",  # JAX probing TPU/GPU on a CPU host
+  # TFDS looking for an earlier build in a folder it is about to build into
+  "has no dataset_info.json",
   "for deletion",  # orbax after a resume
   "read_only=True",  # orbax, restoring read-only
   "Given directory is read only",

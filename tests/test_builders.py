@@ -185,6 +185,15 @@ def test_build_is_deterministic(tmp_path):
   assert orders[0] == orders[1] and len(orders[0]) == 4
 
 
+def test_a_build_says_it_builds_from_local_files_not_that_it_downloads(tmp_path, capsys):
+  manual_dir, _, _ = _tree(tmp_path, fake.paired_folders, False)
+  builder = _build("paired_folders/x", manual_dir, tmp_path / "tfds")
+  printed = capsys.readouterr().out
+  assert "Downloading" not in printed and "downloaded" not in printed
+  assert f"Building {builder.info.full_name} into " in printed
+  assert f"Built {builder.info.full_name} in {builder.data_dir}." in printed
+
+
 def test_tfds_leftovers_of_a_killed_build_do_no_harm(tmp_path):
   manual_dir, expected, _ = _tree(tmp_path, fake.raindrop, False)
   data_dir = tmp_path / "tfds"

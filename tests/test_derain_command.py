@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from nasnet_jax import image_io, inference
+from nasnet_jax import derain_command, image_io, inference
 from tests.conftest import remount
 from tests.test_export import tiny_export
 from tests.test_image_io import random_rgb, write_png16
@@ -189,3 +189,12 @@ def test_a_read_only_or_full_output_folder_is_one_line(checkpoint, tmp_path, tmp
   assert f"error: no space left in {disk} while writing {disk}/b.png; 1 written" in proc.stderr
   assert sorted(os.listdir(disk)) == ["a.png", "b.png", "filler"]  # no temporary file left
   assert open(os.path.join(disk, "b.png"), "rb").read() == earlier  # an earlier output stays
+
+
+def test_an_option_spelt_with_hyphens_is_one_line_naming_the_right_one(capsys):
+  assert derain_command.run(["photo.jpg", "--output-dir=out"]) == 2
+  assert capsys.readouterr().err.strip().splitlines() == [
+    "error: unknown option --output-dir: the options are spelt with underscores, --output_dir"
+  ]
+  assert derain_command.run(["photo.jpg", "--tile-batch", "2", "--output_dir=out"]) == 2
+  assert "--tile_batch" in capsys.readouterr().err

@@ -53,7 +53,11 @@ def test_every_unscorable_file_is_listed_before_the_error(folders, capsys):
   save(os.path.join(results, "extra.png"), pairs["a"][0])
   os.remove(os.path.join(results, "b.png"))
   save(os.path.join(results, "a.png"), np.zeros((20, 30, 3), np.uint8))
-  with pytest.raises(ValueError, match=r"^3 file\(s\) cannot be scored \(listed above\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"^3 file\(s\) cannot be scored \(listed above\): every result needs a ground truth "
+    r"of the same name and size, and every ground truth a result; nothing was written$",
+  ):
     evaluation.evaluate_folders(results, targets)
   listed = capsys.readouterr().err.splitlines()
   assert len(listed) == 3
@@ -185,7 +189,11 @@ def test_without_ground_truth_every_input_needs_a_result(real_rain, tmp_path, ca
   extra_input = tmp_path / "inputs"
   shutil.copytree(inputs, extra_input)
   save(str(extra_input / "dog.png"), pairs["cat"][0])
-  with pytest.raises(ValueError, match=r"^1 file\(s\) cannot be scored"):
+  with pytest.raises(
+    ValueError,
+    match=r"^1 file\(s\) cannot be scored \(listed above\): every result needs an input "
+    r"of the same name, and every input a result; nothing was written$",
+  ):
     evaluation.evaluate_folders(results, None, ("niqe",), input_dir=str(extra_input))
   assert "dog.png: no result dog.*" in capsys.readouterr().err
 

@@ -42,12 +42,14 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from nasnet_jax.data import build_cache, layouts, overlap
+from nasnet_jax.data import build_cache, layouts, local_build, overlap
 
 SKIPPED_REPORT = "skipped.txt"
 
 
-class PairedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class PairedImageBuilder(
+  local_build.BuiltLocally, tfds.core.GeneratorBasedBuilder, skip_registration=True
+):
   """Base: rainy/clean pairs listed by ``nasnet_jax.data.layouts`` from a manual_dir."""
 
   VERSION = tfds.core.Version("1.1.0")

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from nasnet_jax.data import heldout_rain, overlap, photos, synthetic_rain
+from nasnet_jax.data import heldout_rain, local_build, overlap, photos, synthetic_rain
 
 # The test split's rain_type of rain-free examples and prefix of held-out ones, which
 # evaluation reports as their own groups.
@@ -62,7 +62,7 @@ def _short_side(image: np.ndarray, size: int) -> np.ndarray:
 _render = jax.jit(synthetic_rain.add_rain, static_argnames=("rain_type",))
 
 
-class SyntheticRain(tfds.core.GeneratorBasedBuilder):
+class SyntheticRain(local_build.BuiltLocally, tfds.core.GeneratorBasedBuilder):
   """Synthetic rain streaks, drops and mist over photos shipped with the dependencies."""
 
   VERSION = tfds.core.Version("2.1.0")
