@@ -76,11 +76,10 @@ def choose_protocols(request: EvaluationRequest, ground_truth: bool) -> list[str
     protocols = list(request.config.eval.protocols)
   else:
     protocols = list(DEFAULT_PROTOCOLS)
-  known = metrics.PROTOCOLS + metrics.NO_REFERENCE_PROTOCOLS
-  bad = [p for p in protocols if p not in known]
-  if bad:
-    raise ValueError(f"--protocols has unknown {bad}; choose from {known}")
-  full, _ = metrics.split_protocols(protocols)
+  try:
+    full, _ = metrics.split_protocols(protocols)
+  except ValueError as e:  # unknown names
+    raise ValueError(f"--protocols: {e}") from None
   if full and not ground_truth:
     raise ValueError(
       f"--protocols={','.join(full)} compare with ground truth, which real rain has not: "

@@ -23,7 +23,6 @@ import jax
 from nasnet_jax import hosts
 
 LOCK_FILE = "lock"
-LOCK_FILE_PROBLEM = "the run's lock file"
 
 
 class WorkdirInUseError(FileExistsError):
@@ -50,28 +49,26 @@ class WorkdirLock:
     self._file = None
 
   def __enter__(self) -> WorkdirLock:
-    refused = None
-    if jax.process_index() == 0:
-      refused = self._acquire()
+    refused = self._acquire() if jax.process_index() == 0 else None
     if hosts.failed_hosts(refused is None):  # process 0's verdict, on every host
-      if refused and refused.startswith(LOCK_FILE_PROBLEM):
-        raise WorkdirInUseError(f"{refused}; fix it or pass another --workdir")
-      who = refused or "another run (process 0 of this job says which)"
-      raise WorkdirInUseError(
-        f"{os.path.dirname(self.path)} is in use by another training run ({who}); "
-        "wait for it to finish or stop it, or pass another --workdir"
-      )
+      raise WorkdirInUseError(refused or self._in_use("process 0 of this job says which"))
     return self
 
+  def _in_use(self, who: str) -> str:
+    return (
+      f"{os.path.dirname(self.path)} is in use by another training run ({who}); "
+      "wait for it to finish or stop it, or pass another --workdir"
+    )
+
   def _acquire(self) -> str | None:
-    """Takes the lock; returns who holds it instead, or None. A file system without
+    """Takes the lock; returns why it cannot instead, or None. A file system without
     locks (Lustre without ``-o flock``, NFSv3 without lockd) trains unlocked, warned."""
     try:
       self._file = open(self.path, "a+")
       fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
       self._close()
-      return _holder(self.path)
+      return self._in_use(_holder(self.path))
     except OSError as e:
       self._close()
       if e.errno in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP):
@@ -81,7 +78,10 @@ class WorkdirLock:
           flush=True,
         )
         return None
-      return f"{LOCK_FILE_PROBLEM} {self.path} cannot be taken ({e.strerror})"
+      return (
+        f"the run's lock file {self.path} cannot be taken ({e.strerror}); fix it or pass "
+        "another --workdir"
+      )
     self._file.seek(0)
     self._file.truncate()
     json.dump(

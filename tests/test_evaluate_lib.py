@@ -27,7 +27,10 @@ from nasnet_jax.evaluate_lib import EvaluationRequest
       {"pretrained": True, "input_dir": "RAINY", "protocols": ["y8"]},
       r"^--protocols=y8 compare with ground truth, which real rain has not",
     ),
-    ({"results_dir": "R", "protocols": ["psnr"]}, r"^--protocols has unknown \['psnr'\]"),
+    (
+      {"results_dir": "R", "protocols": ["psnr"]},
+      r"^--protocols: unknown protocol\(s\) \['psnr'\]; choose from",
+    ),
     ({"results_dir": "R", "protocols": "niqe"}, r"^protocols must be a list of names"),
     ({"pretrained": True, "max_images": -1}, r"^--max_images must be >= 0 \(0: all images\)"),
   ],

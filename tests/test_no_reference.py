@@ -81,27 +81,19 @@ def ref_filter_pixel_by_pixel(image, padding):
       return a[min(max(i, 0), rows - 1), min(max(j, 0), cols - 1)]
     return a[i, j] if 0 <= i < rows and 0 <= j < cols else 0.0
 
-  def down(a):
+  def along(a, di, dj):  # down the columns (1, 0) or along the rows (0, 1)
     out = np.zeros_like(a)
     for i in range(rows):
       for j in range(cols):
         total = 0.0
         for k in range(7):
-          total += h[k] * at(a, i + 3 - k, j)
+          total += h[k] * at(a, i + di * (3 - k), j + dj * (3 - k))
         out[i, j] = total
     return out
 
-  def across(a):
-    out = np.zeros_like(a)
-    for i in range(rows):
-      for j in range(cols):
-        total = 0.0
-        for k in range(7):
-          total += h[k] * at(a, i, j + 3 - k)
-        out[i, j] = total
-    return out
-
-  return across(down(image)) if padding == "zero" else down(across(image))
+  if padding == "zero":
+    return along(along(image, 1, 0), 0, 1)
+  return along(along(image, 0, 1), 1, 0)
 
 
 def ref_mscn(image, padding, filter_=None):
